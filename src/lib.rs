@@ -1,0 +1,1 @@
+//! backflow: automatic differentiation with a multi-threaded dataflow backward pass.
