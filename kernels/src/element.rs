@@ -70,7 +70,11 @@ macro_rules! impl_element {
             ) {
                 check_extent(a.len(), m, k, rsa, csa, "a");
                 check_extent(b.len(), k, n, rsb, csb, "b");
-                assert!(c.len() >= m * n, "gemm: output of {m}x{n} overruns its buffer of {}", c.len());
+                assert!(
+                    c.len() >= m * n,
+                    "gemm: output of {m}x{n} overruns its buffer of {}",
+                    c.len()
+                );
                 if m == 0 || n == 0 {
                     return;
                 }

@@ -1,0 +1,89 @@
+//! The sequential schedulers, on the calling thread: `Dfs` (reverse post-order) and `Kahn`
+//! (FIFO ready queue). Both fold contributions in canonical slot order through the same
+//! [`StripedBuffers`] as the parallel executor, so all three agree bitwise.
+
+use super::{output_for, run_node, seed_slots, Accumulation, ExecError, Plan, StripedBuffers, Task};
+use std::collections::VecDeque;
+
+/// In-degree bookkeeping of a single thread.
+struct Inbox<G> {
+    remaining: Vec<u32>,
+    buffers: StripedBuffers<G>,
+}
+
+impl<G: super::Gradient> Inbox<G> {
+    fn new(plan: &Plan, mode: Accumulation) -> Self {
+        Self {
+            remaining: (0..plan.len() as u32).map(|i| plan.indegree(i)).collect(),
+            buffers: StripedBuffers::new(plan.len(), mode),
+        }
+    }
+
+    /// Delivers `c` to `slot` of `target`; returns the final gradient once all have arrived.
+    fn deliver(&mut self, plan: &Plan, target: u32, slot: u32, c: Option<G>) -> Option<Option<G>> {
+        if plan.indegree(target) == 1 {
+            return Some(c);
+        }
+        let folded = self.buffers.deposit(target, slot, c);
+        let left = &mut self.remaining[target as usize];
+        *left -= folded;
+        (folded > 0 && *left == 0).then(|| self.buffers.take(target))
+    }
+}
+
+/// Runs nodes in reverse post-order; each is ready when reached.
+pub(super) fn run_dfs<T: Task>(
+    plan: &Plan,
+    task: &T,
+    seeds: Vec<Option<T::Grad>>,
+    mode: Accumulation,
+) -> Result<(), ExecError> {
+    let mut inbox = Inbox::new(plan, mode);
+    let mut ready: Vec<Option<Option<T::Grad>>> = (0..plan.len()).map(|_| None).collect();
+    for ((&node, slot), seed) in plan.seeds().iter().zip(seed_slots(plan)).zip(seeds) {
+        if let Some(g) = inbox.deliver(plan, node, slot, seed) {
+            ready[node as usize] = Some(g);
+        }
+    }
+    let mut outputs = Vec::new();
+    for &node in plan.order() {
+        let grad = ready[node as usize]
+            .take()
+            .expect("reverse post-order reaches a node after all its consumers");
+        run_node(task, node, grad, &mut outputs)?;
+        for edge in plan.edges(node) {
+            let c = output_for(&mut outputs, edge);
+            if let Some(g) = inbox.deliver(plan, edge.target, edge.slot, c) {
+                ready[edge.target as usize] = Some(g);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs nodes as their in-degree reaches zero, first released first run.
+pub(super) fn run_kahn<T: Task>(
+    plan: &Plan,
+    task: &T,
+    seeds: Vec<Option<T::Grad>>,
+    mode: Accumulation,
+) -> Result<(), ExecError> {
+    let mut inbox = Inbox::new(plan, mode);
+    let mut queue = VecDeque::new();
+    for ((&node, slot), seed) in plan.seeds().iter().zip(seed_slots(plan)).zip(seeds) {
+        if let Some(g) = inbox.deliver(plan, node, slot, seed) {
+            queue.push_back((node, g));
+        }
+    }
+    let mut outputs = Vec::new();
+    while let Some((node, grad)) = queue.pop_front() {
+        run_node(task, node, grad, &mut outputs)?;
+        for edge in plan.edges(node) {
+            let c = output_for(&mut outputs, edge);
+            if let Some(g) = inbox.deliver(plan, edge.target, edge.slot, c) {
+                queue.push_back((edge.target, g));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! Unit tests of the generic executor on small hand-made and random scalar graphs.
+
+use super::*;
+use crate::sync::Mutex;
+
+impl Gradient for f64 {
+    fn accumulate(self, later: f64) -> f64 {
+        self + later
+    }
+}
+
+/// Node `i` sends `g * w` along each successor edge, and records the gradient it received.
+struct Scalar {
+    succ: Vec<Vec<(u32, f64)>>,
+    seen: Mutex<Vec<Option<f64>>>,
+    ran: Mutex<Vec<u32>>,
+    fail_at: Option<u32>,
+}
+
+impl Scalar {
+    fn new(succ: Vec<Vec<(u32, f64)>>) -> Self {
+        let n = succ.len();
+        Self {
+            succ,
+            seen: Mutex::new(vec![None; n]),
+            ran: Mutex::new(Vec::new()),
+            fail_at: None,
+        }
+    }
+}
+
+impl Task for Scalar {
+    type Grad = f64;
+    fn run(&self, node: u32, grad: Option<f64>, out: &mut Vec<Option<f64>>) -> Result<(), String> {
+        if self.fail_at == Some(node) {
+            panic!("injected fault at {node}");
+        }
+        self.ran.lock().push(node);
+        self.seen.lock()[node as usize] = grad;
+        for &(_, w) in &self.succ[node as usize] {
+            out.push(grad.map(|g| (g * w).sin() + g));
+        }
+        Ok(())
+    }
+    fn describe(&self, node: u32) -> String {
+        format!("scalar{node}")
+    }
+}
+
+/// Runs `graph` from root 0 and returns the gradients indexed by original node id.
+fn run(graph: &[Vec<(u32, f64)>], opts: &ExecOptions, fail_at: Option<u32>) -> Result<Vec<Option<f64>>, ExecError> {
+    let roots = [0u32];
+    let (plan, nodes) = Plan::build(
+        &roots,
+        |&n| n,
+        |&n, out| out.extend(graph[n as usize].iter().map(|e| e.0)),
+        None,
+    );
+    // Re-index the graph densely.
+    let mut dense = vec![0u32; graph.len()];
+    for (i, &n) in nodes.iter().enumerate() {
+        dense[n as usize] = i as u32;
+    }
+    let succ = nodes
+        .iter()
+        .map(|&n| graph[n as usize].iter().map(|&(t, w)| (dense[t as usize], w)).collect())
+        .collect();
+    let mut task = Scalar::new(succ);
+    task.fail_at = fail_at.map(|f| dense[f as usize]);
+    let task = Arc::new(task);
+    execute(Arc::new(plan), Arc::clone(&task), vec![Some(1.0)], opts)?;
+    let seen = task.seen.lock();
+    let mut out = vec![None; graph.len()];
+    for (i, &n) in nodes.iter().enumerate() {
+        out[n as usize] = seen[i];
+    }
+    Ok(out)
+}
+
+/// A random layered DAG: node i feeds only nodes > i, many share a few hubs.
+fn random_dag(seed: u64, n: usize) -> Vec<Vec<(u32, f64)>> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    (0..n)
+        .map(|i| {
+            if i + 1 == n {
+                return vec![];
+            }
+            let k = 1 + (next() % 3) as usize;
+            (0..k)
+                .map(|_| {
+                    let hub = next() % 4 == 0;
+                    let t = if hub { n - 1 - (next() % 3) as usize } else { i + 1 + (next() as usize % (n - i - 1)) };
+                    let t = t.max(i + 1);
+                    (t as u32, (next() % 1000) as f64 / 997.0 - 0.4)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn opts(scheduler: Scheduler, threads: usize, accumulation: Accumulation) -> ExecOptions {
+    ExecOptions {
+        scheduler,
+        threads,
+        accumulation,
+    }
+}
+
+#[test]
+fn diamond_sums_both_paths() {
+    // 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3
+    let g = vec![vec![(1, 1.0), (2, 1.0)], vec![(3, 1.0)], vec![(3, 1.0)], vec![]];
+    for s in Scheduler::ALL {
+        let got = run(&g, &opts(s, 2, Accumulation::Deterministic), None).unwrap();
+        let one = (1.0f64).sin() + 1.0;
+        let two = (one).sin() + one;
+        assert_eq!(got[3], Some(two + two), "{s:?}");
+    }
+}
+
+#[test]
+fn schedulers_agree_bitwise_on_random_dags() {
+    for seed in 0..60 {
+        let g = random_dag(seed, 40 + (seed as usize % 90));
+        let reference = run(&g, &opts(Scheduler::Dfs, 1, Accumulation::Deterministic), None).unwrap();
+        for s in Scheduler::ALL {
+            for threads in [1, 2, 3, 4, 8] {
+                let got = run(&g, &opts(s, threads, Accumulation::Deterministic), None).unwrap();
+                let bits = |v: &[Option<f64>]| v.iter().map(|x| x.map(f64::to_bits)).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&reference), "seed {seed} {s:?} threads {threads}");
+                let fast = run(&g, &opts(s, threads, Accumulation::Fast), None).unwrap();
+                for (a, b) in fast.iter().zip(&reference) {
+                    match (a, b) {
+                        (Some(a), Some(b)) => {
+                            assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "seed {seed}: {a} vs {b}")
+                        }
+                        _ => assert_eq!(a.is_some(), b.is_some(), "seed {seed}"),
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_panic_becomes_an_error_and_the_pool_survives() {
+    let g = random_dag(7, 200);
+    for s in Scheduler::ALL {
+        let err = run(&g, &opts(s, 4, Accumulation::Deterministic), Some(17)).unwrap_err();
+        assert!(err.panicked);
+        assert_eq!(err.op, format!("scalar{}", err.node));
+        assert!(err.message.contains("injected fault at"), "{err}");
+        run(&g, &opts(s, 4, Accumulation::Deterministic), None).unwrap();
+    }
+}
+
+#[test]
+fn pruning_keeps_only_paths_to_the_inputs() {
+    // 0 -> 1 -> 3, 0 -> 2 (dead end). Keep only node 3.
+    let g = [vec![1u32, 2], vec![3], vec![], vec![]];
+    let keep = |n: &u32| *n == 3;
+    let (plan, nodes) = Plan::build(&[0u32], |&n| n, |&n, out| out.extend(&g[n as usize]), Some(&keep));
+    assert_eq!(nodes, vec![0, 1, 3]);
+    assert_eq!(plan.edges(0), &[Edge { target: 1, slot: 0, position: 0 }]);
+    assert_eq!(plan.indegree(2), 1);
+}
+
+#[test]
+fn a_deep_chain_plans_without_recursion() {
+    let n = 200_000u32;
+    let (plan, _) = Plan::build(&[0u32], |&n| n, |&i, out| if i + 1 < n { out.push(i + 1) }, None);
+    assert_eq!(plan.len(), n as usize);
+    assert_eq!(plan.order().first(), Some(&0));
+}

@@ -1,0 +1,47 @@
+//! Production primitives: std atomics and `Arc`, parking_lot locks.
+
+pub use crossbeam_utils::CachePadded;
+pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
+pub use std::sync::Arc;
+
+/// A mutex with parking_lot's `lock()` (no poisoning).
+pub type Mutex<T> = parking_lot::Mutex<T>;
+
+/// A guard of [`Mutex`].
+pub type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+/// A condition variable paired with [`Mutex`].
+#[derive(Default)]
+pub struct Condvar(parking_lot::Condvar);
+
+impl Condvar {
+    /// Creates a condition variable.
+    pub fn new() -> Self {
+        Self(parking_lot::Condvar::new())
+    }
+
+    /// Blocks until notified or until `timeout` passes; returns the guard.
+    pub fn wait_for<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        timeout: std::time::Duration,
+    ) -> MutexGuard<'a, T> {
+        self.0.wait_for(&mut guard, timeout);
+        guard
+    }
+
+    /// Wakes one waiter.
+    pub fn notify_one(&self) {
+        self.0.notify_one();
+    }
+
+    /// Wakes every waiter.
+    pub fn notify_all(&self) {
+        self.0.notify_all();
+    }
+}
+
+/// Tells a spinning thread to let others run.
+pub fn yield_now() {
+    std::thread::yield_now();
+}

@@ -1,0 +1,160 @@
+//! Ops that move data without arithmetic: transposing two axes and concatenating along one.
+//!
+//! Reshape needs no kernel: the row-major data of a reshaped tensor is unchanged.
+
+use crate::shape::{numel, strides, walk};
+use crate::Element;
+
+/// Swaps axes `d0` and `d1` of `x` (shape `shape`), returning contiguous row-major data of
+/// the swapped shape.
+///
+/// Its backward is the same transpose applied to the upstream gradient, since swapping two
+/// axes is its own inverse (a permutation matrix whose transpose is itself).
+///
+/// Precondition: `d0, d1 < shape.len()` and `x.len() == numel(shape)`.
+pub fn transpose<T: Element>(x: &[T], shape: &[usize], d0: usize, d1: usize) -> Vec<T> {
+    assert!(
+        d0 < shape.len() && d1 < shape.len(),
+        "transpose: axes ({d0}, {d1}) out of range for {shape:?}"
+    );
+    assert_eq!(
+        x.len(),
+        numel(shape),
+        "transpose: data does not match {shape:?}"
+    );
+    if d0 == d1 {
+        return x.to_vec();
+    }
+    let (mut out_shape, mut read) = (shape.to_vec(), strides(shape));
+    out_shape.swap(d0, d1);
+    read.swap(d0, d1);
+    let mut y = Vec::with_capacity(x.len());
+    walk(&out_shape, [&read], |_, [o]| y.push(x[o]));
+    y
+}
+
+/// Splits `shape` around `axis` into (elements before it, elements after it).
+fn outer_inner(shape: &[usize], axis: usize) -> (usize, usize) {
+    assert!(
+        axis < shape.len(),
+        "concat: axis {axis} out of range for {shape:?}"
+    );
+    (numel(&shape[..axis]), numel(&shape[axis + 1..]))
+}
+
+/// Concatenates `parts` (each `(data, shape)`) along `axis`; returns the data and its shape.
+///
+/// Precondition: `parts` is non-empty, every shape has the same rank greater than `axis`
+/// and agrees with the others off `axis`, and each slice matches its shape.
+pub fn concat<T: Element>(parts: &[(&[T], &[usize])], axis: usize) -> (Vec<T>, Vec<usize>) {
+    let (_, first) = parts.first().expect("concat: no parts");
+    let mut out_shape = first.to_vec();
+    out_shape[axis] = 0;
+    for (data, shape) in parts {
+        assert!(
+            shape.len() == first.len()
+                && (0..shape.len()).all(|d| d == axis || shape[d] == first[d]),
+            "concat: shape {shape:?} does not match {first:?} off axis {axis}"
+        );
+        assert_eq!(
+            data.len(),
+            numel(shape),
+            "concat: data does not match {shape:?}"
+        );
+        out_shape[axis] += shape[axis];
+    }
+    let (outer, inner) = outer_inner(first, axis);
+    let mut y = Vec::with_capacity(numel(&out_shape));
+    for o in 0..outer {
+        for (data, shape) in parts {
+            let run = shape[axis] * inner;
+            y.extend_from_slice(&data[o * run..(o + 1) * run]);
+        }
+    }
+    (y, out_shape)
+}
+
+/// Gradient of [`concat()`]: splits `gy` (shape `out_shape`) along `axis` into pieces whose
+/// sizes along `axis` are `sizes`, one per original part.
+///
+/// Precondition: `sizes` sum to `out_shape[axis]` and `gy.len() == numel(out_shape)`.
+pub fn concat_backward<T: Element>(
+    gy: &[T],
+    out_shape: &[usize],
+    axis: usize,
+    sizes: &[usize],
+) -> Vec<Vec<T>> {
+    // Concatenation only moves elements, so each part's gradient is its slice of gy.
+    let (outer, inner) = outer_inner(out_shape, axis);
+    assert_eq!(
+        sizes.iter().sum::<usize>(),
+        out_shape[axis],
+        "concat_backward: sizes {sizes:?} do not fill axis {axis} of {out_shape:?}"
+    );
+    assert_eq!(
+        gy.len(),
+        numel(out_shape),
+        "concat_backward: gy does not match {out_shape:?}"
+    );
+    let mut pieces: Vec<Vec<T>> = sizes
+        .iter()
+        .map(|s| Vec::with_capacity(outer * s * inner))
+        .collect();
+    let mut at = 0;
+    for _ in 0..outer {
+        for (piece, size) in pieces.iter_mut().zip(sizes) {
+            let run = size * inner;
+            piece.extend_from_slice(&gy[at..at + run]);
+            at += run;
+        }
+    }
+    pieces
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{check_vjp, values};
+
+    #[test]
+    fn transpose_matrix_and_middle_axes() {
+        let x: Vec<f64> = (0..6).map(f64::from).collect();
+        assert_eq!(
+            transpose(&x, &[2, 3], 0, 1),
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
+        let x: Vec<f64> = (0..24).map(f64::from).collect();
+        let y = transpose(&x, &[2, 3, 4], 0, 2);
+        // y[k][j][i] = x[i][j][k] = 12i + 4j + k; y has shape [4, 3, 2].
+        assert_eq!(y[..4], [0.0, 12.0, 4.0, 16.0]);
+        assert_eq!(y[6], 1.0);
+        assert_eq!(transpose(&y, &[4, 3, 2], 2, 0), x);
+    }
+
+    #[test]
+    fn transpose_backward_is_the_same_transpose() {
+        let (shape, x, gy) = ([2, 3, 4], values(24, 1), values(24, 2));
+        let gx = transpose(&gy, &[2, 4, 3], 1, 2);
+        check_vjp(|x| transpose(x, &shape, 1, 2), &x, &gy, &gx);
+    }
+
+    #[test]
+    fn concat_along_each_axis() {
+        let a = [1.0f32, 2.0, 3.0, 4.0];
+        let b = [5.0f32, 6.0];
+        let (y, shape) = concat(&[(&a, &[2, 2]), (&b, &[1, 2])], 0);
+        assert_eq!((y, shape), (vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], vec![3, 2]));
+        let (y, shape) = concat(&[(&a, &[2, 2]), (&b, &[2, 1])], 1);
+        assert_eq!((y, shape), (vec![1.0, 2.0, 5.0, 3.0, 4.0, 6.0], vec![2, 3]));
+    }
+
+    #[test]
+    fn concat_backward_matches_finite_differences() {
+        let (a, b) = (values(6, 3), values(4, 4));
+        let (sa, sb) = ([2, 3], [2, 2]);
+        let gy = values(10, 5);
+        let pieces = concat_backward(&gy, &[2, 5], 1, &[3, 2]);
+        check_vjp(|a| concat(&[(a, &sa), (&b, &sb)], 1).0, &a, &gy, &pieces[0]);
+        check_vjp(|b| concat(&[(&a, &sa), (b, &sb)], 1).0, &b, &gy, &pieces[1]);
+    }
+}

@@ -1,0 +1,123 @@
+//! Sums over all elements or along one axis, each beside its backward.
+//!
+//! Summation order is fixed by the data layout alone, so results are bit-for-bit
+//! reproducible across runs and thread counts.
+
+use crate::shape::numel;
+use crate::Element;
+
+/// Below this many elements [`sum_all`] adds left to right; above, it splits in halves.
+const PAIRWISE_BLOCK: usize = 64;
+
+/// Sum of every element of `x`, by pairwise summation in a fixed order (error grows with
+/// `log n`, not `n`).
+pub fn sum_all<T: Element>(x: &[T]) -> T {
+    if x.len() <= PAIRWISE_BLOCK {
+        return x.iter().fold(T::zero(), |acc, &v| acc + v);
+    }
+    let (lo, hi) = x.split_at(x.len() / 2);
+    sum_all(lo) + sum_all(hi)
+}
+
+/// Splits `shape` around `axis` into (elements before it, its size, elements after it).
+fn split_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    assert!(
+        axis < shape.len(),
+        "sum_axis: axis {axis} out of range for {shape:?}"
+    );
+    (
+        numel(&shape[..axis]),
+        shape[axis],
+        numel(&shape[axis + 1..]),
+    )
+}
+
+/// Sums `x` (shape `shape`) along `axis`; the result has `shape` with `axis` removed.
+///
+/// Precondition: `axis < shape.len()` and `x.len() == numel(shape)`.
+pub fn sum_axis<T: Element>(x: &[T], shape: &[usize], axis: usize) -> Vec<T> {
+    let (outer, len, inner) = split_axis(shape, axis);
+    assert_eq!(
+        x.len(),
+        outer * len * inner,
+        "sum_axis: data does not match {shape:?}"
+    );
+    let mut out = vec![T::zero(); outer * inner];
+    if len == 0 || inner == 0 {
+        return out;
+    }
+    // Rows are added in axis order, the same for every output element.
+    for (acc, block) in out.chunks_exact_mut(inner).zip(x.chunks_exact(len * inner)) {
+        for row in block.chunks_exact(inner) {
+            acc.iter_mut().zip(row).for_each(|(a, &v)| *a = *a + v);
+        }
+    }
+    out
+}
+
+/// Gradient of [`sum_axis`]: `gy` (shape `shape` without `axis`) copied along `axis`.
+pub fn sum_axis_backward<T: Element>(gy: &[T], shape: &[usize], axis: usize) -> Vec<T> {
+    // ∂(Σ_j x_j)/∂x_j = 1, so every summed element receives the upstream gradient.
+    let (outer, len, inner) = split_axis(shape, axis);
+    assert_eq!(
+        gy.len(),
+        outer * inner,
+        "sum_axis_backward: gy does not match {shape:?}"
+    );
+    let mut out = Vec::with_capacity(outer * len * inner);
+    if inner == 0 {
+        return out;
+    }
+    for row in gy.chunks_exact(inner) {
+        for _ in 0..len {
+            out.extend_from_slice(row);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{assert_close, check_vjp, values};
+
+    #[test]
+    fn sum_all_is_exact_on_integers() {
+        let x: Vec<f64> = (1..=1000).map(f64::from).collect();
+        assert_eq!(sum_all(&x), 500_500.0);
+        assert_eq!(sum_all::<f32>(&[]), 0.0);
+    }
+
+    #[test]
+    fn sum_axis_of_each_axis() {
+        let x: Vec<f64> = (0..24).map(f64::from).collect();
+        let shape = [2, 3, 4];
+        assert_eq!(
+            sum_axis(&x, &shape, 0),
+            (12..36).step_by(2).map(f64::from).collect::<Vec<_>>()
+        );
+        assert_eq!(sum_axis(&x, &shape, 1)[..4], [12.0, 15.0, 18.0, 21.0]);
+        assert_eq!(sum_axis(&x, &shape, 2)[..2], [6.0, 22.0]);
+        assert_eq!(sum_axis(&x, &[24], 0), vec![276.0]);
+    }
+
+    #[test]
+    fn sum_axis_backward_matches_finite_differences() {
+        let shape = [2, 3, 4];
+        let x = values(24, 5);
+        for axis in 0..3 {
+            let gy = values(24 / shape[axis], 6);
+            let gx = sum_axis_backward(&gy, &shape, axis);
+            check_vjp(|x| sum_axis(x, &shape, axis), &x, &gy, &gx);
+        }
+    }
+
+    #[test]
+    fn empty_axes() {
+        assert!(sum_axis::<f32>(&[], &[2, 0], 1).iter().all(|&v| v == 0.0));
+        assert_eq!(sum_axis::<f32>(&[], &[2, 0], 1).len(), 2);
+        assert_eq!(sum_axis::<f32>(&[], &[0, 2], 1).len(), 0);
+        assert_eq!(sum_axis::<f32>(&[], &[2, 0, 3], 1), vec![0.0; 6]);
+        assert_close(&sum_axis_backward(&[1.0, 2.0], &[2, 0], 1), &[], 0.0);
+    }
+}

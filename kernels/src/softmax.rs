@@ -1,0 +1,141 @@
+//! Softmax and log-softmax along the last axis, each beside its backward.
+//!
+//! Each row of `cols` elements is shifted by its maximum before exponentiating, so large
+//! logits cannot overflow (the shift cancels in the ratio).
+
+use crate::Element;
+
+/// Rows of `cols` elements; an empty tensor (or `cols == 0`) has none.
+fn rows<'a, T>(x: &'a [T], cols: usize, op: &str) -> std::slice::ChunksExact<'a, T> {
+    assert!(
+        x.is_empty() || (cols > 0 && x.len() % cols == 0),
+        "{op}: length {} is not a multiple of {cols}",
+        x.len()
+    );
+    x.chunks_exact(cols.max(1))
+}
+
+/// Largest element of a non-empty row.
+fn row_max<T: Element>(row: &[T]) -> T {
+    row.iter().copied().fold(T::neg_infinity(), T::max)
+}
+
+/// Softmax of each row of `cols` elements: `y_i = e^(x_i - m) / Σ_j e^(x_j - m)` with `m` the
+/// row maximum.
+///
+/// Precondition: `x.len()` is a multiple of `cols`.
+pub fn softmax<T: Element>(x: &[T], cols: usize) -> Vec<T> {
+    let mut y = Vec::with_capacity(x.len());
+    for row in rows(x, cols, "softmax") {
+        let m = row_max(row);
+        let start = y.len();
+        y.extend(row.iter().map(|&v| (v - m).exp()));
+        let total = y[start..].iter().fold(T::zero(), |acc, &v| acc + v);
+        y[start..].iter_mut().for_each(|v| *v = *v / total);
+    }
+    y
+}
+
+/// Gradient of [`softmax`] from its saved output `y` and the upstream `gy`.
+///
+/// Precondition: `y.len() == gy.len()`, a multiple of `cols`.
+pub fn softmax_backward<T: Element>(y: &[T], gy: &[T], cols: usize) -> Vec<T> {
+    // ∂y_j/∂x_i = y_j(δ_ij - y_i), so dx_i = Σ_j gy_j y_j(δ_ij - y_i) = y_i(gy_i - Σ_j gy_j y_j).
+    assert_eq!(
+        y.len(),
+        gy.len(),
+        "softmax_backward: y and gy lengths differ"
+    );
+    let mut gx = Vec::with_capacity(y.len());
+    for (yr, gr) in rows(y, cols, "softmax_backward").zip(gy.chunks_exact(cols.max(1))) {
+        let dot = yr
+            .iter()
+            .zip(gr)
+            .fold(T::zero(), |acc, (&a, &g)| acc + a * g);
+        gx.extend(yr.iter().zip(gr).map(|(&a, &g)| a * (g - dot)));
+    }
+    gx
+}
+
+/// Log-softmax of each row of `cols` elements: `x_i - m - ln Σ_j e^(x_j - m)` with `m` the
+/// row maximum.
+///
+/// Precondition: `x.len()` is a multiple of `cols`.
+pub fn log_softmax<T: Element>(x: &[T], cols: usize) -> Vec<T> {
+    let mut y = Vec::with_capacity(x.len());
+    for row in rows(x, cols, "log_softmax") {
+        let m = row_max(row);
+        let lse = row
+            .iter()
+            .fold(T::zero(), |acc, &v| acc + (v - m).exp())
+            .ln();
+        y.extend(row.iter().map(|&v| v - m - lse));
+    }
+    y
+}
+
+/// Gradient of [`log_softmax`] from its saved output `y` and the upstream `gy`.
+///
+/// Precondition: `y.len() == gy.len()`, a multiple of `cols`.
+pub fn log_softmax_backward<T: Element>(y: &[T], gy: &[T], cols: usize) -> Vec<T> {
+    // ∂y_j/∂x_i = δ_ij - softmax_i = δ_ij - e^(y_i), so dx_i = gy_i - e^(y_i) Σ_j gy_j.
+    assert_eq!(
+        y.len(),
+        gy.len(),
+        "log_softmax_backward: y and gy lengths differ"
+    );
+    let mut gx = Vec::with_capacity(y.len());
+    for (yr, gr) in rows(y, cols, "log_softmax_backward").zip(gy.chunks_exact(cols.max(1))) {
+        let total = gr.iter().fold(T::zero(), |acc, &g| acc + g);
+        gx.extend(yr.iter().zip(gr).map(|(&a, &g)| g - a.exp() * total));
+    }
+    gx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{assert_close, check_vjp, values};
+
+    #[test]
+    fn backwards_match_finite_differences() {
+        let (x, gy) = (values(12, 1), values(12, 2));
+        for cols in [1, 3, 4, 12] {
+            let gx = softmax_backward(&softmax(&x, cols), &gy, cols);
+            check_vjp(|x| softmax(x, cols), &x, &gy, &gx);
+            let gx = log_softmax_backward(&log_softmax(&x, cols), &gy, cols);
+            check_vjp(|x| log_softmax(x, cols), &x, &gy, &gx);
+        }
+    }
+
+    #[test]
+    fn rows_sum_to_one() {
+        let y = softmax(&values(12, 3), 4);
+        for row in y.chunks(4) {
+            assert_close(&[row.iter().sum()], &[1.0], 1e-12);
+        }
+    }
+
+    #[test]
+    fn large_logits_stay_finite() {
+        // Shifting by the row max: softmax(1000, 1000, 999) = softmax(0, 0, -1).
+        let x = [1000.0f32, 1000.0, 999.0, -1000.0, -1000.0, -1001.0];
+        let e = (-1.0f64).exp();
+        let expect = [1.0 / (2.0 + e), 1.0 / (2.0 + e), e / (2.0 + e)];
+        for row in softmax(&x, 3).chunks(3) {
+            let row: Vec<f64> = row.iter().map(|&v| f64::from(v)).collect();
+            assert_close(&row, &expect, 1e-6);
+        }
+        let ls = log_softmax(&x, 3);
+        assert!(ls.iter().all(|v| v.is_finite()));
+        assert_close(&[f64::from(ls[2])], &[expect[2].ln()], 1e-6);
+        let gx = log_softmax_backward(&ls, &[1.0; 6], 3);
+        assert!(gx.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn empty_input() {
+        assert!(softmax::<f32>(&[], 0).is_empty());
+        assert!(log_softmax::<f64>(&[], 5).is_empty());
+    }
+}

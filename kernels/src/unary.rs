@@ -1,0 +1,186 @@
+//! Elementwise unary ops, each declared once in a table with its forward, its backward and
+//! the derivation that links them.
+//!
+//! A backward receives the input `x`, the saved output `y` and the upstream gradient `g`,
+//! and reuses `y` wherever the derivative is cheaper in terms of it.
+
+use crate::Element;
+
+/// An elementwise unary op.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Unary {
+    /// `-x`
+    Neg,
+    /// `sin x`
+    Sin,
+    /// `cos x`
+    Cos,
+    /// `e^x`
+    Exp,
+    /// Natural logarithm `ln x`.
+    Ln,
+    /// Hyperbolic tangent.
+    Tanh,
+    /// `max(x, 0)`; its derivative at 0 is taken as 0.
+    Relu,
+    /// Logistic sigmoid `1 / (1 + e^-x)`.
+    Sigmoid,
+    /// Square root.
+    Sqrt,
+    /// `x^p` for a fixed real exponent `p`.
+    Powf(f64),
+}
+
+/// Declares every op once: `pattern => "name", |x| forward, |x, y, g| backward;`.
+/// It expands to [`Unary::name`], [`unary_forward`] and [`unary_backward`], each matching
+/// the op once per call rather than once per element.
+macro_rules! unary_ops {
+    ($($op:pat => $name:literal,
+        |$x:ident| $forward:expr,
+        |$bx:ident, $by:ident, $g:ident| $backward:expr;)*) => {
+        impl Unary {
+            /// Lower-case name used in error messages and exports (`"neg"`, `"powf"`, ...).
+            #[allow(unused_variables)]
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($op => $name,)*
+                }
+            }
+        }
+
+        /// Applies `op` to every element of `x`.
+        pub fn unary_forward<T: Element>(op: Unary, x: &[T]) -> Vec<T> {
+            match op {
+                $($op => x.iter().map(|&$x| $forward).collect(),)*
+            }
+        }
+
+        /// Gradient with respect to `x` of `y = op(x)`, given the saved output `y` and the
+        /// upstream gradient `gy`.
+        ///
+        /// Precondition: `x`, `y` and `gy` have the same length.
+        pub fn unary_backward<T: Element>(op: Unary, x: &[T], y: &[T], gy: &[T]) -> Vec<T> {
+            assert!(
+                x.len() == y.len() && y.len() == gy.len(),
+                "{}_backward: lengths {}, {}, {} differ",
+                op.name(),
+                x.len(),
+                y.len(),
+                gy.len()
+            );
+            let triples = x.iter().zip(y).zip(gy);
+            match op {
+                $($op => triples.map(|((&$bx, &$by), &$g)| $backward).collect(),)*
+            }
+        }
+    };
+}
+
+unary_ops! {
+    // d/dx (-x) = -1
+    Unary::Neg => "neg", |x| -x, |_x, _y, g| -g;
+    // d/dx sin x = cos x
+    Unary::Sin => "sin", |x| x.sin(), |x, _y, g| g * x.cos();
+    // d/dx cos x = -sin x
+    Unary::Cos => "cos", |x| x.cos(), |x, _y, g| -g * x.sin();
+    // d/dx e^x = e^x = y, reusing the saved output
+    Unary::Exp => "exp", |x| x.exp(), |_x, y, g| g * y;
+    // d/dx ln x = 1 / x
+    Unary::Ln => "ln", |x| x.ln(), |x, _y, g| g / x;
+    // d/dx tanh x = 1 - tanh(x)^2 = 1 - y^2, reusing the saved output
+    Unary::Tanh => "tanh", |x| x.tanh(), |_x, y, g| g * (T::one() - y * y);
+    // d/dx max(x, 0) = [x > 0], choosing 0 at the kink
+    Unary::Relu => "relu",
+        |x| if x > T::zero() { x } else { T::zero() },
+        |x, _y, g| if x > T::zero() { g } else { T::zero() };
+    // d/dx σ(x) = σ(x)(1 - σ(x)) = y(1 - y), reusing the saved output
+    Unary::Sigmoid => "sigmoid",
+        |x| T::one() / (T::one() + (-x).exp()),
+        |_x, y, g| g * y * (T::one() - y);
+    // d/dx √x = 1 / (2√x) = 0.5 / y, reusing the saved output
+    Unary::Sqrt => "sqrt", |x| x.sqrt(), |_x, y, g| g * T::from_f64(0.5) / y;
+    // d/dx x^p = p x^(p-1)
+    Unary::Powf(p) => "powf",
+        |x| x.powf(T::from_f64(p)),
+        |x, _y, g| g * T::from_f64(p) * x.powf(T::from_f64(p - 1.0));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{assert_close, check_vjp, values};
+
+    const ALL: [Unary; 10] = [
+        Unary::Neg,
+        Unary::Sin,
+        Unary::Cos,
+        Unary::Exp,
+        Unary::Ln,
+        Unary::Tanh,
+        Unary::Relu,
+        Unary::Sigmoid,
+        Unary::Sqrt,
+        Unary::Powf(2.5),
+    ];
+
+    #[test]
+    fn every_backward_matches_finite_differences() {
+        for op in ALL {
+            let mut x = values(7, 11);
+            if matches!(op, Unary::Ln | Unary::Sqrt | Unary::Powf(_)) {
+                x.iter_mut().for_each(|v| *v = v.abs() + 0.5);
+            }
+            if op == Unary::Relu {
+                x.iter_mut().for_each(|v| *v += v.signum() * 0.1);
+            }
+            let gy = values(7, 12);
+            let y = unary_forward(op, &x);
+            let gx = unary_backward(op, &x, &y, &gy);
+            check_vjp(|x| unary_forward(op, x), &x, &gy, &gx);
+        }
+    }
+
+    #[test]
+    fn names_are_lower_case() {
+        let names: Vec<_> = ALL.iter().map(|op| op.name()).collect();
+        assert_eq!(
+            names,
+            ["neg", "sin", "cos", "exp", "ln", "tanh", "relu", "sigmoid", "sqrt", "powf"]
+        );
+    }
+
+    #[test]
+    fn closed_forms() {
+        // tanh(0) = 0, so dy/dx = 1 - 0 = 1; sigmoid(0) = 1/2, so dy/dx = 1/4.
+        let x = [0.0f64];
+        for (op, slope) in [(Unary::Tanh, 1.0), (Unary::Sigmoid, 0.25)] {
+            let y = unary_forward(op, &x);
+            assert_close(&unary_backward(op, &x, &y, &[1.0]), &[slope], 1e-15);
+        }
+        // d/dx x^3 at x = 2 is 3 * 2^2 = 12.
+        let y = unary_forward(Unary::Powf(3.0), &[2.0f64]);
+        assert_close(&y, &[8.0], 1e-12);
+        assert_close(
+            &unary_backward(Unary::Powf(3.0), &[2.0], &y, &[1.0]),
+            &[12.0],
+            1e-12,
+        );
+    }
+
+    #[test]
+    fn relu_kink_has_zero_slope() {
+        let x = [-1.0f32, 0.0, 2.0];
+        let y = unary_forward(Unary::Relu, &x);
+        assert_eq!(y, vec![0.0, 0.0, 2.0]);
+        assert_eq!(
+            unary_backward(Unary::Relu, &x, &y, &[5.0; 3]),
+            vec![0.0, 0.0, 5.0]
+        );
+    }
+
+    #[test]
+    fn sigmoid_saturates_without_nan() {
+        let y = unary_forward(Unary::Sigmoid, &[-1000.0f32, 1000.0]);
+        assert_eq!(y, vec![0.0, 1.0]);
+    }
+}
