@@ -1,1 +1,24 @@
 //! backflow: automatic differentiation with a multi-threaded dataflow backward pass.
+//!
+//! Forward code records a graph of tensor operations as it runs; [`Tensor::backward`] walks
+//! it in reverse on a work-stealing pool, running independent branches in parallel, with
+//! gradients bitwise identical to the sequential schedulers.
+//!
+//! ```
+//! use backflow::Tensor;
+//! // The seed graph: t3 = t1 + t2, t4 = t2 * t5, t6 = t3 * t4, L = sin(t6)
+//! let t1 = Tensor::<f32>::scalar(2.0).requires_grad();
+//! let t2 = Tensor::<f32>::scalar(3.0).requires_grad();
+//! let t5 = Tensor::<f32>::scalar(0.5).requires_grad();
+//! let l = ((&t1 + &t2) * (&t2 * &t5)).sin();
+//! l.backward().unwrap();
+//! let c = 7.5f32.cos();
+//! assert!((t2.grad().unwrap().item() - c * 4.0).abs() < 1e-5);
+//! ```
+
+pub use backflow_engine::exec;
+pub use backflow_engine::{
+    backward, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx, BackwardOptions, Error,
+    Result, Scheduler, Tensor,
+};
+pub use backflow_kernels::Element;

@@ -1,0 +1,52 @@
+//! `broadcast_to` and its adjoint `sum_to`: each is the other's backward.
+
+use crate::error::{Error, Result};
+use crate::Tensor;
+use backflow_kernels::{broadcast_shapes, broadcast_to, reduce_to, Element};
+
+impl<T: Element> Tensor<T> {
+    /// Repeats this tensor along broadcast dimensions (NumPy rules) to `shape`.
+    #[track_caller]
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor<T>> {
+        if broadcast_shapes(self.shape(), shape).as_deref() != Some(shape) {
+            return Err(Error::Shape {
+                op: "broadcast_to",
+                lhs: self.shape().to_vec(),
+                rhs: shape.to_vec(),
+                reason: "each dimension must equal the target's or be 1".into(),
+            });
+        }
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let data = broadcast_to(self.data(), self.shape(), shape);
+        let from = self.shape().to_vec();
+        Ok(Tensor::from_op("broadcast_to", data, shape.to_vec(), &[self], move |gy, _| {
+            // d/dx broadcast(x) = sum of gy over the repeated dimensions
+            Ok(vec![Some(gy.sum_to(&from)?)])
+        }))
+    }
+
+    /// Sums this tensor over the dimensions along which `shape` was broadcast to it: the
+    /// adjoint of [`broadcast_to`](Tensor::broadcast_to).
+    #[track_caller]
+    pub fn sum_to(&self, shape: &[usize]) -> Result<Tensor<T>> {
+        if broadcast_shapes(shape, self.shape()).as_deref() != Some(self.shape()) {
+            return Err(Error::Shape {
+                op: "sum_to",
+                lhs: self.shape().to_vec(),
+                rhs: shape.to_vec(),
+                reason: "the target must broadcast to the tensor's shape".into(),
+            });
+        }
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let data = reduce_to(self.data(), self.shape(), shape);
+        let from = self.shape().to_vec();
+        Ok(Tensor::from_op("sum_to", data, shape.to_vec(), &[self], move |gy, _| {
+            // d/dx sum_to(x) = gy repeated back over the summed dimensions
+            Ok(vec![Some(gy.broadcast_to(&from)?)])
+        }))
+    }
+}

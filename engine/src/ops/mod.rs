@@ -1,0 +1,9 @@
+//! The differentiable ops on [`Tensor`](crate::Tensor). Each op computes its forward with a
+//! kernel and records a backward that uses the fused kernel backward, or, under
+//! `create_graph`, the same derivative written with differentiable ops.
+
+mod binary;
+mod broadcast;
+mod scalar;
+mod unary;
+mod reduce;

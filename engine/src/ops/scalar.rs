@@ -1,0 +1,72 @@
+//! Ops between a tensor and a plain number: `t + c`, `t - c`, `t * c`, `t / c`, and `-t`.
+
+use crate::Tensor;
+use backflow_kernels::Element;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+impl<T: Element> Tensor<T> {
+    /// `self * c + d`, elementwise; one node whatever `c` and `d`.
+    #[track_caller]
+    pub fn affine(&self, c: T, d: T) -> Tensor<T> {
+        let data = self.data().iter().map(|&x| x * c + d).collect();
+        let op = if d == T::zero() { "mul_scalar" } else if c == T::one() { "add_scalar" } else { "affine" };
+        Tensor::from_op(op, data, self.shape().to_vec(), &[self], move |gy, ctx| {
+            // d/dx (c·x + d) = c
+            if c == T::one() {
+                return Ok(vec![Some(gy.clone())]);
+            }
+            if ctx.create_graph {
+                return Ok(vec![Some(gy.affine(c, T::zero()))]);
+            }
+            let g = gy.data().iter().map(|&g| g * c).collect();
+            Ok(vec![Some(Tensor::raw(g, gy.shape().to_vec()))])
+        })
+    }
+}
+
+macro_rules! scalar_operator {
+    ($trait:ident, $method:ident, |$x:ident, $c:ident| $body:expr) => {
+        /// Elementwise with a plain number.
+        impl<T: Element> $trait<T> for &Tensor<T> {
+            type Output = Tensor<T>;
+            #[track_caller]
+            fn $method(self, $c: T) -> Tensor<T> {
+                let $x = self;
+                $body
+            }
+        }
+
+        /// Elementwise with a plain number.
+        impl<T: Element> $trait<T> for Tensor<T> {
+            type Output = Tensor<T>;
+            #[track_caller]
+            fn $method(self, $c: T) -> Tensor<T> {
+                let $x = &self;
+                $body
+            }
+        }
+    };
+}
+
+scalar_operator!(Add, add, |x, c| x.affine(T::one(), c));
+scalar_operator!(Sub, sub, |x, c| x.affine(T::one(), -c));
+scalar_operator!(Mul, mul, |x, c| x.affine(c, T::zero()));
+scalar_operator!(Div, div, |x, c| x.affine(T::one() / c, T::zero()));
+
+/// `-t`: elementwise negation, recorded.
+impl<T: Element> Neg for &Tensor<T> {
+    type Output = Tensor<T>;
+    #[track_caller]
+    fn neg(self) -> Tensor<T> {
+        self.neg_op()
+    }
+}
+
+/// `-t`: elementwise negation, recorded.
+impl<T: Element> Neg for Tensor<T> {
+    type Output = Tensor<T>;
+    #[track_caller]
+    fn neg(self) -> Tensor<T> {
+        self.neg_op()
+    }
+}

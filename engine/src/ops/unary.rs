@@ -1,0 +1,110 @@
+//! Elementwise functions: the forward and the fused backward come from the kernels'
+//! table; under `create_graph` the derivative is rebuilt from differentiable ops.
+
+use crate::error::Result;
+use crate::Tensor;
+use backflow_kernels::{unary_backward, unary_forward, Element, Unary};
+use crate::sync::Arc;
+
+impl<T: Element> Tensor<T> {
+    #[track_caller]
+    fn unary(&self, op: Unary) -> Tensor<T> {
+        let y = Arc::new(unary_forward(op, self.data()));
+        // The closure keeps the output's data, not the output (which owns the closure).
+        let saved_y = Arc::clone(&y);
+        let x = self.clone();
+        Tensor::record(op.name(), y, self.shape().to_vec(), &[self], move |gy, ctx| {
+            let g = if ctx.create_graph {
+                recorded_derivative(op, &x, gy)?
+            } else {
+                Tensor::raw(unary_backward(op, x.data(), &saved_y, gy.data()), x.shape().to_vec())
+            };
+            Ok(vec![Some(g)])
+        })
+    }
+
+    #[track_caller]
+    pub(crate) fn neg_op(&self) -> Tensor<T> {
+        self.unary(Unary::Neg)
+    }
+
+    /// Elementwise sine.
+    #[track_caller]
+    pub fn sin(&self) -> Tensor<T> {
+        self.unary(Unary::Sin)
+    }
+
+    /// Elementwise cosine.
+    #[track_caller]
+    pub fn cos(&self) -> Tensor<T> {
+        self.unary(Unary::Cos)
+    }
+
+    /// Elementwise `e^x`.
+    #[track_caller]
+    pub fn exp(&self) -> Tensor<T> {
+        self.unary(Unary::Exp)
+    }
+
+    /// Elementwise natural logarithm.
+    #[track_caller]
+    pub fn ln(&self) -> Tensor<T> {
+        self.unary(Unary::Ln)
+    }
+
+    /// Elementwise hyperbolic tangent.
+    #[track_caller]
+    pub fn tanh(&self) -> Tensor<T> {
+        self.unary(Unary::Tanh)
+    }
+
+    /// Elementwise `max(x, 0)`; its derivative at 0 is taken as 0.
+    #[track_caller]
+    pub fn relu(&self) -> Tensor<T> {
+        self.unary(Unary::Relu)
+    }
+
+    /// Elementwise logistic function `1 / (1 + e^-x)`.
+    #[track_caller]
+    pub fn sigmoid(&self) -> Tensor<T> {
+        self.unary(Unary::Sigmoid)
+    }
+
+    /// Elementwise square root.
+    #[track_caller]
+    pub fn sqrt(&self) -> Tensor<T> {
+        self.unary(Unary::Sqrt)
+    }
+
+    /// Elementwise `x^p`.
+    #[track_caller]
+    pub fn powf(&self, p: f64) -> Tensor<T> {
+        self.unary(Unary::Powf(p))
+    }
+}
+
+/// `gy · f'(x)` written with recorded ops, so that it can be differentiated again.
+fn recorded_derivative<T: Element>(op: Unary, x: &Tensor<T>, gy: &Tensor<T>) -> Result<Tensor<T>> {
+    let one = T::one();
+    Ok(match op {
+        Unary::Neg => -gy,
+        Unary::Sin => gy * &x.cos(),
+        Unary::Cos => -&(gy * &x.sin()),
+        Unary::Exp => gy * &x.exp(),
+        Unary::Ln => gy / x,
+        Unary::Tanh => {
+            let t = x.tanh();
+            gy * &(-&(&t * &t) + one)
+        }
+        Unary::Relu => {
+            let mask = x.data().iter().map(|&v| if v > T::zero() { one } else { T::zero() }).collect();
+            gy * &Tensor::raw(mask, x.shape().to_vec())
+        }
+        Unary::Sigmoid => {
+            let s = x.sigmoid();
+            gy * &(&s * &(-&s + one))
+        }
+        Unary::Sqrt => gy * &(x.sqrt().powf(-1.0) * T::from_f64(0.5)),
+        Unary::Powf(p) => gy * &(x.powf(p - 1.0) * T::from_f64(p)),
+    })
+}

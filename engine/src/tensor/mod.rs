@@ -1,0 +1,318 @@
+//! `Tensor`: a cheap-to-clone handle to immutable data, plus the graph node that produced it.
+
+mod backward;
+pub(crate) mod grad_mode;
+pub(crate) mod node;
+
+pub use backward::{backward, grad, BackwardOptions};
+pub use node::{BackwardCtx, BackwardFn, GradHook, Node, ReadyHook};
+
+use crate::error::{Error, Result};
+use crate::sync::{Arc, Mutex};
+use backflow_kernels::{numel, Element};
+use node::{InputEdge, NodeKind};
+use rand::{rngs::StdRng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use std::panic::Location;
+
+/// An n-dimensional array of `T` (f32 by default) that records the ops applied to it.
+///
+/// Cloning is cheap (a reference count). Data is immutable: ops return new tensors.
+///
+/// ```
+/// use backflow::Tensor;
+/// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap().requires_grad();
+/// let y = (&x * &x).sum();          // y = Σ x²
+/// y.backward().unwrap();
+/// assert_eq!(x.grad().unwrap().to_vec(), vec![2.0, 4.0, 6.0]); // dy/dx = 2x
+/// ```
+pub struct Tensor<T: Element = f32> {
+    inner: Arc<Inner<T>>,
+}
+
+struct Inner<T: Element> {
+    data: Arc<Vec<T>>,
+    shape: Vec<usize>,
+    /// The leaf or op node of this tensor; `None` when it requires no gradient.
+    node: Option<Arc<Node<T>>>,
+}
+
+impl<T: Element> Clone for Tensor<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T: Element> std::fmt::Debug for Tensor<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let data = &self.inner.data;
+        let shown: Vec<T> = data.iter().take(8).copied().collect();
+        write!(f, "Tensor<{}>{:?} {:?}", T::NAME, self.shape(), shown)?;
+        if data.len() > 8 {
+            write!(f, "…")?;
+        }
+        if let Some(node) = &self.inner.node {
+            write!(f, " ({})", node.op)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: Element> Tensor<T> {
+    /// A tensor from raw parts, without a node. Panics if `data` does not fill `shape`.
+    pub(crate) fn raw(data: Vec<T>, shape: Vec<usize>) -> Self {
+        assert_eq!(data.len(), numel(&shape), "tensor data does not fill shape {shape:?}");
+        Self {
+            inner: Arc::new(Inner {
+                data: Arc::new(data),
+                shape,
+                node: None,
+            }),
+        }
+    }
+
+    /// A tensor of `shape` holding `data` in row-major order.
+    pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
+        if data.len() != numel(shape) {
+            return Err(Error::Invalid {
+                op: "from_vec",
+                message: format!(
+                    "{} values cannot fill shape {shape:?} ({} elements)",
+                    data.len(),
+                    numel(shape)
+                ),
+            });
+        }
+        Ok(Self::raw(data, shape.to_vec()))
+    }
+
+    /// A zero-dimensional tensor holding `value`.
+    pub fn scalar(value: T) -> Self {
+        Self::raw(vec![value], vec![])
+    }
+
+    /// A tensor of `shape` filled with `value`.
+    pub fn full(shape: &[usize], value: T) -> Self {
+        Self::raw(vec![value; numel(shape)], shape.to_vec())
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self::full(shape, T::zero())
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: &[usize]) -> Self {
+        Self::full(shape, T::one())
+    }
+
+    /// Standard normal samples from a generator seeded with `seed` (same seed, same values).
+    pub fn randn(shape: &[usize], seed: u64) -> Self {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let data = (0..numel(shape))
+            .map(|_| {
+                let v: f64 = StandardNormal.sample(&mut rng);
+                T::from_f64(v)
+            })
+            .collect();
+        Self::raw(data, shape.to_vec())
+    }
+
+    /// This tensor's values as a new leaf that requires a gradient: backward passes sum
+    /// into its [`grad`](Self::grad).
+    #[track_caller]
+    pub fn requires_grad(self) -> Self {
+        let node = Node::new(
+            "leaf",
+            NodeKind::Leaf {
+                grad: Mutex::new(None),
+            },
+            self.shape().to_vec(),
+            Location::caller(),
+        );
+        Self {
+            inner: Arc::new(Inner {
+                data: Arc::clone(&self.inner.data),
+                shape: self.inner.shape.clone(),
+                node: Some(Arc::new(node)),
+            }),
+        }
+    }
+
+    /// Whether gradients flow to or through this tensor.
+    pub fn needs_grad(&self) -> bool {
+        self.inner.node.is_some()
+    }
+
+    /// Whether this tensor is a leaf of the graph (created, not computed by a recorded op).
+    pub fn is_leaf(&self) -> bool {
+        self.inner.node.as_ref().is_none_or(|n| n.is_leaf())
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.inner.shape
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.inner.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.inner.data.len()
+    }
+
+    /// The values, row-major.
+    pub fn data(&self) -> &[T] {
+        &self.inner.data
+    }
+
+    /// The values as a new vector, row-major.
+    pub fn to_vec(&self) -> Vec<T> {
+        self.inner.data.to_vec()
+    }
+
+    /// The single value of a one-element tensor. Panics, naming the shape, otherwise.
+    pub fn item(&self) -> T {
+        assert_eq!(
+            self.numel(),
+            1,
+            "item: tensor of shape {:?} has {} elements, not 1",
+            self.shape(),
+            self.numel()
+        );
+        self.inner.data[0]
+    }
+
+    /// The same values, cut off from the graph: no gradient flows through the result.
+    pub fn detach(&self) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                data: Arc::clone(&self.inner.data),
+                shape: self.inner.shape.clone(),
+                node: None,
+            }),
+        }
+    }
+
+    /// The gradient accumulated into this leaf by backward passes, if any.
+    pub fn grad(&self) -> Option<Tensor<T>> {
+        match &self.inner.node.as_deref()?.kind {
+            NodeKind::Leaf { grad } => grad.lock().clone(),
+            NodeKind::Op { .. } => None,
+        }
+    }
+
+    /// Clears this leaf's accumulated gradient.
+    pub fn zero_grad(&self) {
+        if let Some(NodeKind::Leaf { grad }) = self.inner.node.as_deref().map(|n| &n.kind) {
+            *grad.lock() = None;
+        }
+    }
+
+    /// Registers a hook on the gradient flowing into this tensor during backward. The hook
+    /// sees the summed gradient before it is used, and may return a replacement. Hooks run
+    /// in registration order, on whichever worker runs the node. No effect on a tensor that
+    /// requires no gradient.
+    pub fn register_hook(&self, hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync + 'static) {
+        if let Some(node) = &self.inner.node {
+            node.hooks.lock().push(Arc::new(hook));
+        }
+    }
+
+    /// Registers a callback on a leaf, called once per backward pass as soon as this leaf's
+    /// gradient from that pass is final, while the rest of the pass may still run (to
+    /// overlap communication with backward). It receives this pass's gradient.
+    pub fn on_grad_ready(&self, hook: impl Fn(&Tensor<T>) + Send + Sync + 'static) {
+        if let Some(node) = &self.inner.node {
+            node.ready_hooks.lock().push(Arc::new(hook));
+        }
+    }
+
+    /// The node that produced this tensor (or its leaf node), if it requires grad.
+    pub fn node(&self) -> Option<&Arc<Node<T>>> {
+        self.inner.node.as_ref()
+    }
+
+    /// Records an op: `data` of `shape` computed from `inputs`; `backward` maps the output's
+    /// gradient to one optional gradient per input. A node is recorded only when recording
+    /// is on ([`no_grad`](crate::no_grad)) and some input requires grad. This is also how
+    /// custom ops join the graph.
+    ///
+    /// ```
+    /// use backflow::Tensor;
+    /// // A custom op: y = 3x, with dy/dx = 3.
+    /// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2]).unwrap().requires_grad();
+    /// let data = x.data().iter().map(|v| 3.0 * v).collect();
+    /// let y = Tensor::from_op("triple", data, x.shape().to_vec(), &[&x], |gy, _ctx| {
+    ///     Ok(vec![Some(gy * 3.0)])
+    /// });
+    /// y.sum().backward().unwrap();
+    /// assert_eq!(x.grad().unwrap().to_vec(), vec![3.0, 3.0]);
+    /// ```
+    #[track_caller]
+    pub fn from_op(
+        op: &'static str,
+        data: Vec<T>,
+        shape: Vec<usize>,
+        inputs: &[&Tensor<T>],
+        backward: impl Fn(&Tensor<T>, &BackwardCtx) -> Result<Vec<Option<Tensor<T>>>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Tensor<T> {
+        Self::record(op, Arc::new(data), shape, inputs, backward)
+    }
+
+    /// [`from_op`](Self::from_op) over data already shared with the backward closure.
+    #[track_caller]
+    pub(crate) fn record(
+        op: &'static str,
+        data: Arc<Vec<T>>,
+        shape: Vec<usize>,
+        inputs: &[&Tensor<T>],
+        backward: impl Fn(&Tensor<T>, &BackwardCtx) -> Result<Vec<Option<Tensor<T>>>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Tensor<T> {
+        assert_eq!(data.len(), numel(&shape), "{op}: output data does not fill shape {shape:?}");
+        let mut out = Self {
+            inner: Arc::new(Inner {
+                data,
+                shape,
+                node: None,
+            }),
+        };
+        if !grad_mode::is_grad_enabled() || !inputs.iter().any(|t| t.needs_grad()) {
+            return out;
+        }
+        let edges = inputs
+            .iter()
+            .enumerate()
+            .filter_map(|(index, t)| {
+                t.inner.node.as_ref().map(|node| InputEdge {
+                    index,
+                    shape: t.shape().to_vec(),
+                    node: Arc::clone(node),
+                })
+            })
+            .collect();
+        let node = Node::new(
+            op,
+            NodeKind::Op {
+                inputs: edges,
+                arity: inputs.len(),
+                backward: Mutex::new(Some(Arc::new(backward))),
+            },
+            out.shape().to_vec(),
+            Location::caller(),
+        );
+        Arc::get_mut(&mut out.inner).expect("fresh tensor").node = Some(Arc::new(node));
+        out
+    }
+}

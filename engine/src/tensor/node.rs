@@ -1,0 +1,151 @@
+//! Graph nodes: what an op records so that its backward can run.
+//!
+//! A node is either a leaf (a tensor created with `requires_grad()`, which accumulates its
+//! `.grad()`) or an op, holding its backward function (and through it the tensors it saved)
+//! and one edge per input that requires a gradient. Dropping a node never recurses: nodes
+//! released while another is being dropped are queued and dropped in a loop, so a graph a
+//! million nodes deep drops on a small stack.
+
+use super::Tensor;
+use crate::error::Result;
+use crate::sync::{Arc, Mutex};
+use backflow_kernels::Element;
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::panic::Location;
+
+/// What a backward function knows of the pass it runs in.
+#[derive(Clone, Debug)]
+pub struct BackwardCtx {
+    /// Whether the backward pass is itself recorded (gradients of gradients).
+    pub create_graph: bool,
+    /// `needs[i]`: whether input `i` of the op wants a gradient.
+    pub needs: Vec<bool>,
+}
+
+/// An op's backward: from the gradient of its output, the gradients of its inputs (one
+/// entry per input, `None` where the input needs none).
+pub type BackwardFn<T> =
+    dyn Fn(&Tensor<T>, &BackwardCtx) -> Result<Vec<Option<Tensor<T>>>> + Send + Sync;
+
+/// A hook on the gradient flowing into a tensor; it may replace it.
+pub type GradHook<T> = dyn Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync;
+
+/// A callback told that a leaf's gradient of this pass is final.
+pub type ReadyHook<T> = dyn Fn(&Tensor<T>) + Send + Sync;
+
+/// An edge from an op to one of its inputs that requires a gradient.
+pub(crate) struct InputEdge<T: Element> {
+    /// Index of the input among the op's inputs.
+    pub(crate) index: usize,
+    /// Shape of that input, to check what backward returns.
+    pub(crate) shape: Vec<usize>,
+    /// The input's node.
+    pub(crate) node: Arc<Node<T>>,
+}
+
+/// What kind of node this is.
+pub(crate) enum NodeKind<T: Element> {
+    /// A tensor created with `requires_grad()`; sums the gradients of every backward.
+    Leaf {
+        /// The accumulated gradient.
+        grad: Mutex<Option<Tensor<T>>>,
+    },
+    /// The output of an op.
+    Op {
+        /// Edges to the inputs that require a gradient, in input order.
+        inputs: Vec<InputEdge<T>>,
+        /// Number of inputs of the op, with or without edges.
+        arity: usize,
+        /// The backward function; `None` once freed by a backward without `retain_graph`.
+        backward: Mutex<Option<Arc<BackwardFn<T>>>>,
+    },
+}
+
+/// A node of the recorded graph.
+pub struct Node<T: Element> {
+    /// The op's name (`"leaf"` for leaves).
+    pub(crate) op: &'static str,
+    pub(crate) kind: NodeKind<T>,
+    /// Where the forward op was called.
+    pub(crate) location: &'static Location<'static>,
+    /// Shape of the tensor this node produced.
+    pub(crate) shape: Vec<usize>,
+    /// Hooks on the gradient flowing into this tensor, in registration order.
+    pub(crate) hooks: Mutex<Vec<Arc<GradHook<T>>>>,
+    /// Leaves only: called once per pass when the gradient is final.
+    pub(crate) ready_hooks: Mutex<Vec<Arc<ReadyHook<T>>>>,
+}
+
+impl<T: Element> Node<T> {
+    pub(crate) fn new(
+        op: &'static str,
+        kind: NodeKind<T>,
+        shape: Vec<usize>,
+        location: &'static Location<'static>,
+    ) -> Self {
+        Self {
+            op,
+            kind,
+            location,
+            shape,
+            hooks: Mutex::new(Vec::new()),
+            ready_hooks: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The op's name.
+    pub fn op(&self) -> &'static str {
+        self.op
+    }
+
+    /// Whether this is a leaf.
+    pub fn is_leaf(&self) -> bool {
+        matches!(self.kind, NodeKind::Leaf { .. })
+    }
+
+    /// Where the forward op was created.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// Nodes this node's backward sends gradients to, in edge order.
+    pub(crate) fn successors(&self) -> impl Iterator<Item = &Arc<Node<T>>> {
+        let inputs: &[InputEdge<T>] = match &self.kind {
+            NodeKind::Op { inputs, .. } => inputs,
+            NodeKind::Leaf { .. } => &[],
+        };
+        inputs.iter().map(|e| &e.node)
+    }
+}
+
+thread_local! {
+    /// Parts of dropped nodes waiting to be dropped by the outermost `Node::drop`.
+    static DROP_QUEUE: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+impl<T: Element> Drop for Node<T> {
+    fn drop(&mut self) {
+        let parts: Box<dyn Any> = match &mut self.kind {
+            NodeKind::Op {
+                inputs, backward, ..
+            } => Box::new((std::mem::take(inputs), backward.lock().take())),
+            NodeKind::Leaf { .. } => return,
+        };
+        let queued = DROP_QUEUE.try_with(|q| q.borrow_mut().push(parts)).is_ok();
+        if !queued || DRAINING.with(|d| d.replace(true)) {
+            return;
+        }
+        // Outermost drop: dropping a part may drop further nodes, which queue their parts
+        // instead of recursing.
+        loop {
+            let next = DROP_QUEUE.with(|q| q.borrow_mut().pop());
+            match next {
+                Some(part) => drop(part),
+                None => break,
+            }
+        }
+        DRAINING.with(|d| d.set(false));
+    }
+}
