@@ -16,9 +16,18 @@
 //! assert!((t2.grad().unwrap().item() - c * 4.0).abs() < 1e-5);
 //! ```
 
+pub mod data;
+pub mod nn;
+pub mod train;
+
 pub use backflow_engine::exec;
 pub use backflow_engine::{
     backward, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx, BackwardOptions, Error,
     Result, Scheduler, Tensor,
 };
 pub use backflow_kernels::Element;
+
+/// The README's code blocks, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

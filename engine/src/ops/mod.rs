@@ -4,6 +4,9 @@
 
 mod binary;
 mod broadcast;
+mod layout;
+mod matmul;
 mod scalar;
 mod unary;
 mod reduce;
+mod softmax;

@@ -1,7 +1,8 @@
 //! Reductions: `sum` over all elements, `sum_axis`, `mean`.
 
+use crate::error::{Error, Result};
 use crate::Tensor;
-use backflow_kernels::{sum_all, Element};
+use backflow_kernels::{sum_all, sum_axis, sum_axis_backward, Element};
 
 impl<T: Element> Tensor<T> {
     /// The sum of all elements, as a zero-dimensional tensor.
@@ -15,6 +16,61 @@ impl<T: Element> Tensor<T> {
                 gy.broadcast_to(&shape)?
             } else {
                 Tensor::full(&shape, gy.item())
+            };
+            Ok(vec![Some(g)])
+        })
+    }
+
+    /// The sum along `axis`, which is removed from the shape (`[2, 3]` summed along axis 1
+    /// has shape `[2]`). An `Error::Invalid` names the axis and shape when it is out of range.
+    #[track_caller]
+    pub fn sum_axis(&self, axis: usize) -> Result<Tensor<T>> {
+        if axis >= self.rank() {
+            return Err(Error::Invalid {
+                op: "sum_axis",
+                message: format!(
+                    "axis {axis} is out of range for shape {:?} (rank {})",
+                    self.shape(),
+                    self.rank()
+                ),
+            });
+        }
+        let shape = self.shape().to_vec();
+        let data = sum_axis(self.data(), &shape, axis);
+        let mut out_shape = shape.clone();
+        out_shape.remove(axis);
+        Ok(Tensor::from_op(
+            "sum_axis",
+            data,
+            out_shape,
+            &[self],
+            move |gy, ctx| {
+                // d/dx_i Σ_axis x = 1: gy copied along the summed axis
+                let g = if ctx.create_graph {
+                    let mut kept = shape.clone();
+                    kept[axis] = 1;
+                    gy.reshape(&kept)?.broadcast_to(&shape)?
+                } else {
+                    Tensor::raw(sum_axis_backward(gy.data(), &shape, axis), shape.clone())
+                };
+                Ok(vec![Some(g)])
+            },
+        ))
+    }
+
+    /// The mean of all elements, as a zero-dimensional tensor (NaN for an empty tensor).
+    #[track_caller]
+    pub fn mean(&self) -> Tensor<T> {
+        let n = T::from_f64(self.numel() as f64);
+        let scale = T::one() / n;
+        let shape = self.shape().to_vec();
+        let data = vec![sum_all(self.data()) / n];
+        Tensor::from_op("mean", data, vec![], &[self], move |gy, ctx| {
+            // d/dx_i (Σ x)/n = 1/n: gy/n repeated to the input's shape
+            let g = if ctx.create_graph {
+                gy.affine(scale, T::zero()).broadcast_to(&shape)?
+            } else {
+                Tensor::full(&shape, gy.item() / n)
             };
             Ok(vec![Some(g)])
         })

@@ -1,0 +1,170 @@
+//! loom model of the executor's error path: on the diamond `0 -> {1, 2} -> 3`, one node's
+//! backward panics or returns `Err`. Under every interleaving the real `execute` with
+//! `Scheduler::Parallel` must return that error (first error wins) and every worker must
+//! finish: loom aborts the process on a deadlock and fails on a thread left blocked. No node
+//! downstream of the failure may run.
+//!
+//! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
+#![cfg(loom)]
+
+use backflow_engine::exec::{
+    execute, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task,
+};
+use backflow_engine::sync::{Arc, Mutex};
+use std::sync::Once;
+
+/// Successors of each node of the diamond, by original id.
+const DIAMOND: [&[u32]; 4] = [&[1, 2], &[3], &[3], &[]];
+
+/// What the faulty node does.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    Panic,
+    Err,
+}
+
+/// The marker of an injected panic, whose report is silenced.
+const INJECTED: &str = "injected fault";
+
+/// A gradient that only counts the contributions it sums.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Count(u32);
+
+impl Gradient for Count {
+    fn accumulate(self, later: Self) -> Self {
+        Count(self.0 + later.0)
+    }
+}
+
+/// Node `fail` fails as `fault` says; the others forward their gradient and record a run.
+struct Faulty {
+    /// Original id of each dense index.
+    ids: Vec<u32>,
+    fail: u32,
+    fault: Fault,
+    /// Original ids of the nodes that ran, in order.
+    ran: Mutex<Vec<u32>>,
+}
+
+impl Task for Faulty {
+    type Grad = Count;
+
+    fn run(&self, node: u32, grad: Option<Count>, out: &mut Vec<Option<Count>>) -> Result<(), String> {
+        let id = self.ids[node as usize];
+        if id == self.fail {
+            match self.fault {
+                Fault::Panic => panic!("{INJECTED} at n{id}"),
+                Fault::Err => return Err(format!("{INJECTED} at n{id}")),
+            }
+        }
+        out.extend(DIAMOND[id as usize].iter().map(|_| grad.clone()));
+        self.ran.lock().push(id);
+        Ok(())
+    }
+
+    fn describe(&self, node: u32) -> String {
+        format!("n{}", self.ids[node as usize])
+    }
+}
+
+/// `node` and every node it reaches: none of them may run once `node` fails.
+fn downstream(node: u32) -> Vec<u32> {
+    let mut reached = vec![node];
+    let mut i = 0;
+    while let Some(&n) = reached.get(i) {
+        for &s in DIAMOND[n as usize] {
+            if !reached.contains(&s) {
+                reached.push(s);
+            }
+        }
+        i += 1;
+    }
+    reached
+}
+
+/// Silences the report of injected panics (they are caught by the executor); any other panic
+/// is reported as usual.
+fn quiet_injected_panics() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let payload = info.payload();
+            let message = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("");
+            if !message.contains(INJECTED) {
+                report(info);
+            }
+        }));
+    });
+}
+
+/// The model: node `fail` fails as `fault` says, on `threads` workers.
+fn fails(fail: u32, fault: Fault, threads: usize) {
+    quiet_injected_panics();
+    let (plan, ids) = Plan::build(
+        &[0u32],
+        |&n| n,
+        |&n, out| out.extend_from_slice(DIAMOND[n as usize]),
+        None,
+    );
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound.get_or_insert(3);
+    builder.check(move || {
+        let task = Arc::new(Faulty {
+            ids: ids.clone(),
+            fail,
+            fault,
+            ran: Mutex::new(Vec::new()),
+        });
+        let opts = ExecOptions {
+            scheduler: Scheduler::Parallel,
+            threads,
+            accumulation: Accumulation::Deterministic,
+        };
+        let seed = Some(Count(1));
+        let err = execute(Arc::new(plan.clone()), Arc::clone(&task), vec![seed], &opts)
+            .expect_err("a failing node must make execute fail");
+        assert_eq!(err.op, format!("n{fail}"));
+        assert_eq!(ids[err.node as usize], fail);
+        assert_eq!(err.panicked, matches!(fault, Fault::Panic));
+        assert!(err.message.contains(INJECTED), "{err}");
+        let ran = task.ran.lock().clone();
+        let blocked = downstream(fail);
+        assert!(
+            ran.iter().all(|n| !blocked.contains(n)),
+            "ran {ran:?} although n{fail} failed"
+        );
+        for n in 0..DIAMOND.len() as u32 {
+            assert!(ran.iter().filter(|&&r| r == n).count() <= 1, "n{n} ran twice");
+        }
+    });
+}
+
+#[test]
+fn panic_in_a_branch_on_two_threads() {
+    fails(1, Fault::Panic, 2);
+}
+
+#[test]
+fn panic_in_a_branch_on_three_threads() {
+    fails(1, Fault::Panic, 3);
+}
+
+#[test]
+fn err_in_a_branch_on_three_threads() {
+    fails(2, Fault::Err, 3);
+}
+
+#[test]
+fn err_at_the_root_on_three_threads() {
+    fails(0, Fault::Err, 3);
+}
+
+#[test]
+fn panic_at_the_sink_on_three_threads() {
+    fails(3, Fault::Panic, 3);
+}

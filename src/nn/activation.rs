@@ -1,0 +1,34 @@
+//! Parameter-free elementwise activations, as modules for [`Sequential`](super::Sequential).
+
+use super::module::Module;
+use crate::{Result, Tensor};
+
+macro_rules! activation {
+    ($(#[$doc:meta])* $name:ident, $method:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+        pub struct $name;
+
+        impl Module for $name {
+            fn forward(&self, x: &Tensor) -> Result<Tensor> {
+                Ok(x.$method())
+            }
+        }
+    };
+}
+
+activation!(
+    /// `tanh(x)`, elementwise.
+    Tanh,
+    tanh
+);
+activation!(
+    /// `max(x, 0)`, elementwise.
+    Relu,
+    relu
+);
+activation!(
+    /// `1 / (1 + e^-x)`, elementwise.
+    Sigmoid,
+    sigmoid
+);

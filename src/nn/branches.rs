@@ -1,0 +1,95 @@
+//! `Branches`: a multi-branch block (Inception, mixture-of-experts shapes).
+//!
+//! Every branch reads the same input, so the backward pass sees independent subgraphs that
+//! meet only at the merge and at the input: the shape the parallel executor runs
+//! concurrently.
+
+use super::module::{prefixed, Module};
+use super::Param;
+use crate::{Error, Result, Tensor};
+
+/// How a [`Branches`] block combines its branches' outputs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Merge {
+    /// Concatenated along the last axis (Inception).
+    #[default]
+    Concat,
+    /// Summed elementwise; every branch must give the same shape (mixture of experts).
+    Sum,
+}
+
+/// Branches applied to the same input, their outputs merged by [`Merge`].
+/// Branch `i`'s parameters are named `i.<name>`.
+///
+/// ```
+/// use backflow::nn::{Branches, Linear, Merge, Module};
+/// use backflow::Tensor;
+/// let block = Branches::new(Merge::Concat).add(Linear::new(4, 3, 0)).add(Linear::new(4, 5, 1));
+/// assert_eq!(block.forward(&Tensor::ones(&[2, 4])).unwrap().shape(), &[2, 8]);
+/// ```
+pub struct Branches {
+    merge: Merge,
+    branches: Vec<Box<dyn Module>>,
+}
+
+impl Branches {
+    /// A block with no branches yet.
+    pub fn new(merge: Merge) -> Self {
+        Self {
+            merge,
+            branches: Vec::new(),
+        }
+    }
+
+    /// `n` branches made by `make(i)`.
+    pub fn from_fn<M: Module + 'static>(merge: Merge, n: usize, make: impl FnMut(usize) -> M) -> Self {
+        (0..n).map(make).fold(Self::new(merge), Self::add)
+    }
+
+    /// Appends a branch.
+    pub fn add(mut self, branch: impl Module + 'static) -> Self {
+        self.branches.push(Box::new(branch));
+        self
+    }
+
+    /// Number of branches.
+    pub fn len(&self) -> usize {
+        self.branches.len()
+    }
+
+    /// Whether there are no branches.
+    pub fn is_empty(&self) -> bool {
+        self.branches.is_empty()
+    }
+}
+
+impl Module for Branches {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.branches.is_empty() {
+            return Err(Error::Invalid {
+                op: "Branches",
+                message: "a block needs at least one branch".into(),
+            });
+        }
+        let outs = self
+            .branches
+            .iter()
+            .map(|b| b.forward(x))
+            .collect::<Result<Vec<_>>>()?;
+        match self.merge {
+            Merge::Concat => {
+                let axis = outs[0].rank().saturating_sub(1);
+                Tensor::concat(&outs.iter().collect::<Vec<_>>(), axis)
+            }
+            Merge::Sum => outs[1..].iter().try_fold(outs[0].clone(), |acc, o| acc.try_add(o)),
+        }
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param)> {
+        self.branches
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| prefixed(&i.to_string(), b.named_parameters()))
+            .collect()
+    }
+}

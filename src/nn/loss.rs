@@ -1,0 +1,79 @@
+//! Losses: cross-entropy from logits and mean squared error, plus classification accuracy.
+
+use crate::{Error, Result, Tensor};
+
+/// Mean cross-entropy of `logits` (`[batch, classes]`) against integer `labels`.
+///
+/// Stable for large logits: it is `-mean(Σ_c onehot_c · log_softmax(logits)_c)`, and
+/// `log_softmax` shifts each row by its maximum, so nothing overflows.
+///
+/// ```
+/// use backflow::{nn::cross_entropy, Tensor};
+/// // Uniform logits over 4 classes: the loss is ln 4 whatever the label.
+/// let loss = cross_entropy(&Tensor::zeros(&[2, 4]), &[0, 3]).unwrap();
+/// assert!((loss.item() - 4f32.ln()).abs() < 1e-6);
+/// ```
+pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
+    let &[batch, classes] = logits.shape() else {
+        return Err(Error::Invalid {
+            op: "cross_entropy",
+            message: format!("logits must be [batch, classes], not {:?}", logits.shape()),
+        });
+    };
+    if labels.len() != batch || batch == 0 {
+        return Err(Error::Invalid {
+            op: "cross_entropy",
+            message: format!(
+                "{} labels for logits of shape {:?}: need one per row, at least one",
+                labels.len(),
+                logits.shape()
+            ),
+        });
+    }
+    let mut onehot = vec![0.0f32; batch * classes];
+    for (row, &label) in labels.iter().enumerate() {
+        if label >= classes {
+            return Err(Error::Invalid {
+                op: "cross_entropy",
+                message: format!("label {label} out of range for {classes} classes (logits {:?})", logits.shape()),
+            });
+        }
+        onehot[row * classes + label] = 1.0;
+    }
+    let mask = Tensor::from_vec(onehot, logits.shape())?;
+    let picked = logits.log_softmax().try_mul(&mask)?.sum();
+    Ok(&picked * (-1.0 / batch as f32))
+}
+
+/// Mean squared error `mean((prediction - target)²)`; the shapes must broadcast.
+///
+/// ```
+/// use backflow::{nn::mse, Tensor};
+/// let p = Tensor::from_vec(vec![1.0f32, 2.0], &[2]).unwrap();
+/// let t = Tensor::from_vec(vec![0.0f32, 4.0], &[2]).unwrap();
+/// assert_eq!(mse(&p, &t).unwrap().item(), 2.5); // (1 + 4) / 2
+/// ```
+pub fn mse(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let diff = prediction.try_sub(target)?;
+    Ok((&diff * &diff).mean())
+}
+
+/// Fraction of rows of `logits` (`[batch, classes]`) whose largest entry is at the label.
+pub fn accuracy(logits: &Tensor, labels: &[usize]) -> f64 {
+    let classes = logits.shape().last().copied().unwrap_or(1).max(1);
+    let correct = logits
+        .data()
+        .chunks(classes)
+        .zip(labels)
+        .filter(|(row, &label)| argmax(row) == label)
+        .count();
+    correct as f64 / labels.len().max(1) as f64
+}
+
+/// Index of the largest value (the first one on ties).
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .0
+}

@@ -1,0 +1,53 @@
+//! The `Module` trait: a forward function plus the parameters it owns, by name.
+
+use super::Param;
+use crate::{Result, Tensor};
+
+/// A layer or model: maps an input batch to an output, and owns named parameters.
+///
+/// Names follow PyTorch's `state_dict`: a container prefixes its children's names with the
+/// child's name and a dot (`branches.0.0.weight`).
+pub trait Module: Send + Sync {
+    /// Applies the module to `x`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// The parameters with their dotted names, in a fixed order. None by default.
+    fn named_parameters(&self) -> Vec<(String, Param)> {
+        Vec::new()
+    }
+
+    /// The parameters, in the order of [`named_parameters`](Self::named_parameters).
+    fn parameters(&self) -> Vec<Param> {
+        self.named_parameters().into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// Clears every parameter's gradient.
+    fn zero_grad(&self) {
+        for p in self.parameters() {
+            p.zero_grad();
+        }
+    }
+
+    /// Total number of trainable values.
+    fn num_parameters(&self) -> usize {
+        self.parameters().iter().map(Param::numel).sum()
+    }
+}
+
+impl<M: Module + ?Sized> Module for Box<M> {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        (**self).forward(x)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param)> {
+        (**self).named_parameters()
+    }
+}
+
+/// Prefixes each of a child's parameter names with `prefix.`.
+pub(crate) fn prefixed(prefix: &str, params: Vec<(String, Param)>) -> Vec<(String, Param)> {
+    params
+        .into_iter()
+        .map(|(name, p)| (format!("{prefix}.{name}"), p))
+        .collect()
+}

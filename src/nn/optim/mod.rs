@@ -1,0 +1,52 @@
+//! Optimisers: they read each parameter's gradient, compute its new values on raw data
+//! (nothing is recorded), and swap a fresh leaf into the [`Param`](super::Param).
+
+mod adam;
+mod sgd;
+
+pub use adam::Adam;
+pub use sgd::Sgd;
+
+use super::Param;
+use crate::Result;
+
+/// Updates parameters from their gradients.
+pub trait Optimizer {
+    /// Applies one update to every parameter that has a gradient. Each updated parameter
+    /// becomes a new leaf, so its gradient starts empty for the next pass.
+    fn step(&mut self) -> Result<()>;
+
+    /// The parameters being optimised.
+    fn params(&self) -> &[Param];
+
+    /// Clears every parameter's gradient (needed only when a pass is not followed by a
+    /// step, since a step starts each parameter afresh).
+    fn zero_grad(&self) {
+        for p in self.params() {
+            p.zero_grad();
+        }
+    }
+}
+
+/// Runs `update(values, grad, slot)` for each parameter with a gradient and stores the
+/// result; `slot` is per-parameter optimiser state, created zeroed on first use.
+pub(crate) fn update_each<const S: usize>(
+    params: &[Param],
+    state: &mut Vec<[Vec<f32>; S]>,
+    mut update: impl FnMut(&mut [f32], &[f32], &mut [Vec<f32>; S]),
+) -> Result<()> {
+    if state.len() != params.len() {
+        *state = params
+            .iter()
+            .map(|p| std::array::from_fn(|_| vec![0.0; p.numel()]))
+            .collect();
+    }
+    for (p, slot) in params.iter().zip(state.iter_mut()) {
+        let current = p.get();
+        let Some(grad) = current.grad() else { continue };
+        let mut values = current.to_vec();
+        update(&mut values, grad.data(), slot);
+        p.set_data(values)?;
+    }
+    Ok(())
+}

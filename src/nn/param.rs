@@ -1,0 +1,88 @@
+//! `Param`: a trainable tensor that an optimiser can replace.
+//!
+//! Tensors are immutable, so a parameter is a shared cell holding its current leaf. The
+//! forward pass reads it with [`Param::get`]; an optimiser step computes the new values on
+//! raw data and swaps a fresh leaf into the cell with [`Param::set`]. Every clone of a
+//! `Param` (the module's, the optimiser's) sees the swap.
+
+use crate::{Error, Result, Tensor};
+use std::sync::{Arc, RwLock};
+
+/// A trainable parameter: a shared cell holding the current leaf tensor (f32).
+///
+/// ```
+/// use backflow::{nn::Param, Tensor};
+/// let p = Param::new(Tensor::ones(&[2]));
+/// let y = (&p.get() * 3.0).sum();
+/// y.backward().unwrap();
+/// assert_eq!(p.grad().unwrap().to_vec(), vec![3.0, 3.0]);
+/// p.set_data(vec![5.0, 6.0]).unwrap(); // a new leaf, with no gradient yet
+/// assert_eq!(p.get().to_vec(), vec![5.0, 6.0]);
+/// assert!(p.grad().is_none());
+/// ```
+#[derive(Clone)]
+pub struct Param {
+    /// Always a leaf that requires grad.
+    cell: Arc<RwLock<Tensor>>,
+}
+
+impl std::fmt::Debug for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Param({:?})", self.get())
+    }
+}
+
+impl Param {
+    /// A parameter starting at `value`'s data (detached, then made a leaf that requires grad).
+    pub fn new(value: Tensor) -> Self {
+        Self {
+            cell: Arc::new(RwLock::new(value.detach().requires_grad())),
+        }
+    }
+
+    /// The current leaf, to use in a forward pass.
+    pub fn get(&self) -> Tensor {
+        self.cell.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the parameter with a new leaf holding `value`'s data. Graphs built from the
+    /// old leaf keep it; its gradient is not carried over. Errs if the shape changes.
+    pub fn set(&self, value: Tensor) -> Result<()> {
+        let mut cell = self.cell.write().unwrap_or_else(|e| e.into_inner());
+        if value.shape() != cell.shape() {
+            return Err(Error::Shape {
+                op: "Param::set",
+                lhs: cell.shape().to_vec(),
+                rhs: value.shape().to_vec(),
+                reason: "a parameter keeps its shape".into(),
+            });
+        }
+        *cell = value.detach().requires_grad();
+        Ok(())
+    }
+
+    /// [`set`](Self::set) from raw values in row-major order.
+    pub fn set_data(&self, data: Vec<f32>) -> Result<()> {
+        self.set(Tensor::from_vec(data, &self.shape())?)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> Vec<usize> {
+        self.get().shape().to_vec()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.get().numel()
+    }
+
+    /// The gradient accumulated into the current leaf, if any.
+    pub fn grad(&self) -> Option<Tensor> {
+        self.get().grad()
+    }
+
+    /// Clears the current leaf's gradient.
+    pub fn zero_grad(&self) {
+        self.get().zero_grad();
+    }
+}

@@ -1,0 +1,69 @@
+//! `Sequential`: modules applied one after another.
+
+use super::module::{prefixed, Module};
+use super::Param;
+use crate::{Result, Tensor};
+
+/// Modules applied in order, each to the previous one's output.
+///
+/// A child added with [`add`](Self::add) is named by its position (`0`, `1`, …), as in
+/// PyTorch's `nn.Sequential`; [`add_named`](Self::add_named) gives it a name.
+///
+/// ```
+/// use backflow::nn::{Linear, Module, Sequential, Tanh};
+/// use backflow::Tensor;
+/// let mlp = Sequential::new().add(Linear::new(4, 8, 0)).add(Tanh).add(Linear::new(8, 2, 1));
+/// assert_eq!(mlp.forward(&Tensor::ones(&[3, 4])).unwrap().shape(), &[3, 2]);
+/// let names: Vec<String> = mlp.named_parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
+/// ```
+#[derive(Default)]
+pub struct Sequential {
+    children: Vec<(String, Box<dyn Module>)>,
+}
+
+impl Sequential {
+    /// An empty sequence: the identity.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `module`, named by its position.
+    pub fn add(self, module: impl Module + 'static) -> Self {
+        let name = self.children.len().to_string();
+        self.add_named(name, module)
+    }
+
+    /// Appends `module` under `name`.
+    pub fn add_named(mut self, name: impl Into<String>, module: impl Module + 'static) -> Self {
+        self.children.push((name.into(), Box::new(module)));
+        self
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// Whether there are no children.
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut h = x.clone();
+        for (_, m) in &self.children {
+            h = m.forward(&h)?;
+        }
+        Ok(h)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param)> {
+        self.children
+            .iter()
+            .flat_map(|(name, m)| prefixed(name, m.named_parameters()))
+            .collect()
+    }
+}

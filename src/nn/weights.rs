@@ -1,0 +1,95 @@
+//! Saving and loading a module's parameters in the safetensors format, under their dotted
+//! names (`branches.0.0.weight`), f32 little-endian, so PyTorch's `safetensors.torch.load_file`
+//! opens them.
+
+use super::module::Module;
+use crate::{Error, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::path::Path;
+
+/// The module's parameters as a safetensors file image.
+pub fn to_safetensors(module: &dyn Module) -> Result<Vec<u8>> {
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = module
+        .named_parameters()
+        .into_iter()
+        .map(|(name, p)| {
+            let t = p.get();
+            let bytes = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
+            (name, t.shape().to_vec(), bytes)
+        })
+        .collect();
+    let views = tensors
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|view| (name.as_str(), view))
+                .map_err(|e| invalid("save_weights", format!("{name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, None).map_err(|e| invalid("save_weights", e.to_string()))
+}
+
+/// Writes the module's parameters to `path` as a safetensors file.
+pub fn save_weights(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = to_safetensors(module)?;
+    std::fs::write(path, bytes).map_err(|e| invalid("save_weights", format!("{}: {e}", path.display())))
+}
+
+/// Sets the module's parameters from a safetensors file image. Strict, as PyTorch's
+/// `load_state_dict`: every parameter must be present with its shape and dtype f32, and
+/// the file may hold no other tensor.
+pub fn from_safetensors(module: &dyn Module, bytes: &[u8]) -> Result<()> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| invalid("load_weights", e.to_string()))?;
+    let params = module.named_parameters();
+    let mut unexpected: Vec<String> = file
+        .names()
+        .into_iter()
+        .filter(|n| !params.iter().any(|(name, _)| name == n))
+        .map(str::to_string)
+        .collect();
+    if !unexpected.is_empty() {
+        unexpected.sort();
+        return Err(invalid("load_weights", format!("unexpected tensors in the file: {unexpected:?}")));
+    }
+    // Check everything before changing anything, so a bad file leaves the module as it was.
+    let mut values = Vec::with_capacity(params.len());
+    for (name, p) in &params {
+        let view = file
+            .tensor(name)
+            .map_err(|_| invalid("load_weights", format!("missing tensor `{name}`")))?;
+        if view.dtype() != Dtype::F32 || view.shape() != p.shape().as_slice() {
+            return Err(invalid(
+                "load_weights",
+                format!(
+                    "`{name}` is {:?} {:?} in the file; the module needs F32 {:?}",
+                    view.dtype(),
+                    view.shape(),
+                    p.shape()
+                ),
+            ));
+        }
+        let data: Vec<f32> = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        values.push(data);
+    }
+    for ((_, p), data) in params.iter().zip(values) {
+        p.set_data(data)?;
+    }
+    Ok(())
+}
+
+/// Sets the module's parameters from the safetensors file at `path`; see
+/// [`from_safetensors`].
+pub fn load_weights(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
+    let path = path.as_ref();
+    let bytes = std::fs::read(path).map_err(|e| invalid("load_weights", format!("{}: {e}", path.display())))?;
+    from_safetensors(module, &bytes)
+}
+
+fn invalid(op: &'static str, message: String) -> Error {
+    Error::Invalid { op, message }
+}

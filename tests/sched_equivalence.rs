@@ -1,0 +1,109 @@
+//! `Parallel`, `Dfs` and `Kahn` give bitwise-identical gradients in `Deterministic` mode, at
+//! every thread count (more threads than cores on purpose), on the standard workloads.
+
+use backflow::{Accumulation, BackwardOptions, Scheduler, Tensor};
+
+const THREADS: [usize; 5] = [1, 2, 3, 4, 8];
+
+/// Runs `build` (which returns the leaves and the loss) under every scheduler and thread
+/// count, and checks that every leaf gradient is bitwise equal to `Dfs`'s.
+fn assert_bitwise_equal(build: impl Fn() -> (Vec<Tensor>, Tensor)) {
+    let run = |scheduler, threads| {
+        let (leaves, loss) = build();
+        let opts = BackwardOptions::new().scheduler(scheduler).threads(threads);
+        loss.backward_with(&opts).expect("backward");
+        leaves
+            .iter()
+            .map(|l| l.grad().map(|g| g.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>()))
+            .collect::<Vec<_>>()
+    };
+    let reference = run(Scheduler::Dfs, 1);
+    assert!(reference.iter().all(Option::is_some), "every leaf gets a gradient");
+    for scheduler in Scheduler::ALL {
+        for threads in THREADS {
+            assert_eq!(
+                run(scheduler, threads),
+                reference,
+                "{scheduler:?} at {threads} threads differs from Dfs"
+            );
+        }
+    }
+}
+
+#[test]
+fn seed_graph() {
+    assert_bitwise_equal(|| {
+        let t1 = Tensor::scalar(2.0).requires_grad();
+        let t2 = Tensor::scalar(3.0).requires_grad();
+        let t5 = Tensor::scalar(0.5).requires_grad();
+        let l = ((&t1 + &t2) * (&t2 * &t5)).sin();
+        (vec![t1, t2, t5], l)
+    });
+}
+
+#[test]
+fn w1_chain() {
+    assert_bitwise_equal(|| {
+        let x = Tensor::ones(&[1]).requires_grad();
+        let mut y = x.clone();
+        for i in 0..20_000 {
+            y = if i % 2 == 1 { &y * 1.0001 } else { &y + 0.5 };
+        }
+        (vec![x], y.sum())
+    });
+}
+
+#[test]
+fn w2_wide_small() {
+    assert_bitwise_equal(|| {
+        let x = Tensor::randn(&[8, 32], 1);
+        let mut leaves = Vec::new();
+        let mut loss: Option<Tensor> = None;
+        for b in 0..8 {
+            let mut h = x.clone();
+            for l in 0..3 {
+                let w = (Tensor::randn(&[32, 32], 100 + b * 8 + l) * (1.0 / 32f32.sqrt())).requires_grad();
+                h = h.matmul(&w).expect("matmul").tanh();
+                leaves.push(w);
+            }
+            let s = h.sum();
+            loss = Some(match loss {
+                Some(acc) => &acc + &s,
+                None => s,
+            });
+        }
+        (leaves, loss.expect("branches"))
+    });
+}
+
+#[test]
+fn w3_fan_in_small() {
+    assert_bitwise_equal(|| {
+        let t2 = Tensor::randn(&[64], 3).requires_grad();
+        let mut loss = Tensor::scalar(0.0);
+        for k in 0..500 {
+            loss = &loss + &(&t2 * (k as f32)).sin().sum();
+        }
+        (vec![t2], loss)
+    });
+}
+
+#[test]
+fn fast_mode_agrees_within_tolerance() {
+    let t2 = Tensor::randn(&[64], 3).requires_grad();
+    let mut loss = Tensor::scalar(0.0);
+    for k in 0..300 {
+        loss = &loss + &(&t2 * (k as f32 * 0.01)).sin().sum();
+    }
+    let opts = BackwardOptions::new().retain_graph(true);
+    loss.backward_with(&opts.clone().scheduler(Scheduler::Kahn)).unwrap();
+    let exact = t2.grad().unwrap().to_vec();
+    for threads in THREADS {
+        t2.zero_grad();
+        let fast = opts.clone().threads(threads).accumulation(Accumulation::Fast);
+        loss.backward_with(&fast).unwrap();
+        for (a, b) in t2.grad().unwrap().data().iter().zip(&exact) {
+            assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+        }
+    }
+}
