@@ -64,8 +64,9 @@ fn numeric_grads(f: &dyn Fn(&[T64]) -> T64, inputs: &[T64]) -> Vec<Vec<f64>> {
 
 /// Checks the gradient of `f` at `inputs` against finite differences, under every
 /// scheduler, with and without `create_graph`.
-fn gradcheck(name: &str, inputs: &[T64], f: impl Fn(&[T64]) -> T64) {
-    let expected = numeric_grads(&f, inputs);
+fn gradcheck(name: &str, inputs: &[&T64], f: impl Fn(&[T64]) -> T64) {
+    let inputs: Vec<T64> = inputs.iter().map(|&t| t.clone()).collect();
+    let expected = numeric_grads(&f, &inputs);
     for scheduler in Scheduler::ALL {
         for create_graph in [false, true] {
             let leaves: Vec<T64> = inputs.iter().map(|t| t.detach().requires_grad()).collect();
@@ -100,17 +101,17 @@ fn gradcheck(name: &str, inputs: &[T64], f: impl Fn(&[T64]) -> T64) {
 fn unary_ops() {
     let x = normal(&[3, 4], 1);
     let p = positive(&[3, 4], 2);
-    gradcheck("neg", &[x.clone()], |v| -&v[0]);
-    gradcheck("sin", &[x.clone()], |v| v[0].sin());
-    gradcheck("cos", &[x.clone()], |v| v[0].cos());
-    gradcheck("exp", &[x.clone()], |v| v[0].exp());
-    gradcheck("tanh", &[x.clone()], |v| v[0].tanh());
-    gradcheck("sigmoid", &[x], |v| v[0].sigmoid());
-    gradcheck("relu", &[off_zero(&[3, 4], 3)], |v| v[0].relu());
-    gradcheck("ln", &[p.clone()], |v| v[0].ln());
-    gradcheck("sqrt", &[p.clone()], |v| v[0].sqrt());
-    gradcheck("powf 3", &[p.clone()], |v| v[0].powf(3.0));
-    gradcheck("powf -1.5", &[p], |v| v[0].powf(-1.5));
+    gradcheck("neg", &[&x], |v| -&v[0]);
+    gradcheck("sin", &[&x], |v| v[0].sin());
+    gradcheck("cos", &[&x], |v| v[0].cos());
+    gradcheck("exp", &[&x], |v| v[0].exp());
+    gradcheck("tanh", &[&x], |v| v[0].tanh());
+    gradcheck("sigmoid", &[&x], |v| v[0].sigmoid());
+    gradcheck("relu", &[&off_zero(&[3, 4], 3)], |v| v[0].relu());
+    gradcheck("ln", &[&p], |v| v[0].ln());
+    gradcheck("sqrt", &[&p], |v| v[0].sqrt());
+    gradcheck("powf 3", &[&p], |v| v[0].powf(3.0));
+    gradcheck("powf -1.5", &[&p], |v| v[0].powf(-1.5));
 }
 
 /// The broadcasting pairs every binary op is checked on, positive so that `div` is safe.
@@ -136,7 +137,7 @@ fn binary_cases() -> Vec<(&'static str, T64, T64)> {
 #[test]
 fn binary_ops_with_broadcasting() {
     for (case, a, b) in binary_cases() {
-        let inputs = [a, b];
+        let inputs = [&a, &b];
         gradcheck(&format!("add {case}"), &inputs, |v| &v[0] + &v[1]);
         gradcheck(&format!("sub {case}"), &inputs, |v| &v[0] - &v[1]);
         gradcheck(&format!("mul {case}"), &inputs, |v| &v[0] * &v[1]);
@@ -148,51 +149,51 @@ fn binary_ops_with_broadcasting() {
 fn binary_op_with_itself() {
     // Both operands are the same leaf: d/dx (x·x) = 2x, d/dx (x/x) = 0.
     let x = positive(&[2, 3], 30);
-    gradcheck("mul self", &[x.clone()], |v| &v[0] * &v[0]);
-    gradcheck("div self", &[x], |v| &v[0] / &v[0]);
+    gradcheck("mul self", &[&x], |v| &v[0] * &v[0]);
+    gradcheck("div self", &[&x], |v| &v[0] / &v[0]);
 }
 
 #[test]
 fn scalar_ops() {
     let x = normal(&[2, 3], 40);
-    gradcheck("mul 2", &[x.clone()], |v| &v[0] * 2.0);
-    gradcheck("add 0.5", &[x.clone()], |v| &v[0] + 0.5);
-    gradcheck("sub 1", &[x.clone()], |v| &v[0] - 1.0);
-    gradcheck("div 3", &[x.clone()], |v| &v[0] / 3.0);
-    gradcheck("affine", &[x], |v| v[0].affine(-1.5, 0.25));
+    gradcheck("mul 2", &[&x], |v| &v[0] * 2.0);
+    gradcheck("add 0.5", &[&x], |v| &v[0] + 0.5);
+    gradcheck("sub 1", &[&x], |v| &v[0] - 1.0);
+    gradcheck("div 3", &[&x], |v| &v[0] / 3.0);
+    gradcheck("affine", &[&x], |v| v[0].affine(-1.5, 0.25));
 }
 
 #[test]
 fn reductions() {
     let x = normal(&[3, 4], 50);
-    gradcheck("sum", &[x.clone()], |v| v[0].sum());
-    gradcheck("sum_axis 0", &[x.clone()], |v| v[0].sum_axis(0).unwrap());
-    gradcheck("sum_axis 1", &[x.clone()], |v| v[0].sum_axis(1).unwrap());
-    gradcheck("mean", &[x], |v| v[0].mean());
+    gradcheck("sum", &[&x], |v| v[0].sum());
+    gradcheck("sum_axis 0", &[&x], |v| v[0].sum_axis(0).unwrap());
+    gradcheck("sum_axis 1", &[&x], |v| v[0].sum_axis(1).unwrap());
+    gradcheck("mean", &[&x], |v| v[0].mean());
     let x3 = normal(&[2, 3, 4], 51);
-    gradcheck("sum_axis middle of 3-d", &[x3], |v| {
+    gradcheck("sum_axis middle of 3-d", &[&x3], |v| {
         v[0].sum_axis(1).unwrap()
     });
-    gradcheck("sum_axis of 1-d", &[normal(&[5], 52)], |v| {
+    gradcheck("sum_axis of 1-d", &[&normal(&[5], 52)], |v| {
         v[0].sum_axis(0).unwrap()
     });
-    gradcheck("mean of 0-d", &[normal(&[], 53)], |v| v[0].mean());
+    gradcheck("mean of 0-d", &[&normal(&[], 53)], |v| v[0].mean());
 }
 
 #[test]
 fn matmul() {
     let (a, b) = (normal(&[3, 4], 60), normal(&[4, 5], 61));
-    gradcheck("matmul", &[a, b], |v| v[0].matmul(&v[1]).unwrap());
+    gradcheck("matmul", &[&a, &b], |v| v[0].matmul(&v[1]).unwrap());
     let (a, b) = (normal(&[1, 3], 62), normal(&[3, 1], 63));
-    gradcheck("matmul row·column", &[a, b], |v| {
+    gradcheck("matmul row·column", &[&a, &b], |v| {
         v[0].matmul(&v[1]).unwrap()
     });
     // Only one operand requires grad: the other gets no gradient work.
     let w = normal(&[4, 2], 64);
-    gradcheck("matmul by a constant", &[normal(&[3, 4], 65)], move |v| {
+    gradcheck("matmul by a constant", &[&normal(&[3, 4], 65)], move |v| {
         v[0].matmul(&w).unwrap()
     });
-    gradcheck("x·xᵀ", &[normal(&[3, 2], 66)], |v| {
+    gradcheck("x·xᵀ", &[&normal(&[3, 2], 66)], |v| {
         v[0].matmul(&v[0].t().unwrap()).unwrap()
     });
 }
@@ -200,38 +201,34 @@ fn matmul() {
 #[test]
 fn layout_ops() {
     let x = normal(&[3, 4], 70);
-    gradcheck("reshape", &[x.clone()], |v| v[0].reshape(&[2, 6]).unwrap());
-    gradcheck("reshape to 3-d", &[x.clone()], |v| {
+    gradcheck("reshape", &[&x], |v| v[0].reshape(&[2, 6]).unwrap());
+    gradcheck("reshape to 3-d", &[&x], |v| {
         v[0].reshape(&[2, 1, 6]).unwrap()
     });
-    gradcheck("transpose", &[x.clone()], |v| v[0].transpose(0, 1).unwrap());
-    gradcheck("t", &[x.clone()], |v| v[0].t().unwrap());
-    gradcheck("transpose 3-d", &[normal(&[2, 3, 4], 71)], |v| {
+    gradcheck("transpose", &[&x], |v| v[0].transpose(0, 1).unwrap());
+    gradcheck("t", &[&x], |v| v[0].t().unwrap());
+    gradcheck("transpose 3-d", &[&normal(&[2, 3, 4], 71)], |v| {
         v[0].transpose(0, 2).unwrap()
     });
-    gradcheck("broadcast_to", &[normal(&[3, 1], 72)], |v| {
+    gradcheck("broadcast_to", &[&normal(&[3, 1], 72)], |v| {
         v[0].broadcast_to(&[2, 3, 4]).unwrap()
     });
-    gradcheck("broadcast_to from 0-d", &[normal(&[], 73)], |v| {
+    gradcheck("broadcast_to from 0-d", &[&normal(&[], 73)], |v| {
         v[0].broadcast_to(&[3, 4]).unwrap()
     });
-    gradcheck("sum_to rows", &[x.clone()], |v| {
-        v[0].sum_to(&[1, 4]).unwrap()
-    });
-    gradcheck("sum_to columns", &[x.clone()], |v| {
-        v[0].sum_to(&[3, 1]).unwrap()
-    });
-    gradcheck("sum_to 0-d", &[x], |v| v[0].sum_to(&[]).unwrap());
+    gradcheck("sum_to rows", &[&x], |v| v[0].sum_to(&[1, 4]).unwrap());
+    gradcheck("sum_to columns", &[&x], |v| v[0].sum_to(&[3, 1]).unwrap());
+    gradcheck("sum_to 0-d", &[&x], |v| v[0].sum_to(&[]).unwrap());
 }
 
 #[test]
 fn concat() {
     let (a, b) = (normal(&[2, 3], 80), normal(&[1, 3], 81));
-    gradcheck("concat axis 0", &[a, b], |v| {
+    gradcheck("concat axis 0", &[&a, &b], |v| {
         Tensor::concat(&[&v[0], &v[1]], 0).unwrap()
     });
     let (a, b) = (normal(&[2, 3], 82), normal(&[2, 2], 83));
-    gradcheck("concat axis 1", &[a, b], |v| {
+    gradcheck("concat axis 1", &[&a, &b], |v| {
         Tensor::concat(&[&v[0], &v[1]], 1).unwrap()
     });
     let (a, b, c) = (
@@ -239,14 +236,14 @@ fn concat() {
         normal(&[2, 3, 2], 85),
         normal(&[2, 2, 2], 86),
     );
-    gradcheck("concat three, middle axis", &[a, b, c], |v| {
+    gradcheck("concat three, middle axis", &[&a, &b, &c], |v| {
         Tensor::concat(&[&v[0], &v[1], &v[2]], 1).unwrap()
     });
     // A constant part between two that require grad, and the same tensor twice.
     let k = normal(&[2, 2], 87);
     gradcheck(
         "concat with a constant and a repeat",
-        &[normal(&[2, 3], 88)],
+        &[&normal(&[2, 3], 88)],
         move |v| Tensor::concat(&[&v[0], &k, &v[0]], 1).unwrap(),
     );
 }
@@ -254,15 +251,15 @@ fn concat() {
 #[test]
 fn softmaxes() {
     let x = normal(&[3, 4], 90);
-    gradcheck("softmax", &[x.clone()], |v| v[0].softmax());
-    gradcheck("log_softmax", &[x.clone()], |v| v[0].log_softmax());
-    gradcheck("softmax then ln", &[x], |v| v[0].softmax().ln());
-    gradcheck("softmax of 1-d", &[normal(&[5], 91)], |v| v[0].softmax());
-    gradcheck("log_softmax of 3-d", &[normal(&[2, 2, 3], 92)], |v| {
+    gradcheck("softmax", &[&x], |v| v[0].softmax());
+    gradcheck("log_softmax", &[&x], |v| v[0].log_softmax());
+    gradcheck("softmax then ln", &[&x], |v| v[0].softmax().ln());
+    gradcheck("softmax of 1-d", &[&normal(&[5], 91)], |v| v[0].softmax());
+    gradcheck("log_softmax of 3-d", &[&normal(&[2, 2, 3], 92)], |v| {
         v[0].log_softmax()
     });
-    gradcheck("softmax of 0-d", &[normal(&[], 93)], |v| v[0].softmax());
-    gradcheck("log_softmax of 0-d", &[normal(&[], 94)], |v| {
+    gradcheck("softmax of 0-d", &[&normal(&[], 93)], |v| v[0].softmax());
+    gradcheck("log_softmax of 0-d", &[&normal(&[], 94)], |v| {
         v[0].log_softmax()
     });
 }
@@ -303,11 +300,12 @@ fn softmax_is_stable_for_large_logits() {
 fn composite_network() {
     // A small two-layer network with a cross-entropy-like loss, every op in one graph.
     let x = normal(&[4, 3], 100);
-    let inputs = [
+    let (w1, b1, w2) = (
         normal(&[3, 5], 101),
         normal(&[1, 5], 102),
         normal(&[5, 2], 103),
-    ];
+    );
+    let inputs = [&w1, &b1, &w2];
     gradcheck("mlp", &inputs, move |v| {
         let h = (&x.matmul(&v[0]).unwrap() + &v[1]).tanh();
         let logits = h.matmul(&v[2]).unwrap();
@@ -319,7 +317,7 @@ fn composite_network() {
 #[should_panic(expected = "finite differences give")]
 fn gradcheck_catches_a_wrong_gradient() {
     // Negative control: a custom y = x² whose backward forgets the factor 2.
-    gradcheck("wrong square", &[normal(&[3], 110)], |v| {
+    gradcheck("wrong square", &[&normal(&[3], 110)], |v| {
         let data = v[0].data().iter().map(|x| x * x).collect();
         let x = v[0].clone();
         Tensor::from_op("wrong_square", data, vec![3], &[&v[0]], move |gy, _| {

@@ -163,10 +163,12 @@ impl<G: Gradient> Fold<G> {
     }
 }
 
+/// One stripe: the folds of nodes `s, s + S, s + 2S, …`, at index `i / S`.
+type Stripe<G> = CachePadded<Mutex<Vec<Fold<G>>>>;
+
 /// Per-node accumulation state behind a fixed array of cache-padded stripe locks.
 pub struct StripedBuffers<G> {
-    /// Stripe `s` holds the folds of nodes `s, s + S, s + 2S, …` at index `i / S`.
-    stripes: Box<[CachePadded<Mutex<Vec<Fold<G>>>>]>,
+    stripes: Box<[Stripe<G>]>,
     mode: Accumulation,
 }
 

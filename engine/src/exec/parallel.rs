@@ -22,6 +22,9 @@ struct Job<G> {
     grad: Option<G>,
 }
 
+/// A worker's end of the queue of jobs.
+type JobLocal<T> = Local<Job<<T as Task>::Grad>>;
+
 /// Everything the workers of one backward pass share.
 struct Shared<T: Task> {
     plan: Arc<Plan>,
@@ -37,7 +40,7 @@ struct Shared<T: Task> {
     /// The first failure (first error wins).
     error: Mutex<Option<ExecError>>,
     /// Each worker's end of the queue, taken by that worker when it starts.
-    locals: Mutex<Vec<Option<Local<Job<T::Grad>>>>>,
+    locals: Mutex<Vec<Option<JobLocal<T>>>>,
 }
 
 /// Runs `plan` with `opts.threads` workers, the calling thread among them.

@@ -25,11 +25,11 @@ impl<T: Element> Tensor<T> {
         if self.shape() == shape {
             return Ok(self.clone());
         }
-        // NOTE: copies the data: the shared buffer behind a tensor is private to `tensor`.
         let from = self.shape().to_vec();
-        Ok(Tensor::from_op(
+        // The result shares the input's buffer: data is immutable.
+        Ok(Tensor::record(
             "reshape",
-            self.to_vec(),
+            self.shared_data(),
             shape.to_vec(),
             &[self],
             move |gy, _| {

@@ -19,7 +19,7 @@ impl<T: Element> Tensor<T> {
                 return Ok(vec![Some(gy.affine(c, T::zero()))]);
             }
             let g = gy.data().iter().map(|&g| g * c).collect();
-            Ok(vec![Some(Tensor::raw(g, gy.shape().to_vec()))])
+            Ok(vec![Some(Tensor::raw_with(g, gy.shape()))])
         })
     }
 }

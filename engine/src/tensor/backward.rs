@@ -2,17 +2,17 @@
 //! adapts graph nodes to the generic executor.
 
 use super::grad_mode::with_grad_mode;
-use super::node::{BackwardCtx, Node, NodeKind};
+use super::node::{Node, NodeKind};
 use super::Tensor;
 use crate::error::{Error, Result};
 use crate::exec::{self, Accumulation, ExecError, ExecOptions, Gradient, Plan, Scheduler, Task};
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, Mutex, Ordering};
 use backflow_kernels::Element;
 
 /// How to run a backward pass (a builder).
 ///
 /// ```
-/// use backflow::{Accumulation, BackwardOptions, Scheduler, Tensor};
+/// use backflow_engine::{Accumulation, BackwardOptions, Scheduler, Tensor};
 /// let x = Tensor::<f32>::scalar(2.0).requires_grad();
 /// let y = x.sin();
 /// let opts = BackwardOptions::new()
@@ -23,23 +23,12 @@ use backflow_kernels::Element;
 /// y.backward_with(&opts).unwrap(); // the graph was retained
 /// assert_eq!(x.grad().unwrap().item(), 2.0 * 2f32.cos());
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct BackwardOptions {
     pub(crate) exec: ExecOptions,
     pub(crate) retain_graph: bool,
     pub(crate) create_graph: bool,
     pub(crate) detect_anomaly: bool,
-}
-
-impl Default for BackwardOptions {
-    fn default() -> Self {
-        Self {
-            exec: ExecOptions::default(),
-            retain_graph: false,
-            create_graph: false,
-            detect_anomaly: false,
-        }
-    }
 }
 
 impl BackwardOptions {
@@ -142,14 +131,20 @@ impl<T: Element> TensorTask<T> {
             out.extend(node.successors().map(|_| None));
             return Ok(());
         };
-        let hooks = node.hooks.lock().clone();
-        for hook in hooks {
-            if let Some(replaced) = with_grad_mode(self.create_graph, || hook(&grad)) {
-                grad = replaced;
+        // Acquire: pairs with the Release in register_hook / on_grad_ready.
+        let hooked = node.hooked.load(Ordering::Acquire);
+        if hooked {
+            let hooks = node.hooks.lock().clone();
+            for hook in hooks {
+                if let Some(replaced) = with_grad_mode(self.create_graph, || hook(&grad)) {
+                    grad = replaced;
+                }
             }
         }
-        if let Some(e) = self.anomaly(node, "incoming gradient", &grad) {
-            return Err(e);
+        if self.detect_anomaly {
+            if let Some(e) = self.anomaly(node, "incoming gradient", &grad) {
+                return Err(e);
+            }
         }
         let captured = self.capture.as_ref().and_then(|c| c[index as usize]);
         if let Some(slot) = captured {
@@ -165,9 +160,11 @@ impl<T: Element> TensorTask<T> {
                     };
                     *store = Some(total);
                 }
-                let ready = node.ready_hooks.lock().clone();
-                for hook in ready {
-                    hook(&grad);
+                if hooked {
+                    let ready = node.ready_hooks.lock().clone();
+                    for hook in ready {
+                        hook(&grad);
+                    }
                 }
                 Ok(())
             }
@@ -175,6 +172,7 @@ impl<T: Element> TensorTask<T> {
                 inputs,
                 arity,
                 backward,
+                ctx,
             } => {
                 let f = if self.retain_graph {
                     backward.lock().clone()
@@ -184,15 +182,8 @@ impl<T: Element> TensorTask<T> {
                 let f = f.ok_or_else(|| Error::GraphFreed {
                     op: node.op.to_string(),
                 })?;
-                let mut needs = vec![false; *arity];
-                for e in inputs {
-                    needs[e.index] = true;
-                }
-                let ctx = BackwardCtx {
-                    create_graph: self.create_graph,
-                    needs,
-                };
-                let mut grads = with_grad_mode(self.create_graph, || f(&grad, &ctx))?;
+                let ctx = &ctx[usize::from(self.create_graph)];
+                let mut grads = with_grad_mode(self.create_graph, || f(&grad, ctx))?;
                 drop(f);
                 if grads.len() != *arity {
                     return Err(self.bad_output(node, format!(
@@ -212,8 +203,10 @@ impl<T: Element> TensorTask<T> {
                                 e.shape
                             )));
                         }
-                        if let Some(err) = self.anomaly(node, "gradient of an input", g) {
-                            return Err(err);
+                        if self.detect_anomaly {
+                            if let Some(err) = self.anomaly(node, "gradient of an input", g) {
+                                return Err(err);
+                            }
                         }
                     }
                     out.push(g);
@@ -402,7 +395,7 @@ pub fn backward<T: Element>(
 /// outputs do not depend on gets `None`.
 ///
 /// ```
-/// use backflow::{grad, BackwardOptions, Tensor};
+/// use backflow_engine::{grad, BackwardOptions, Tensor};
 /// let x = Tensor::<f64>::scalar(3.0).requires_grad();
 /// let y = &x * &x;                       // dy/dx = 2x = 6
 /// let g = grad(&[y], &[], &[x.clone()], &BackwardOptions::new()).unwrap();

@@ -8,11 +8,12 @@ pub use backward::{backward, grad, BackwardOptions};
 pub use node::{BackwardCtx, BackwardFn, GradHook, Node, ReadyHook};
 
 use crate::error::{Error, Result};
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, Mutex, Ordering};
 use backflow_kernels::{numel, Element};
 use node::{InputEdge, NodeKind};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
+use smallvec::SmallVec;
 use std::panic::Location;
 
 /// An n-dimensional array of `T` (f32 by default) that records the ops applied to it.
@@ -20,7 +21,7 @@ use std::panic::Location;
 /// Cloning is cheap (a reference count). Data is immutable: ops return new tensors.
 ///
 /// ```
-/// use backflow::Tensor;
+/// use backflow_engine::Tensor;
 /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap().requires_grad();
 /// let y = (&x * &x).sum();          // y = Σ x²
 /// y.backward().unwrap();
@@ -30,9 +31,12 @@ pub struct Tensor<T: Element = f32> {
     inner: Arc<Inner<T>>,
 }
 
+/// Dimensions, inline up to rank 4 (no allocation for the common shapes).
+type Shape = SmallVec<[usize; 4]>;
+
 struct Inner<T: Element> {
     data: Arc<Vec<T>>,
-    shape: Vec<usize>,
+    shape: Shape,
     /// The leaf or op node of this tensor; `None` when it requires no gradient.
     node: Option<Arc<Node<T>>>,
 }
@@ -63,11 +67,16 @@ impl<T: Element> std::fmt::Debug for Tensor<T> {
 impl<T: Element> Tensor<T> {
     /// A tensor from raw parts, without a node. Panics if `data` does not fill `shape`.
     pub(crate) fn raw(data: Vec<T>, shape: Vec<usize>) -> Self {
-        assert_eq!(data.len(), numel(&shape), "tensor data does not fill shape {shape:?}");
+        Self::raw_with(data, &shape)
+    }
+
+    /// A tensor from raw data and a borrowed shape, without a node.
+    pub(crate) fn raw_with(data: Vec<T>, shape: &[usize]) -> Self {
+        assert_eq!(data.len(), numel(shape), "tensor data does not fill shape {shape:?}");
         Self {
             inner: Arc::new(Inner {
                 data: Arc::new(data),
-                shape,
+                shape: Shape::from_slice(shape),
                 node: None,
             }),
         }
@@ -85,7 +94,7 @@ impl<T: Element> Tensor<T> {
                 ),
             });
         }
-        Ok(Self::raw(data, shape.to_vec()))
+        Ok(Self::raw_with(data, shape))
     }
 
     /// A zero-dimensional tensor holding `value`.
@@ -95,7 +104,7 @@ impl<T: Element> Tensor<T> {
 
     /// A tensor of `shape` filled with `value`.
     pub fn full(shape: &[usize], value: T) -> Self {
-        Self::raw(vec![value; numel(shape)], shape.to_vec())
+        Self::raw_with(vec![value; numel(shape)], shape)
     }
 
     /// A tensor of zeros.
@@ -117,7 +126,7 @@ impl<T: Element> Tensor<T> {
                 T::from_f64(v)
             })
             .collect();
-        Self::raw(data, shape.to_vec())
+        Self::raw_with(data, shape)
     }
 
     /// This tensor's values as a new leaf that requires a gradient: backward passes sum
@@ -129,7 +138,6 @@ impl<T: Element> Tensor<T> {
             NodeKind::Leaf {
                 grad: Mutex::new(None),
             },
-            self.shape().to_vec(),
             Location::caller(),
         );
         Self {
@@ -169,6 +177,11 @@ impl<T: Element> Tensor<T> {
     /// The values, row-major.
     pub fn data(&self) -> &[T] {
         &self.inner.data
+    }
+
+    /// The buffer behind this tensor, to share with a view of it.
+    pub(crate) fn shared_data(&self) -> Arc<Vec<T>> {
+        Arc::clone(&self.inner.data)
     }
 
     /// The values as a new vector, row-major.
@@ -221,6 +234,8 @@ impl<T: Element> Tensor<T> {
     pub fn register_hook(&self, hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync + 'static) {
         if let Some(node) = &self.inner.node {
             node.hooks.lock().push(Arc::new(hook));
+            // Release: pairs with the Acquire in the backward task that checks for hooks.
+            node.hooked.store(true, Ordering::Release);
         }
     }
 
@@ -230,6 +245,8 @@ impl<T: Element> Tensor<T> {
     pub fn on_grad_ready(&self, hook: impl Fn(&Tensor<T>) + Send + Sync + 'static) {
         if let Some(node) = &self.inner.node {
             node.ready_hooks.lock().push(Arc::new(hook));
+            // Release: pairs with the Acquire in the backward task that checks for hooks.
+            node.hooked.store(true, Ordering::Release);
         }
     }
 
@@ -244,7 +261,7 @@ impl<T: Element> Tensor<T> {
     /// custom ops join the graph.
     ///
     /// ```
-    /// use backflow::Tensor;
+    /// use backflow_engine::Tensor;
     /// // A custom op: y = 3x, with dy/dx = 3.
     /// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2]).unwrap().requires_grad();
     /// let data = x.data().iter().map(|v| 3.0 * v).collect();
@@ -284,14 +301,14 @@ impl<T: Element> Tensor<T> {
         let mut out = Self {
             inner: Arc::new(Inner {
                 data,
-                shape,
+                shape: Shape::from_vec(shape),
                 node: None,
             }),
         };
         if !grad_mode::is_grad_enabled() || !inputs.iter().any(|t| t.needs_grad()) {
             return out;
         }
-        let edges = inputs
+        let edges: Vec<InputEdge<T>> = inputs
             .iter()
             .enumerate()
             .filter_map(|(index, t)| {
@@ -305,11 +322,11 @@ impl<T: Element> Tensor<T> {
         let node = Node::new(
             op,
             NodeKind::Op {
+                ctx: BackwardCtx::pair(inputs.len(), &edges),
                 inputs: edges,
                 arity: inputs.len(),
                 backward: Mutex::new(Some(Arc::new(backward))),
             },
-            out.shape().to_vec(),
             Location::caller(),
         );
         Arc::get_mut(&mut out.inner).expect("fresh tensor").node = Some(Arc::new(node));

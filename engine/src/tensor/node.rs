@@ -8,7 +8,7 @@
 
 use super::Tensor;
 use crate::error::Result;
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, AtomicBool, Mutex};
 use backflow_kernels::Element;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -21,6 +21,20 @@ pub struct BackwardCtx {
     pub create_graph: bool,
     /// `needs[i]`: whether input `i` of the op wants a gradient.
     pub needs: Vec<bool>,
+}
+
+impl BackwardCtx {
+    /// The contexts without and with `create_graph` for an op of `arity` inputs.
+    pub(crate) fn pair<T: Element>(arity: usize, edges: &[InputEdge<T>]) -> [BackwardCtx; 2] {
+        let mut needs = vec![false; arity];
+        for e in edges {
+            needs[e.index] = true;
+        }
+        [false, true].map(|create_graph| BackwardCtx {
+            create_graph,
+            needs: needs.clone(),
+        })
+    }
 }
 
 /// An op's backward: from the gradient of its output, the gradients of its inputs (one
@@ -57,6 +71,8 @@ pub(crate) enum NodeKind<T: Element> {
         inputs: Vec<InputEdge<T>>,
         /// Number of inputs of the op, with or without edges.
         arity: usize,
+        /// The context handed to `backward`, without and with `create_graph`, built once.
+        ctx: [BackwardCtx; 2],
         /// The backward function; `None` once freed by a backward without `retain_graph`.
         backward: Mutex<Option<Arc<BackwardFn<T>>>>,
     },
@@ -69,8 +85,8 @@ pub struct Node<T: Element> {
     pub(crate) kind: NodeKind<T>,
     /// Where the forward op was called.
     pub(crate) location: &'static Location<'static>,
-    /// Shape of the tensor this node produced.
-    pub(crate) shape: Vec<usize>,
+    /// Whether any hook was ever registered (spares the locks below on the hot path).
+    pub(crate) hooked: AtomicBool,
     /// Hooks on the gradient flowing into this tensor, in registration order.
     pub(crate) hooks: Mutex<Vec<Arc<GradHook<T>>>>,
     /// Leaves only: called once per pass when the gradient is final.
@@ -81,14 +97,13 @@ impl<T: Element> Node<T> {
     pub(crate) fn new(
         op: &'static str,
         kind: NodeKind<T>,
-        shape: Vec<usize>,
         location: &'static Location<'static>,
     ) -> Self {
         Self {
             op,
             kind,
             location,
-            shape,
+            hooked: AtomicBool::new(false),
             hooks: Mutex::new(Vec::new()),
             ready_hooks: Mutex::new(Vec::new()),
         }
