@@ -85,17 +85,19 @@ fn fan_in<A: Accumulator>(acc: A, contributions: [Option<&'static str>; K as usi
         .filter_map(|h| h.join().expect("producer panicked"))
         .collect();
     assert_eq!(released.len(), 1, "released {} times", released.len());
-    released.pop().unwrap().expect("a sum of present contributions")
+    released
+        .pop()
+        .unwrap()
+        .expect("a sum of present contributions")
 }
 
 /// The operands of an expression, sorted: what `Fast` mode must preserve.
 fn operands(e: &Expr) -> Vec<String> {
-    let mut ops: Vec<String> = e
-        .0
-        .split(['(', ')', '+'])
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let mut ops: Vec<String> =
+        e.0.split(['(', ')', '+'])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
     ops.sort();
     ops
 }
@@ -141,7 +143,12 @@ fn fast_fold_sums_every_contribution_once() {
     check(|| {
         let buffers = StripedBuffers::new(1, Accumulation::Fast);
         let sum = fan_in(buffers, ALL);
-        assert_eq!(operands(&sum), ["a", "b", "c"], "lost or doubled: {}", sum.0);
+        assert_eq!(
+            operands(&sum),
+            ["a", "b", "c"],
+            "lost or doubled: {}",
+            sum.0
+        );
     });
 }
 

@@ -8,9 +8,7 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-use backflow_engine::exec::{
-    execute, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task,
-};
+use backflow_engine::exec::{execute, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task};
 use backflow_engine::sync::{Arc, Mutex};
 use loom::cell::UnsafeCell;
 
@@ -44,7 +42,12 @@ unsafe impl Sync for Diamond {}
 impl Task for Diamond {
     type Grad = Expr;
 
-    fn run(&self, node: u32, grad: Option<Expr>, out: &mut Vec<Option<Expr>>) -> Result<(), String> {
+    fn run(
+        &self,
+        node: u32,
+        grad: Option<Expr>,
+        out: &mut Vec<Option<Expr>>,
+    ) -> Result<(), String> {
         let id = self.ids[node as usize];
         for (p, succ) in DIAMOND.iter().enumerate() {
             if succ.contains(&id) {
@@ -89,8 +92,7 @@ fn run(plan: &Plan, ids: &[u32], opts: &ExecOptions) -> Vec<(u32, Option<Expr>)>
         written: std::array::from_fn(|_| UnsafeCell::new(false)),
     });
     let seed = Some(Expr("s".to_string()));
-    execute(Arc::new(plan.clone()), Arc::clone(&task), vec![seed], opts)
-        .expect("no node fails");
+    execute(Arc::new(plan.clone()), Arc::clone(&task), vec![seed], opts).expect("no node fails");
     let seen = task.seen.lock().clone();
     seen
 }
@@ -114,7 +116,10 @@ fn diamond(threads: usize, accumulation: Accumulation) {
             // Fast adds in arrival order: either order is right, nothing else is.
             Accumulation::Fast => ["(d1(d0(s))+d2(d0(s)))", "(d2(d0(s))+d1(d0(s)))"].as_slice(),
         };
-        assert_eq!(grads[..3], [Some("s".into()), Some("d0(s)".into()), Some("d0(s)".into())]);
+        assert_eq!(
+            grads[..3],
+            [Some("s".into()), Some("d0(s)".into()), Some("d0(s)".into())]
+        );
         assert!(
             both.contains(&grads[3].as_deref().unwrap_or("")),
             "node 3 got {:?}",

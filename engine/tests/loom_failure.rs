@@ -1,15 +1,13 @@
-//! loom model of the executor's error path: on the diamond `0 -> {1, 2} -> 3`, one node's
+//! loom model of the executor's error path: on the diamond `0 -> {1, 2} -> 3`, a node's
 //! backward panics or returns `Err`. Under every interleaving the real `execute` with
-//! `Scheduler::Parallel` must return that error (first error wins) and every worker must
-//! finish: loom aborts the process on a deadlock and fails on a thread left blocked. No node
-//! downstream of the failure may run.
+//! `Scheduler::Parallel` must return that error (first error wins when two nodes fail at
+//! once) and every worker must finish: loom aborts the process on a deadlock and fails on a
+//! thread left blocked. No node downstream of a failure may run.
 //!
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-use backflow_engine::exec::{
-    execute, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task,
-};
+use backflow_engine::exec::{execute, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task};
 use backflow_engine::sync::{Arc, Mutex};
 use std::sync::Once;
 
@@ -36,11 +34,12 @@ impl Gradient for Count {
     }
 }
 
-/// Node `fail` fails as `fault` says; the others forward their gradient and record a run.
+/// The nodes in `fail` fail as `fault` says; the others forward their gradient and record a
+/// run.
 struct Faulty {
     /// Original id of each dense index.
     ids: Vec<u32>,
-    fail: u32,
+    fail: &'static [u32],
     fault: Fault,
     /// Original ids of the nodes that ran, in order.
     ran: Mutex<Vec<u32>>,
@@ -49,9 +48,14 @@ struct Faulty {
 impl Task for Faulty {
     type Grad = Count;
 
-    fn run(&self, node: u32, grad: Option<Count>, out: &mut Vec<Option<Count>>) -> Result<(), String> {
+    fn run(
+        &self,
+        node: u32,
+        grad: Option<Count>,
+        out: &mut Vec<Option<Count>>,
+    ) -> Result<(), String> {
         let id = self.ids[node as usize];
-        if id == self.fail {
+        if self.fail.contains(&id) {
             match self.fault {
                 Fault::Panic => panic!("{INJECTED} at n{id}"),
                 Fault::Err => return Err(format!("{INJECTED} at n{id}")),
@@ -102,8 +106,8 @@ fn quiet_injected_panics() {
     });
 }
 
-/// The model: node `fail` fails as `fault` says, on `threads` workers.
-fn fails(fail: u32, fault: Fault, threads: usize) {
+/// The model: the nodes in `fail` fail as `fault` says, on `threads` workers.
+fn fails(fail: &'static [u32], fault: Fault, threads: usize) {
     quiet_injected_panics();
     let (plan, ids) = Plan::build(
         &[0u32],
@@ -128,43 +132,52 @@ fn fails(fail: u32, fault: Fault, threads: usize) {
         let seed = Some(Count(1));
         let err = execute(Arc::new(plan.clone()), Arc::clone(&task), vec![seed], &opts)
             .expect_err("a failing node must make execute fail");
-        assert_eq!(err.op, format!("n{fail}"));
-        assert_eq!(ids[err.node as usize], fail);
+        let failed = ids[err.node as usize];
+        assert!(fail.contains(&failed), "{err}");
+        assert_eq!(err.op, format!("n{failed}"));
         assert_eq!(err.panicked, matches!(fault, Fault::Panic));
         assert!(err.message.contains(INJECTED), "{err}");
         let ran = task.ran.lock().clone();
-        let blocked = downstream(fail);
+        let blocked: Vec<u32> = fail.iter().flat_map(|&f| downstream(f)).collect();
         assert!(
             ran.iter().all(|n| !blocked.contains(n)),
-            "ran {ran:?} although n{fail} failed"
+            "ran {ran:?} although {fail:?} fail"
         );
         for n in 0..DIAMOND.len() as u32 {
-            assert!(ran.iter().filter(|&&r| r == n).count() <= 1, "n{n} ran twice");
+            assert!(
+                ran.iter().filter(|&&r| r == n).count() <= 1,
+                "n{n} ran twice"
+            );
         }
     });
 }
 
 #[test]
 fn panic_in_a_branch_on_two_threads() {
-    fails(1, Fault::Panic, 2);
+    fails(&[1], Fault::Panic, 2);
 }
 
 #[test]
 fn panic_in_a_branch_on_three_threads() {
-    fails(1, Fault::Panic, 3);
+    fails(&[1], Fault::Panic, 3);
 }
 
 #[test]
 fn err_in_a_branch_on_three_threads() {
-    fails(2, Fault::Err, 3);
+    fails(&[2], Fault::Err, 3);
 }
 
 #[test]
 fn err_at_the_root_on_three_threads() {
-    fails(0, Fault::Err, 3);
+    fails(&[0], Fault::Err, 3);
 }
 
 #[test]
 fn panic_at_the_sink_on_three_threads() {
-    fails(3, Fault::Panic, 3);
+    fails(&[3], Fault::Panic, 3);
+}
+
+#[test]
+fn both_branches_fail_at_once_on_three_threads() {
+    fails(&[1, 2], Fault::Err, 3);
 }

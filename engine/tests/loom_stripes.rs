@@ -90,12 +90,11 @@ fn feed_shared_stripe(mode: Accumulation) -> [Expr; 2] {
 
 /// The operands of an expression, sorted: what `Fast` mode must preserve.
 fn operands(e: &Expr) -> Vec<String> {
-    let mut ops: Vec<String> = e
-        .0
-        .split(['(', ')', '+'])
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let mut ops: Vec<String> =
+        e.0.split(['(', ')', '+'])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
     ops.sort();
     ops
 }

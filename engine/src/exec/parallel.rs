@@ -12,9 +12,9 @@ use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering};
 /// such a graph's whole backward pass.
 #[cfg(not(loom))]
 const INLINE_BELOW: usize = 64;
-/// Under loom every plan uses the helpers, so the models exercise them.
+/// Under loom every (non-empty) plan uses the helpers, so the models exercise them.
 #[cfg(loom)]
-const INLINE_BELOW: usize = 0;
+const INLINE_BELOW: usize = 1;
 
 /// A released node and its final gradient.
 struct Job<G> {
@@ -29,7 +29,8 @@ type JobLocal<T> = Local<Job<<T as Task>::Grad>>;
 struct Shared<T: Task> {
     plan: Arc<Plan>,
     task: Arc<T>,
-    /// Contributions not yet folded, per node; the decrement that reaches zero releases it.
+    /// Contributions not yet folded, per shared node (see [`Plan::shared_index`]); the
+    /// decrement that reaches zero releases the node.
     indegree: Vec<AtomicU32>,
     buffers: StripedBuffers<T::Grad>,
     /// Nodes not yet finished; the decrement that reaches zero closes the queue.
@@ -58,9 +59,10 @@ pub(super) fn run<T: Task>(
     let (queue, locals) = ReadyQueue::new(workers);
     let shared = Arc::new(Shared {
         indegree: (0..plan.len() as u32)
+            .filter(|&i| plan.shared_index(i).is_some())
             .map(|i| AtomicU32::new(plan.indegree(i)))
             .collect(),
-        buffers: StripedBuffers::new(plan.len(), opts.accumulation),
+        buffers: StripedBuffers::new(plan.shared_count(), opts.accumulation),
         remaining: AtomicUsize::new(plan.len()),
         queue,
         failed: AtomicBool::new(false),
@@ -160,11 +162,11 @@ impl<T: Task> Shared<T> {
 
     /// Delivers contribution `c` to `slot` of `target`; returns the job if this released it.
     fn deliver(&self, target: u32, slot: u32, c: Option<T::Grad>) -> Option<Job<T::Grad>> {
-        if self.plan.indegree(target) == 1 {
+        let Some(shared) = self.plan.shared_index(target) else {
             // The only contribution: no buffer, no counter, straight to a job.
             return Some(Job { node: target, grad: c });
-        }
-        let folded = self.buffers.deposit(target, slot, c);
+        };
+        let folded = self.buffers.deposit(shared, slot, c);
         if folded == 0 {
             return None;
         }
@@ -172,11 +174,11 @@ impl<T: Task> Shared<T> {
         // decrement reaches zero pairs with every earlier Release decrement, so that thread
         // sees all contributions folded before it takes the sum.
         // NOTE: once the counter hits zero, only this thread may take the node.
-        let before = self.indegree[target as usize].fetch_sub(folded, Ordering::AcqRel);
+        let before = self.indegree[shared as usize].fetch_sub(folded, Ordering::AcqRel);
         debug_assert!(before >= folded, "node {target} over-released");
         (before == folded).then(|| Job {
             node: target,
-            grad: self.buffers.take(target),
+            grad: self.buffers.take(shared),
         })
     }
 

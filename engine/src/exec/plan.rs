@@ -34,6 +34,11 @@ pub struct Plan {
     seeds: Vec<u32>,
     /// Reverse post-order of the traversal: a topological order of the backward pass.
     order: Vec<u32>,
+    /// Per node, its index among the nodes with more than one contribution (the only ones
+    /// that need an accumulation buffer and a counter), or `u32::MAX`.
+    shared: Vec<u32>,
+    /// Number of nodes with more than one contribution.
+    shared_count: u32,
 }
 
 impl Plan {
@@ -184,12 +189,26 @@ impl Plan {
             .filter(|&&i| kept[i as usize])
             .map(|&i| remap[i as usize])
             .collect();
+        let mut shared_count = 0;
+        let shared = indegree
+            .iter()
+            .map(|&d| {
+                if d > 1 {
+                    shared_count += 1;
+                    shared_count - 1
+                } else {
+                    u32::MAX
+                }
+            })
+            .collect();
         let plan = Plan {
             offsets,
             edges,
             indegree,
             seeds,
             order,
+            shared,
+            shared_count,
         };
         (plan, kept_nodes)
     }
@@ -213,6 +232,18 @@ impl Plan {
     /// Number of contributions node `i` waits for.
     pub fn indegree(&self, i: u32) -> u32 {
         self.indegree[i as usize]
+    }
+
+    /// Index of node `i` among the nodes with more than one contribution (dense, for their
+    /// accumulation buffers and counters); `None` for a node with a single contribution.
+    pub fn shared_index(&self, i: u32) -> Option<u32> {
+        let s = self.shared[i as usize];
+        (s != u32::MAX).then_some(s)
+    }
+
+    /// Number of nodes with more than one contribution.
+    pub fn shared_count(&self) -> usize {
+        self.shared_count as usize
     }
 
     /// The nodes that receive seeds, one entry per seed, in seed order.

@@ -14,20 +14,23 @@ struct Inbox<G> {
 impl<G: super::Gradient> Inbox<G> {
     fn new(plan: &Plan, mode: Accumulation) -> Self {
         Self {
-            remaining: (0..plan.len() as u32).map(|i| plan.indegree(i)).collect(),
-            buffers: StripedBuffers::new(plan.len(), mode),
+            remaining: (0..plan.len() as u32)
+                .filter(|&i| plan.shared_index(i).is_some())
+                .map(|i| plan.indegree(i))
+                .collect(),
+            buffers: StripedBuffers::new(plan.shared_count(), mode),
         }
     }
 
     /// Delivers `c` to `slot` of `target`; returns the final gradient once all have arrived.
     fn deliver(&mut self, plan: &Plan, target: u32, slot: u32, c: Option<G>) -> Option<Option<G>> {
-        if plan.indegree(target) == 1 {
+        let Some(shared) = plan.shared_index(target) else {
             return Some(c);
-        }
-        let folded = self.buffers.deposit(target, slot, c);
-        let left = &mut self.remaining[target as usize];
+        };
+        let folded = self.buffers.deposit(shared, slot, c);
+        let left = &mut self.remaining[shared as usize];
         *left -= folded;
-        (folded > 0 && *left == 0).then(|| self.buffers.take(target))
+        (folded > 0 && *left == 0).then(|| self.buffers.take(shared))
     }
 }
 

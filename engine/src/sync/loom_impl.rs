@@ -79,3 +79,8 @@ impl Condvar {
 pub fn yield_now() {
     loom::thread::yield_now();
 }
+
+/// Every model thread shares lane 0: trace lanes are not part of any model.
+pub fn thread_index() -> u32 {
+    0
+}

@@ -45,3 +45,14 @@ impl Condvar {
 pub fn yield_now() {
     std::thread::yield_now();
 }
+
+/// A small number naming the calling thread for its lifetime: 0, 1, 2… in the order
+/// threads first ask (trace lanes use it).
+pub fn thread_index() -> u32 {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    thread_local! {
+        // Relaxed: only uniqueness matters, not ordering with other memory.
+        static INDEX: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    INDEX.with(|i| *i)
+}
