@@ -59,13 +59,21 @@ impl Dataset {
                 labels.len()
             )));
         }
-        Ok(Self { features, labels, width })
+        Ok(Self {
+            features,
+            labels,
+            width,
+        })
     }
 
     /// Parses CSV lines of `width` numbers followed by an integer label.
     pub fn parse_csv(text: &str, width: usize) -> Result<Self> {
         let (mut features, mut labels) = (Vec::new(), Vec::new());
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (n, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let bad = |what: &str| invalid(format!("line {}: {what}: {line:?}", n + 1));
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
             if fields.len() != width + 1 {
@@ -107,7 +115,11 @@ impl Dataset {
             features.extend_from_slice(&self.features[i * w..(i + 1) * w]);
         }
         let labels = indices.iter().map(|&i| self.labels[i]).collect();
-        Dataset { features, labels, width: w }
+        Dataset {
+            features,
+            labels,
+            width: w,
+        }
     }
 
     /// Shuffles the rows with `seed` and splits them: the first `train_fraction` for
@@ -116,13 +128,17 @@ impl Dataset {
         let mut order: Vec<usize> = (0..self.len()).collect();
         order.shuffle(&mut StdRng::seed_from_u64(seed));
         let n_train = (train_fraction.clamp(0.0, 1.0) * self.len() as f64) as usize;
-        (self.select(&order[..n_train]), self.select(&order[n_train..]))
+        (
+            self.select(&order[..n_train]),
+            self.select(&order[n_train..]),
+        )
     }
 
     /// All rows as one batch.
     pub fn batch(&self) -> Batch {
         Batch {
-            x: Tensor::from_vec(self.features.clone(), &[self.len(), self.width]).expect("rows fill the shape"),
+            x: Tensor::from_vec(self.features.clone(), &[self.len(), self.width])
+                .expect("rows fill the shape"),
             y: self.labels.clone(),
         }
     }
@@ -141,5 +157,8 @@ impl Dataset {
 }
 
 fn invalid(message: String) -> Error {
-    Error::Invalid { op: "data", message }
+    Error::Invalid {
+        op: "data",
+        message,
+    }
 }

@@ -18,13 +18,16 @@
 
 pub mod data;
 pub mod nn;
+pub mod stress;
 pub mod train;
+pub mod workloads;
 
 pub use backflow_engine::exec;
 pub use backflow_engine::{
     backward, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx, BackwardOptions, Error,
     Result, Scheduler, Tensor,
 };
+pub use backflow_engine::{BackwardStats, CustomOp, GraphExport};
 pub use backflow_kernels::Element;
 
 /// The README's code blocks, compiled and run as doctests.

@@ -2,8 +2,10 @@
 //! set. `backflow train` and the tests run it.
 
 use crate::data::{self, Dataset, DIGITS_CLASSES, DIGITS_FEATURES};
-use crate::nn::{accuracy, cross_entropy, Adam, Branches, Linear, Merge, Module, Optimizer, Sequential, Tanh};
-use crate::{exec, no_grad, BackwardOptions, Result, Scheduler};
+use crate::nn::{
+    accuracy, cross_entropy, Adam, Branches, Linear, Merge, Module, Optimizer, Sequential, Tanh,
+};
+use crate::{exec, no_grad, BackwardOptions, Error, Result, Scheduler};
 use std::time::{Duration, Instant};
 
 /// The training run's settings; the defaults are workload T1.
@@ -74,28 +76,61 @@ pub struct TrainReport {
 /// Linear(hidden, hidden) → tanh` on the same input, concatenated, then
 /// `Linear(branches·hidden, classes)`. Parameters are named as in PyTorch's
 /// `reference/digits_wide.py` (`branches.3.2.weight`, `head.bias`).
-pub fn wide_model(inputs: usize, branches: usize, hidden: usize, classes: usize, seed: u64) -> Sequential {
+pub fn wide_model(
+    inputs: usize,
+    branches: usize,
+    hidden: usize,
+    classes: usize,
+    seed: u64,
+) -> Sequential {
     let layer_seed = |i: u64| seed.wrapping_mul(0x2545_F491_4F6C_DD1D).wrapping_add(i);
     let block = Branches::from_fn(Merge::Concat, branches, |b| {
         let b = b as u64;
         Sequential::new()
-            .add(Linear::new(inputs, hidden, layer_seed(2 * b)))
-            .add(Tanh)
-            .add(Linear::new(hidden, hidden, layer_seed(2 * b + 1)))
-            .add(Tanh)
+            .push(Linear::new(inputs, hidden, layer_seed(2 * b)))
+            .push(Tanh)
+            .push(Linear::new(hidden, hidden, layer_seed(2 * b + 1)))
+            .push(Tanh)
     });
-    Sequential::new()
-        .add_named("branches", block)
-        .add_named("head", Linear::new(branches * hidden, classes, layer_seed(u64::MAX)))
+    Sequential::new().push_named("branches", block).push_named(
+        "head",
+        Linear::new(branches * hidden, classes, layer_seed(u64::MAX)),
+    )
 }
 
 /// Trains [`wide_model`] on the digits set as `config` says, calling `on_step` after each
-/// step; returns the model and what was measured.
-pub fn train_digits(config: &TrainConfig, mut on_step: impl FnMut(Progress)) -> Result<(Sequential, TrainReport)> {
+/// step; returns the model and what was measured. The forward pass runs the branches on a
+/// pool of `config.threads` threads, the backward pass on the executor's.
+pub fn train_digits(
+    config: &TrainConfig,
+    on_step: impl FnMut(Progress) + Send,
+) -> Result<(Sequential, TrainReport)> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads.max(1))
+        .build()
+        .map_err(|e| Error::Invalid {
+            op: "train",
+            message: format!("cannot start {} threads: {e}", config.threads),
+        })?;
+    pool.install(|| train_on_pool(config, on_step))
+}
+
+fn train_on_pool(
+    config: &TrainConfig,
+    mut on_step: impl FnMut(Progress),
+) -> Result<(Sequential, TrainReport)> {
     let (train, test) = data::digits()?.split(0.8, config.seed);
-    let model = wide_model(DIGITS_FEATURES, config.branches, config.hidden, DIGITS_CLASSES, config.seed);
+    let model = wide_model(
+        DIGITS_FEATURES,
+        config.branches,
+        config.hidden,
+        DIGITS_CLASSES,
+        config.seed,
+    );
     let mut opt = Adam::new(model.parameters(), config.lr);
-    let opts = BackwardOptions::new().scheduler(config.scheduler).threads(config.threads);
+    let opts = BackwardOptions::new()
+        .scheduler(config.scheduler)
+        .threads(config.threads);
     let total_steps = config.epochs * train.len().div_ceil(config.batch.max(1));
     let (mut step, mut final_loss, mut backward_time) = (0, f32::NAN, Duration::ZERO);
     let start = Instant::now();

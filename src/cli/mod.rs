@@ -2,6 +2,9 @@
 //! derive) and a `run(args) -> CliResult`; adding one is one `Command` variant and one
 //! match arm.
 
+mod graph;
+mod scale;
+mod stress;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -22,6 +25,12 @@ struct Cli {
 enum Command {
     /// Train the wide multi-branch model on the digits data (workload T1).
     Train(train::TrainArgs),
+    /// Time the standard workloads' backward pass at several thread counts (W1–W4).
+    Scale(scale::ScaleArgs),
+    /// Print the seed example's or the T1 model's computation graph (Mermaid or DOT).
+    Graph(graph::GraphArgs),
+    /// Random DAGs under every scheduler, thread count and mode, with fault injection.
+    Stress(stress::StressArgs),
 }
 
 /// Parses the command line and runs the subcommand.
@@ -29,6 +38,9 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),
+        Command::Scale(args) => scale::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Stress(args) => stress::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -52,10 +52,12 @@ pub fn run(args: TrainArgs) -> CliResult {
         threads: args.threads.unwrap_or_else(exec::default_threads).max(1),
         scheduler: args.scheduler,
     };
-    let bar = ProgressBar::new(0).with_style(ProgressStyle::with_template(
-        "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ({elapsed}, eta {eta})",
-    )?
-    .progress_chars("=> "));
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ({elapsed}, eta {eta})",
+        )?
+        .progress_chars("=> "),
+    );
     let mut running = None::<f32>;
     let (model, report) = train_digits(&config, |p| {
         // Exponential moving average, so the shown loss does not jump between batches.
@@ -80,8 +82,15 @@ pub fn run(args: TrainArgs) -> CliResult {
     );
     println!("test accuracy : {:.2}%", report.test_accuracy * 100.0);
     println!("final loss    : {:.4}", report.final_loss);
-    println!("training time : {:.2} s ({} steps)", report.train_time.as_secs_f64(), report.steps);
-    println!("backward time : {:.2} s", report.backward_time.as_secs_f64());
+    println!(
+        "training time : {:.2} s ({} steps)",
+        report.train_time.as_secs_f64(),
+        report.steps
+    );
+    println!(
+        "backward time : {:.2} s",
+        report.backward_time.as_secs_f64()
+    );
     println!("threads       : {}", config.threads);
     println!("scheduler     : {}", config.scheduler.name());
     if let Some(path) = args.save {

@@ -2,11 +2,13 @@
 //!
 //! Every branch reads the same input, so the backward pass sees independent subgraphs that
 //! meet only at the merge and at the input: the shape the parallel executor runs
-//! concurrently.
+//! concurrently. The forward runs the branches concurrently too, on the current rayon
+//! pool (`ThreadPool::install` bounds its threads).
 
 use super::module::{prefixed, Module};
 use super::Param;
-use crate::{Error, Result, Tensor};
+use crate::{is_grad_enabled, no_grad, Error, Result, Tensor};
+use rayon::prelude::*;
 
 /// How a [`Branches`] block combines its branches' outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -24,7 +26,7 @@ pub enum Merge {
 /// ```
 /// use backflow::nn::{Branches, Linear, Merge, Module};
 /// use backflow::Tensor;
-/// let block = Branches::new(Merge::Concat).add(Linear::new(4, 3, 0)).add(Linear::new(4, 5, 1));
+/// let block = Branches::new(Merge::Concat).push(Linear::new(4, 3, 0)).push(Linear::new(4, 5, 1));
 /// assert_eq!(block.forward(&Tensor::ones(&[2, 4])).unwrap().shape(), &[2, 8]);
 /// ```
 pub struct Branches {
@@ -42,12 +44,16 @@ impl Branches {
     }
 
     /// `n` branches made by `make(i)`.
-    pub fn from_fn<M: Module + 'static>(merge: Merge, n: usize, make: impl FnMut(usize) -> M) -> Self {
-        (0..n).map(make).fold(Self::new(merge), Self::add)
+    pub fn from_fn<M: Module + 'static>(
+        merge: Merge,
+        n: usize,
+        make: impl FnMut(usize) -> M,
+    ) -> Self {
+        (0..n).map(make).fold(Self::new(merge), Self::push)
     }
 
     /// Appends a branch.
-    pub fn add(mut self, branch: impl Module + 'static) -> Self {
+    pub fn push(mut self, branch: impl Module + 'static) -> Self {
         self.branches.push(Box::new(branch));
         self
     }
@@ -71,17 +77,29 @@ impl Module for Branches {
                 message: "a block needs at least one branch".into(),
             });
         }
+        // Recording is a per-thread switch: carry the caller's `no_grad` to the workers.
+        // NOTE: a worker that is itself inside `no_grad` (nested rayon work) would not
+        // record; the engine exposes no way to force recording on.
+        let record = is_grad_enabled();
         let outs = self
             .branches
-            .iter()
-            .map(|b| b.forward(x))
+            .par_iter()
+            .map(|b| {
+                if record {
+                    b.forward(x)
+                } else {
+                    no_grad(|| b.forward(x))
+                }
+            })
             .collect::<Result<Vec<_>>>()?;
         match self.merge {
             Merge::Concat => {
                 let axis = outs[0].rank().saturating_sub(1);
                 Tensor::concat(&outs.iter().collect::<Vec<_>>(), axis)
             }
-            Merge::Sum => outs[1..].iter().try_fold(outs[0].clone(), |acc, o| acc.try_add(o)),
+            Merge::Sum => outs[1..]
+                .iter()
+                .try_fold(outs[0].clone(), |acc, o| acc.try_add(o)),
         }
     }
 

@@ -1,8 +1,12 @@
-//! `Linear`: the affine layer `y = x·Wᵀ + b`.
+//! `Linear`: the affine layer `y = x·Wᵀ + b`, recorded as one fused node.
+//!
+//! One node instead of `transpose → matmul → broadcast add`: the forward is a single gemm
+//! that reads `W` through swapped strides into an output pre-filled with the bias, and the
+//! backward is two gemms and a column sum, as PyTorch's `addmm` does.
 
 use super::module::Module;
 use super::{Init, Param};
-use crate::{Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 
 /// A fully connected layer `y = x·Wᵀ + b` on `[batch, in]` inputs.
 ///
@@ -37,7 +41,8 @@ impl Linear {
         let weight = init.sample(&[outputs, inputs], inputs, outputs, seed);
         // A different stream for the bias than for the weight.
         let bias_seed = seed ^ 0x9E37_79B9_7F4A_7C15;
-        let bias = bias.then(|| Param::new(Init::TorchDefault.sample(&[outputs], inputs, outputs, bias_seed)));
+        let bias = bias
+            .then(|| Param::new(Init::TorchDefault.sample(&[outputs], inputs, outputs, bias_seed)));
         Self {
             weight: Param::new(weight),
             bias,
@@ -57,11 +62,11 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.matmul(&self.weight.get().t()?)?;
-        match &self.bias {
-            Some(b) => y.try_add(&b.get()),
-            None => Ok(y),
-        }
+        linear(
+            x,
+            &self.weight.get(),
+            self.bias.as_ref().map(Param::get).as_ref(),
+        )
     }
 
     fn named_parameters(&self) -> Vec<(String, Param)> {
@@ -70,5 +75,122 @@ impl Module for Linear {
             params.push(("bias".to_string(), b.clone()));
         }
         params
+    }
+}
+
+/// `x·wᵀ + b` for `x` of shape `[n, in]`, `w` of shape `[out, in]` and `b` of shape `[out]`,
+/// as one recorded node. Errs, naming the shapes, when they do not fit.
+///
+/// ```
+/// use backflow::{nn::linear, Tensor};
+/// let x = Tensor::from_vec(vec![1.0f32, 2.0], &[1, 2]).unwrap();
+/// let w = Tensor::from_vec(vec![1.0f32, 0.0, 1.0, 1.0], &[2, 2]).unwrap();
+/// let b = Tensor::from_vec(vec![0.5f32, -0.5], &[2]).unwrap();
+/// assert_eq!(linear(&x, &w, Some(&b)).unwrap().to_vec(), vec![1.5, 2.5]);
+/// ```
+#[track_caller]
+pub fn linear<T: Element>(
+    x: &Tensor<T>,
+    w: &Tensor<T>,
+    b: Option<&Tensor<T>>,
+) -> Result<Tensor<T>> {
+    let (&[n, k], &[out, k2]) = (x.shape(), w.shape()) else {
+        return Err(shape_error(x, w, "x must be [batch, in] and w [out, in]"));
+    };
+    if k != k2 {
+        return Err(shape_error(
+            x,
+            w,
+            "x's columns must equal w's columns (w is [out, in])",
+        ));
+    }
+    if let Some(b) = b {
+        if b.shape() != [out] {
+            return Err(Error::Shape {
+                op: "linear",
+                lhs: w.shape().to_vec(),
+                rhs: b.shape().to_vec(),
+                reason: format!("the bias must be [{out}] for a weight of shape [{out}, {k}]"),
+            });
+        }
+    }
+    let mut y = match b {
+        Some(b) => b.data().repeat(n),
+        None => vec![T::zero(); n * out],
+    };
+    // y = x·wᵀ + y: wᵀ is [in, out], element (p, j) at w[j*k + p], so strides (1, k).
+    let beta = if b.is_some() { T::one() } else { T::zero() };
+    T::gemm(n, k, out, x.data(), (k, 1), w.data(), (1, k), &mut y, beta);
+    let (xs, ws) = (x.clone(), w.clone());
+    let mut inputs = vec![x, w];
+    inputs.extend(b);
+    Ok(Tensor::from_op(
+        "linear",
+        y,
+        vec![n, out],
+        &inputs,
+        move |gy, ctx| {
+            let need = |i: usize| ctx.needs.get(i).copied().unwrap_or(false);
+            // y = x·wᵀ + b, so dx = gy·w, dw = gyᵀ·x, db = Σ_rows gy.
+            let mut grads = if ctx.create_graph {
+                vec![
+                    need(0).then(|| gy.matmul(&ws)).transpose()?,
+                    need(1).then(|| gy.t()?.matmul(&xs)).transpose()?,
+                    need(2).then(|| gy.sum_axis(0)).transpose()?,
+                ]
+            } else {
+                let g = gy.data();
+                let gx = need(0).then(|| {
+                    let mut gx = vec![T::zero(); n * k];
+                    T::gemm(
+                        n,
+                        out,
+                        k,
+                        g,
+                        (out, 1),
+                        ws.data(),
+                        (k, 1),
+                        &mut gx,
+                        T::zero(),
+                    );
+                    Tensor::from_vec(gx, &[n, k])
+                });
+                let gw = need(1).then(|| {
+                    // gyᵀ is [out, n]: element (j, i) at gy[i*out + j], so strides (1, out).
+                    let mut gw = vec![T::zero(); out * k];
+                    T::gemm(
+                        out,
+                        n,
+                        k,
+                        g,
+                        (1, out),
+                        xs.data(),
+                        (k, 1),
+                        &mut gw,
+                        T::zero(),
+                    );
+                    Tensor::from_vec(gw, &[out, k])
+                });
+                let gb = need(2).then(|| {
+                    let mut gb = vec![T::zero(); out];
+                    for row in g.chunks_exact(out.max(1)) {
+                        gb.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
+                    }
+                    Tensor::from_vec(gb, &[out])
+                });
+                vec![gx.transpose()?, gw.transpose()?, gb.transpose()?]
+            };
+            grads.truncate(ctx.needs.len());
+            Ok(grads)
+        },
+    ))
+}
+
+fn shape_error<T: Element>(x: &Tensor<T>, w: &Tensor<T>, reason: &str) -> Error {
+    Error::Shape {
+        op: "linear",
+        lhs: x.shape().to_vec(),
+        rhs: w.shape().to_vec(),
+        reason: reason.into(),
     }
 }

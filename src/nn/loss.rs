@@ -35,7 +35,10 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
         if label >= classes {
             return Err(Error::Invalid {
                 op: "cross_entropy",
-                message: format!("label {label} out of range for {classes} classes (logits {:?})", logits.shape()),
+                message: format!(
+                    "label {label} out of range for {classes} classes (logits {:?})",
+                    logits.shape()
+                ),
             });
         }
         onehot[row * classes + label] = 1.0;
@@ -74,6 +77,12 @@ pub fn accuracy(logits: &Tensor, labels: &[usize]) -> f64 {
 fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| if v > best.1 { (i, v) } else { best })
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
         .0
 }

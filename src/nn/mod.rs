@@ -9,10 +9,10 @@
 //! use backflow::Tensor;
 //! // Two branches on the same input, concatenated, then a classifier head.
 //! let model = Sequential::new()
-//!     .add_named("branches", Branches::from_fn(Merge::Concat, 2, |i| {
-//!         Sequential::new().add(Linear::new(4, 8, i as u64)).add(Tanh)
+//!     .push_named("branches", Branches::from_fn(Merge::Concat, 2, |i| {
+//!         Sequential::new().push(Linear::new(4, 8, i as u64)).push(Tanh)
 //!     }))
-//!     .add_named("head", Linear::new(16, 3, 99));
+//!     .push_named("head", Linear::new(16, 3, 99));
 //! let mut opt = Adam::new(model.parameters(), 1e-2);
 //! let x = Tensor::randn(&[5, 4], 7);
 //! let loss = cross_entropy(&model.forward(&x).unwrap(), &[0, 1, 2, 0, 1]).unwrap();
@@ -35,7 +35,7 @@ mod weights;
 pub use activation::{Relu, Sigmoid, Tanh};
 pub use branches::{Branches, Merge};
 pub use init::{normal, uniform, Init};
-pub use linear::Linear;
+pub use linear::{linear, Linear};
 pub use loss::{accuracy, cross_entropy, mse};
 pub use module::Module;
 pub use optim::{Adam, Optimizer, Sgd};

@@ -18,7 +18,10 @@ pub trait Module: Send + Sync {
 
     /// The parameters, in the order of [`named_parameters`](Self::named_parameters).
     fn parameters(&self) -> Vec<Param> {
-        self.named_parameters().into_iter().map(|(_, p)| p).collect()
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
     }
 
     /// Clears every parameter's gradient.

@@ -6,13 +6,13 @@ use crate::{Result, Tensor};
 
 /// Modules applied in order, each to the previous one's output.
 ///
-/// A child added with [`add`](Self::add) is named by its position (`0`, `1`, …), as in
-/// PyTorch's `nn.Sequential`; [`add_named`](Self::add_named) gives it a name.
+/// A child added with [`push`](Self::push) is named by its position (`0`, `1`, …), as in
+/// PyTorch's `nn.Sequential`; [`push_named`](Self::push_named) gives it a name.
 ///
 /// ```
 /// use backflow::nn::{Linear, Module, Sequential, Tanh};
 /// use backflow::Tensor;
-/// let mlp = Sequential::new().add(Linear::new(4, 8, 0)).add(Tanh).add(Linear::new(8, 2, 1));
+/// let mlp = Sequential::new().push(Linear::new(4, 8, 0)).push(Tanh).push(Linear::new(8, 2, 1));
 /// assert_eq!(mlp.forward(&Tensor::ones(&[3, 4])).unwrap().shape(), &[3, 2]);
 /// let names: Vec<String> = mlp.named_parameters().into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
@@ -29,13 +29,13 @@ impl Sequential {
     }
 
     /// Appends `module`, named by its position.
-    pub fn add(self, module: impl Module + 'static) -> Self {
+    pub fn push(self, module: impl Module + 'static) -> Self {
         let name = self.children.len().to_string();
-        self.add_named(name, module)
+        self.push_named(name, module)
     }
 
     /// Appends `module` under `name`.
-    pub fn add_named(mut self, name: impl Into<String>, module: impl Module + 'static) -> Self {
+    pub fn push_named(mut self, name: impl Into<String>, module: impl Module + 'static) -> Self {
         self.children.push((name.into(), Box::new(module)));
         self
     }

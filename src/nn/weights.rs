@@ -33,14 +33,16 @@ pub fn to_safetensors(module: &dyn Module) -> Result<Vec<u8>> {
 pub fn save_weights(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = to_safetensors(module)?;
-    std::fs::write(path, bytes).map_err(|e| invalid("save_weights", format!("{}: {e}", path.display())))
+    std::fs::write(path, bytes)
+        .map_err(|e| invalid("save_weights", format!("{}: {e}", path.display())))
 }
 
 /// Sets the module's parameters from a safetensors file image. Strict, as PyTorch's
 /// `load_state_dict`: every parameter must be present with its shape and dtype f32, and
 /// the file may hold no other tensor.
 pub fn from_safetensors(module: &dyn Module, bytes: &[u8]) -> Result<()> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| invalid("load_weights", e.to_string()))?;
+    let file =
+        SafeTensors::deserialize(bytes).map_err(|e| invalid("load_weights", e.to_string()))?;
     let params = module.named_parameters();
     let mut unexpected: Vec<String> = file
         .names()
@@ -50,7 +52,10 @@ pub fn from_safetensors(module: &dyn Module, bytes: &[u8]) -> Result<()> {
         .collect();
     if !unexpected.is_empty() {
         unexpected.sort();
-        return Err(invalid("load_weights", format!("unexpected tensors in the file: {unexpected:?}")));
+        return Err(invalid(
+            "load_weights",
+            format!("unexpected tensors in the file: {unexpected:?}"),
+        ));
     }
     // Check everything before changing anything, so a bad file leaves the module as it was.
     let mut values = Vec::with_capacity(params.len());
@@ -86,7 +91,8 @@ pub fn from_safetensors(module: &dyn Module, bytes: &[u8]) -> Result<()> {
 /// [`from_safetensors`].
 pub fn load_weights(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|e| invalid("load_weights", format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| invalid("load_weights", format!("{}: {e}", path.display())))?;
     from_safetensors(module, &bytes)
 }
 

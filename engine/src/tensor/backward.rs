@@ -3,11 +3,13 @@
 
 use super::grad_mode::with_grad_mode;
 use super::node::{Node, NodeKind};
+use super::observe::{BackwardStats, Observer, SharedStats};
 use super::Tensor;
 use crate::error::{Error, Result};
 use crate::exec::{self, Accumulation, ExecError, ExecOptions, Gradient, Plan, Scheduler, Task};
 use crate::sync::{Arc, Mutex, Ordering};
 use backflow_kernels::Element;
+use std::path::PathBuf;
 
 /// How to run a backward pass (a builder).
 ///
@@ -29,6 +31,8 @@ pub struct BackwardOptions {
     pub(crate) retain_graph: bool,
     pub(crate) create_graph: bool,
     pub(crate) detect_anomaly: bool,
+    pub(crate) stats: Option<SharedStats>,
+    pub(crate) trace: Option<PathBuf>,
 }
 
 impl BackwardOptions {
@@ -75,6 +79,21 @@ impl BackwardOptions {
         self
     }
 
+    /// Counts the nodes each pass runs into `stats` (to see what `grad` prunes, or how far
+    /// a pass has got from inside a hook).
+    pub fn stats(mut self, stats: Arc<BackwardStats>) -> Self {
+        self.stats = Some(SharedStats(stats));
+        self
+    }
+
+    /// Writes a Chrome/Perfetto trace of each pass to `path` (trace-event JSON: one span per
+    /// node run, on the thread that ran it, named by its op). Open it at ui.perfetto.dev.
+    /// A later pass with the same options overwrites the file.
+    pub fn trace(mut self, path: impl Into<PathBuf>) -> Self {
+        self.trace = Some(path.into());
+        self
+    }
+
     /// The scheduler chosen.
     pub fn get_scheduler(&self) -> Scheduler {
         self.exec.scheduler
@@ -104,6 +123,8 @@ struct TensorTask<T: Element> {
     captured: Mutex<Vec<Option<Tensor<T>>>>,
     /// The typed error behind the first `Err` a node returned.
     error: Mutex<Option<Error>>,
+    /// Stats and trace, when asked for; `None` costs one branch per node.
+    observer: Option<Observer>,
 }
 
 impl<T: Element> TensorTask<T> {
@@ -230,7 +251,11 @@ impl<T: Element> Task for TensorTask<T> {
     type Grad = Tensor<T>;
 
     fn run(&self, node: u32, grad: Option<Tensor<T>>, out: &mut Vec<Option<Tensor<T>>>) -> Result<(), String> {
-        self.run_node(node, grad, out).map_err(|e| self.fail(e))
+        let result = match &self.observer {
+            None => self.run_node(node, grad, out),
+            Some(observer) => observer.observe(node, || self.run_node(node, grad, out)),
+        };
+        result.map_err(|e| self.fail(e))
     }
 
     fn describe(&self, node: u32) -> String {
@@ -341,11 +366,17 @@ fn run<T: Element>(
         capture,
         captured: Mutex::new(vec![None; n_inputs]),
         error: Mutex::new(None),
+        observer: Observer::new(opts.stats.as_ref(), opts.trace.as_deref()),
     });
     let result = exec::execute(Arc::new(plan), Arc::clone(&task), seeds, &opts.exec);
+    let written = match &task.observer {
+        Some(observer) => observer.finish(&task.nodes),
+        None => Ok(()),
+    };
     if let Err(e) = result {
         return Err(task.error.lock().take().unwrap_or_else(|| panicked(&task, e)));
     }
+    written?;
     let captured = std::mem::take(&mut *task.captured.lock());
     Ok(captured)
 }

@@ -1,10 +1,16 @@
 //! `Tensor`: a cheap-to-clone handle to immutable data, plus the graph node that produced it.
 
 mod backward;
+mod custom_op;
+mod export;
 pub(crate) mod grad_mode;
 pub(crate) mod node;
+mod observe;
 
 pub use backward::{backward, grad, BackwardOptions};
+pub use custom_op::CustomOp;
+pub use export::GraphExport;
+pub use observe::BackwardStats;
 pub use node::{BackwardCtx, BackwardFn, GradHook, Node, ReadyHook};
 
 use crate::error::{Error, Result};

@@ -10,6 +10,7 @@ use super::Tensor;
 use crate::error::Result;
 use crate::sync::{Arc, AtomicBool, Mutex};
 use backflow_kernels::Element;
+use smallvec::SmallVec;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic::Location;
@@ -20,13 +21,13 @@ pub struct BackwardCtx {
     /// Whether the backward pass is itself recorded (gradients of gradients).
     pub create_graph: bool,
     /// `needs[i]`: whether input `i` of the op wants a gradient.
-    pub needs: Vec<bool>,
+    pub needs: SmallVec<[bool; 4]>,
 }
 
 impl BackwardCtx {
     /// The contexts without and with `create_graph` for an op of `arity` inputs.
     pub(crate) fn pair<T: Element>(arity: usize, edges: &[InputEdge<T>]) -> [BackwardCtx; 2] {
-        let mut needs = vec![false; arity];
+        let mut needs = SmallVec::from_elem(false, arity);
         for e in edges {
             needs[e.index] = true;
         }

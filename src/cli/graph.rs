@@ -1,0 +1,84 @@
+//! `backflow graph`: prints the computation graph of the seed example (W5) or of the T1
+//! model as Mermaid or Graphviz DOT, tensors as boxes with their shapes and ops between.
+
+use super::CliResult;
+use backflow::nn::{cross_entropy, Module};
+use backflow::train::wide_model;
+use backflow::{GraphExport, Tensor};
+use clap::{Args, ValueEnum};
+
+/// Which graph to draw.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Model {
+    /// The seed graph W5: t3 = t1 + t2, t4 = t2·t5, t6 = t3·t4, t7 = sin(t6).
+    Seed,
+    /// The T1 digits model: parallel branches of Linear→tanh→Linear→tanh, concatenated, a
+    /// Linear head and cross-entropy, on one batch.
+    T1,
+}
+
+/// The output format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Format {
+    /// A Mermaid flowchart (renders in GitHub Markdown in a ```mermaid block).
+    Mermaid,
+    /// Graphviz DOT (render with `dot -Tsvg`).
+    Dot,
+}
+
+/// Flags of `backflow graph`.
+#[derive(Args, Debug)]
+pub struct GraphArgs {
+    /// The graph to print.
+    #[arg(long, value_enum, default_value = "seed")]
+    model: Model,
+    /// The output format.
+    #[arg(long, value_enum, default_value = "mermaid")]
+    format: Format,
+    /// Branches of the T1 model (fewer make a smaller picture).
+    #[arg(long, default_value_t = 16)]
+    branches: usize,
+}
+
+/// The seed graph W5, its tensors named as in the seed document.
+pub fn seed_graph() -> GraphExport<f32> {
+    let t1 = Tensor::scalar(2.0).requires_grad();
+    let t2 = Tensor::scalar(3.0).requires_grad();
+    let t5 = Tensor::scalar(0.5).requires_grad();
+    let t3 = &t1 + &t2;
+    let t4 = &t2 * &t5;
+    let t6 = &t3 * &t4;
+    let t7 = t6.sin();
+    let named = [(&t1, "t1"), (&t2, "t2"), (&t3, "t3"), (&t4, "t4"), (&t5, "t5")];
+    named
+        .into_iter()
+        .chain([(&t6, "t6"), (&t7, "t7")])
+        .fold(GraphExport::new(&[&t7]), |g, (t, name)| g.label(t, name))
+}
+
+/// The T1 model's loss on one batch of 64 rows of 64 features.
+fn t1_graph(branches: usize) -> backflow::Result<GraphExport<f32>> {
+    let model = wide_model(64, branches, 64, 10, 0);
+    let x = Tensor::randn(&[64, 64], 1);
+    let labels: Vec<usize> = (0..64).map(|i| i % 10).collect();
+    let loss = cross_entropy(&model.forward(&x)?, &labels)?;
+    let mut graph = GraphExport::new(&[&loss]).label(&loss, "loss");
+    for (name, param) in model.named_parameters() {
+        graph = graph.label(&param.get(), name);
+    }
+    Ok(graph)
+}
+
+/// Prints the chosen graph in the chosen format.
+pub fn run(args: GraphArgs) -> CliResult {
+    let graph = match args.model {
+        Model::Seed => seed_graph(),
+        Model::T1 => t1_graph(args.branches)?,
+    };
+    let text = match args.format {
+        Format::Mermaid => graph.mermaid(),
+        Format::Dot => graph.dot(),
+    };
+    print!("{text}");
+    Ok(())
+}

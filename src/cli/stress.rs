@@ -1,0 +1,153 @@
+//! `backflow stress`: random DAGs under every scheduler, thread count and accumulation mode,
+//! with fault injection and a watchdog. Exits non-zero on any mismatch or hang, printing
+//! the command that reproduces the first failing seed.
+
+use super::CliResult;
+use backflow::stress::{GraphSpec, StressConfig};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::Duration;
+
+/// A deliberate bug to inject, to show the harness catches it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mutation {
+    /// Executor-level gradients drop the later of two contributions.
+    DropLater,
+}
+
+/// Flags of `backflow stress`.
+#[derive(Args, Debug)]
+pub struct StressArgs {
+    /// Number of random graphs (graph i uses seed + i).
+    #[arg(long, default_value_t = 1000)]
+    graphs: u64,
+    /// Stop starting graphs after this long (e.g. 90, 90s, 5m).
+    #[arg(long, value_parser = parse_duration)]
+    duration: Option<Duration>,
+    /// Thread counts for the parallel scheduler, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    threads: Vec<usize>,
+    /// Seed of the first graph.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Ops per graph, at most (each graph draws from [nodes/2, nodes]).
+    #[arg(long, default_value_t = 80)]
+    nodes: usize,
+    /// Ops per layer (depth = nodes / width).
+    #[arg(long, default_value_t = 6)]
+    width: usize,
+    /// Leaves per graph.
+    #[arg(long, default_value_t = 6)]
+    leaves: usize,
+    /// Hub tensors per graph.
+    #[arg(long, default_value_t = 1)]
+    hubs: usize,
+    /// Probability that an op input is a hub.
+    #[arg(long, default_value_t = 0.15)]
+    hub_share: f64,
+    /// Probability that a graph also gets 1-3 injected faults.
+    #[arg(long, default_value_t = 0.02)]
+    fault_rate: f64,
+    /// Graphs checked at once [default: number of cores].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Watchdog deadline of one backward run, in seconds.
+    #[arg(long, default_value_t = 30.0)]
+    deadline: f64,
+    /// Check every n-th seed in f64 against finite differences (0: never).
+    #[arg(long, default_value_t = 16)]
+    f64_every: u64,
+    /// Run a concurrent-callers check on every n-th seed (0: never).
+    #[arg(long, default_value_t = 64)]
+    callers_every: u64,
+    /// Inject a deliberate bug, to see it caught.
+    #[arg(long)]
+    mutate: Option<Mutation>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = match s.strip_suffix('m') {
+        Some(n) => (n, 60.0),
+        None => (s.strip_suffix('s').unwrap_or(s), 1.0),
+    };
+    let v: f64 = number.parse().map_err(|_| format!("`{s}` is not a duration like 90, 90s or 5m"))?;
+    Ok(Duration::from_secs_f64(v * unit))
+}
+
+impl StressArgs {
+    fn config(&self) -> StressConfig {
+        StressConfig {
+            seed: self.seed,
+            graphs: if self.duration.is_some() && self.graphs == 1000 { u64::MAX } else { self.graphs },
+            duration: self.duration,
+            threads: self.threads.clone(),
+            jobs: self.jobs.unwrap_or_else(backflow::exec::default_threads),
+            spec: GraphSpec {
+                nodes: self.nodes,
+                width: self.width,
+                leaves: self.leaves,
+                hubs: self.hubs,
+                hub_share: self.hub_share,
+                ..GraphSpec::default()
+            },
+            fault_rate: self.fault_rate,
+            deadline: Duration::from_secs_f64(self.deadline),
+            f64_every: self.f64_every,
+            callers_every: self.callers_every,
+            drop_later: self.mutate == Some(Mutation::DropLater),
+            ..StressConfig::default()
+        }
+    }
+
+    /// The command that checks graph `seed` alone with the same settings.
+    fn reproduce(&self, seed: u64) -> String {
+        let threads: Vec<String> = self.threads.iter().map(usize::to_string).collect();
+        let mut cmd = format!(
+            "cargo run --release -- stress --seed {seed} --graphs 1 --nodes {} --width {} --leaves {} --hubs {} \
+             --hub-share {} --fault-rate {} --threads {} --f64-every {} --callers-every {}",
+            self.nodes,
+            self.width,
+            self.leaves,
+            self.hubs,
+            self.hub_share,
+            self.fault_rate,
+            threads.join(","),
+            self.f64_every,
+            self.callers_every
+        );
+        if self.mutate.is_some() {
+            cmd += " --mutate drop-later";
+        }
+        cmd
+    }
+}
+
+/// Runs the stress test with a progress bar and prints the summary table.
+pub fn run(args: StressArgs) -> CliResult {
+    let cfg = args.config();
+    let len = if cfg.graphs == u64::MAX { 0 } else { cfg.graphs };
+    let bar = ProgressBar::new(len).with_style(
+        ProgressStyle::with_template("stress [{bar:30}] {pos}/{len} graphs  ({elapsed}, eta {eta}, {per_sec})")?
+            .progress_chars("=> "),
+    );
+    let summary = backflow::stress::run(&cfg, &|done| bar.set_position(done));
+    bar.finish_and_clear();
+    println!(
+        "backflow stress: seed {}, {} configurations, {} jobs, threads {:?}",
+        cfg.seed,
+        summary.configs.len(),
+        cfg.jobs,
+        cfg.threads
+    );
+    println!("{summary}");
+    if summary.passed() {
+        return Ok(());
+    }
+    let seed = summary
+        .failing_seed()
+        .or_else(|| summary.hangs.first().and_then(|h| h.label.split_whitespace().nth(1)?.parse().ok()));
+    if let Some(seed) = seed {
+        println!("reproduce with:\n  {}", args.reproduce(seed));
+    }
+    Err(format!("{} mismatches, {} hangs", summary.failures.len(), summary.hangs.len()).into())
+}
