@@ -25,8 +25,12 @@ fn chain(n: usize) -> (Tensor, Tensor) {
 
 fn bench(c: &mut Criterion) {
     let (x, loss) = chain(N);
-    let base = BackwardOptions::new().scheduler(Scheduler::Kahn).threads(1).retain_graph(true);
-    let path = std::env::temp_dir().join(format!("backflow-trace-bench-{}.json", std::process::id()));
+    let base = BackwardOptions::new()
+        .scheduler(Scheduler::Kahn)
+        .threads(1)
+        .retain_graph(true);
+    let path =
+        std::env::temp_dir().join(format!("backflow-trace-bench-{}.json", std::process::id()));
     let cases = [
         ("off", base.clone()),
         ("stats", base.clone().stats(BackwardStats::new())),

@@ -11,7 +11,7 @@
 //! dfs      : d/dx Σ softplus = [0.119203, 0.500000, 0.952574]
 //! kahn     : d/dx Σ softplus = [0.119203, 0.500000, 0.952574]
 //! parallel : d/dx Σ softplus = [0.119203, 0.500000, 0.952574]
-//! wide graph (48 branches, 193 nodes): bitwise equal across dfs, kahn, parallel at 1-4 threads
+//! wide graph (48 branches, 192 nodes): bitwise equal across dfs, kahn, parallel at 1-4 threads
 //! gradcheck (f64, central differences): max |analytic - numeric| < 1e-8: ok
 //! second derivative at 0: 0.250000 (closed form σ(0)(1 − σ(0)) = 0.25)
 //! ```
@@ -64,7 +64,11 @@ fn configs() -> Vec<BackwardOptions> {
         BackwardOptions::new().scheduler(Scheduler::Dfs),
         BackwardOptions::new().scheduler(Scheduler::Kahn),
     ];
-    all.extend((1..=4).map(|t| BackwardOptions::new().scheduler(Scheduler::Parallel).threads(t)));
+    all.extend((1..=4).map(|t| {
+        BackwardOptions::new()
+            .scheduler(Scheduler::Parallel)
+            .threads(t)
+    }));
     all
 }
 
@@ -81,7 +85,12 @@ fn wide(branches: u64, opts: &BackwardOptions) -> Result<Vec<u32>> {
         });
     }
     loss.expect("at least one branch").backward_with(opts)?;
-    Ok(x.grad().expect("x has a gradient").data().iter().map(|v| v.to_bits()).collect())
+    Ok(x.grad()
+        .expect("x has a gradient")
+        .data()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect())
 }
 
 fn main() -> Result<()> {
@@ -92,12 +101,18 @@ fn main() -> Result<()> {
     for scheduler in Scheduler::ALL {
         let x = Tensor::from_vec(x0.clone(), &[3])?.requires_grad();
         let opts = BackwardOptions::new().scheduler(scheduler).threads(2);
-        Tensor::apply_op(Softplus, &[&x])?.sum().backward_with(&opts)?;
+        Tensor::apply_op(Softplus, &[&x])?
+            .sum()
+            .backward_with(&opts)?;
         let g = x.grad().expect("x has a gradient");
-        println!("{:<9}: d/dx Σ softplus = {}", scheduler.name(), show(&g.to_vec()));
+        println!(
+            "{:<9}: d/dx Σ softplus = {}",
+            scheduler.name(),
+            show(&g.to_vec())
+        );
     }
 
-    // 48 branches of matmul, softplus, sum; 47 adds; x: 3·48 + 47 + 1 = 192 + 1 nodes.
+    // 48 branches of matmul, softplus, sum; 47 adds; x: 3·48 + 47 + 1 = 192 nodes.
     const BRANCHES: u64 = 48;
     let reference = wide(BRANCHES, &configs()[0])?;
     for opts in configs() {
@@ -137,8 +152,15 @@ fn main() -> Result<()> {
     let x = Tensor::<f64>::scalar(0.0).requires_grad();
     let y = Tensor::apply_op(Softplus, &[&x])?;
     let recorded = BackwardOptions::new().create_graph(true);
-    let d1 = grad(from_ref(&y), &[], from_ref(&x), &recorded)?[0].clone().expect("y depends on x");
-    let d2 = grad(from_ref(&d1), &[], from_ref(&x), &BackwardOptions::new())?[0].clone().expect("d1 depends on x");
-    println!("second derivative at 0: {:.6} (closed form σ(0)(1 − σ(0)) = 0.25)", d2.item());
+    let d1 = grad(from_ref(&y), &[], from_ref(&x), &recorded)?[0]
+        .clone()
+        .expect("y depends on x");
+    let d2 = grad(from_ref(&d1), &[], from_ref(&x), &BackwardOptions::new())?[0]
+        .clone()
+        .expect("d1 depends on x");
+    println!(
+        "second derivative at 0: {:.6} (closed form σ(0)(1 − σ(0)) = 0.25)",
+        d2.item()
+    );
     Ok(())
 }

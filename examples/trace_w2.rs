@@ -18,12 +18,20 @@ use std::time::Instant;
 
 fn main() -> backflow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path = args.first().cloned().unwrap_or_else(|| "target/w2_trace.json".into());
-    let number = |i: usize, default: usize| args.get(i).map_or(default, |a| a.parse().expect("a number"));
+    let path = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "target/w2_trace.json".into());
+    let number = |i: usize, default: usize| {
+        args.get(i)
+            .map_or(default, |a| a.parse().expect("a number"))
+    };
     let (threads, branches, depth) = (number(1, 2), number(2, 16), number(3, 8));
 
     let w = workloads::wide(branches, depth, 128, 32, 0)?;
-    let opts = BackwardOptions::new().scheduler(Scheduler::Parallel).threads(threads);
+    let opts = BackwardOptions::new()
+        .scheduler(Scheduler::Parallel)
+        .threads(threads);
     // A first pass starts the worker pool and warms the caches; the second is traced.
     w.time_backward(&opts)?;
     let stats = BackwardStats::new();

@@ -13,7 +13,10 @@ fn configs() -> Vec<BackwardOptions> {
     Scheduler::ALL
         .into_iter()
         .flat_map(|s| match s {
-            Scheduler::Parallel => vec![base.clone().scheduler(s).threads(2), base.clone().scheduler(s).threads(4)],
+            Scheduler::Parallel => vec![
+                base.clone().scheduler(s).threads(2),
+                base.clone().scheduler(s).threads(4),
+            ],
             _ => vec![base.clone().scheduler(s)],
         })
         .collect()
@@ -21,12 +24,18 @@ fn configs() -> Vec<BackwardOptions> {
 
 /// Asserts that `err` is a backward error of `op` created at `line` of this file.
 fn assert_blames(err: &Error, op: &str, line: u32) {
-    let Error::Backward { op: got, location, .. } = err else {
+    let Error::Backward {
+        op: got, location, ..
+    } = err
+    else {
         panic!("expected a backward error, got {err:?}");
     };
     assert_eq!(got, op, "{err}");
     let want = format!("{}:{line}:", file!());
-    assert!(location.starts_with(&want), "{location} is not {want}…: {err}");
+    assert!(
+        location.starts_with(&want),
+        "{location} is not {want}…: {err}"
+    );
     let message = err.to_string();
     assert!(message.contains(op) && message.contains(&want), "{message}");
     assert!(message.contains("NaN or infinity"), "{message}");
@@ -89,10 +98,16 @@ fn every_op_reports_the_callers_line() {
             ("powf", line!(), zero.powf(0.5)),
             ("div", line!(), &T64::ones(&[2]) / &zero),
             ("div", line!(), T64::ones(&[2]) / zero.clone()),
-            ("cbrt", line!(), Tensor::apply_op(CubeRoot, &[&zero]).unwrap()),
+            (
+                "cbrt",
+                line!(),
+                Tensor::apply_op(CubeRoot, &[&zero]).unwrap(),
+            ),
         ];
         for (op, line, y) in cases {
-            let err = (&y.sum() + &healthy(&zero).sum()).backward_with(&opts).unwrap_err();
+            let err = (&y.sum() + &healthy(&zero).sum())
+                .backward_with(&opts)
+                .unwrap_err();
             assert_blames(&err, op, line);
         }
     }
@@ -108,7 +123,13 @@ impl CustomOp<f64> for CubeRoot {
     fn forward(&self, inputs: &[&T64]) -> backflow::Result<T64> {
         Ok(inputs[0].powf(1.0 / 3.0))
     }
-    fn backward(&self, inputs: &[T64], _: &T64, grad: &T64, _: &BackwardCtx) -> backflow::Result<Vec<Option<T64>>> {
+    fn backward(
+        &self,
+        inputs: &[T64],
+        _: &T64,
+        grad: &T64,
+        _: &BackwardCtx,
+    ) -> backflow::Result<Vec<Option<T64>>> {
         Ok(vec![Some(grad * &(&inputs[0].powf(-2.0 / 3.0) / 3.0))])
     }
 }
@@ -117,7 +138,9 @@ impl CustomOp<f64> for CubeRoot {
 fn without_detect_anomaly_the_pass_succeeds_with_non_finite_gradients() {
     for opts in configs() {
         let x = T64::scalar(0.0).requires_grad();
-        (&x.ln() + &healthy(&x)).backward_with(&opts.detect_anomaly(false)).unwrap();
+        (&x.ln() + &healthy(&x))
+            .backward_with(&opts.detect_anomaly(false))
+            .unwrap();
         assert!(x.grad().unwrap().item().is_infinite());
     }
 }

@@ -3,7 +3,9 @@
 //! schedulers on a wide graph, and errors that name the op. Under every scheduler,
 //! `Parallel` at 2 and 4 threads.
 
-use backflow::{grad, no_grad, BackwardCtx, BackwardOptions, CustomOp, Error, Result, Scheduler, Tensor};
+use backflow::{
+    grad, no_grad, BackwardCtx, BackwardOptions, CustomOp, Error, Result, Scheduler, Tensor,
+};
 use std::slice::from_ref;
 
 type T64 = Tensor<f64>;
@@ -14,7 +16,10 @@ fn configs() -> Vec<BackwardOptions> {
     Scheduler::ALL
         .into_iter()
         .flat_map(|s| match s {
-            Scheduler::Parallel => vec![base.clone().scheduler(s).threads(2), base.clone().scheduler(s).threads(4)],
+            Scheduler::Parallel => vec![
+                base.clone().scheduler(s).threads(2),
+                base.clone().scheduler(s).threads(4),
+            ],
             _ => vec![base.clone().scheduler(s)],
         })
         .collect()
@@ -31,7 +36,13 @@ impl<T: backflow::Element> CustomOp<T> for Cube {
         let x = inputs[0];
         Ok(&(x * x) * x)
     }
-    fn backward(&self, inputs: &[Tensor<T>], _: &Tensor<T>, g: &Tensor<T>, _: &BackwardCtx) -> Result<Vec<Option<Tensor<T>>>> {
+    fn backward(
+        &self,
+        inputs: &[Tensor<T>],
+        _: &Tensor<T>,
+        g: &Tensor<T>,
+        _: &BackwardCtx,
+    ) -> Result<Vec<Option<Tensor<T>>>> {
         let x = &inputs[0];
         Ok(vec![Some(g * &(&(x * x) * T::from_f64(3.0)))])
     }
@@ -48,11 +59,21 @@ impl CustomOp<f64> for ScaledSin {
     fn forward(&self, inputs: &[&T64]) -> Result<T64> {
         inputs[0].try_mul(&inputs[1].sin())
     }
-    fn backward(&self, inputs: &[T64], output: &T64, g: &T64, ctx: &BackwardCtx) -> Result<Vec<Option<T64>>> {
+    fn backward(
+        &self,
+        inputs: &[T64],
+        output: &T64,
+        g: &T64,
+        ctx: &BackwardCtx,
+    ) -> Result<Vec<Option<T64>>> {
         let (a, b) = (&inputs[0], &inputs[1]);
         assert_eq!(output.shape(), g.shape());
-        let ga = ctx.needs[0].then(|| (g * &b.sin()).sum_to(a.shape())).transpose()?;
-        let gb = ctx.needs[1].then(|| (&(g * a) * &b.cos()).sum_to(b.shape())).transpose()?;
+        let ga = ctx.needs[0]
+            .then(|| (g * &b.sin()).sum_to(a.shape()))
+            .transpose()?;
+        let gb = ctx.needs[1]
+            .then(|| (&(g * a) * &b.cos()).sum_to(b.shape()))
+            .transpose()?;
         Ok(vec![ga, gb])
     }
 }
@@ -61,12 +82,18 @@ impl CustomOp<f64> for ScaledSin {
 fn cube_has_the_closed_form_gradient() {
     // d/dx Σ x³ = 3x².
     for opts in configs() {
-        let x = T64::from_vec(vec![-1.5, 0.0, 2.0], &[3]).unwrap().requires_grad();
+        let x = T64::from_vec(vec![-1.5, 0.0, 2.0], &[3])
+            .unwrap()
+            .requires_grad();
         let y = Tensor::apply_op(Cube, &[&x]).unwrap();
         assert_eq!(y.to_vec(), vec![-3.375, 0.0, 8.0]);
         assert_eq!(y.node().unwrap().op(), "cube");
         y.sum().backward_with(&opts).unwrap();
-        assert_eq!(x.grad().unwrap().to_vec(), vec![6.75, 0.0, 12.0], "{opts:?}");
+        assert_eq!(
+            x.grad().unwrap().to_vec(),
+            vec![6.75, 0.0, 12.0],
+            "{opts:?}"
+        );
     }
 }
 
@@ -100,7 +127,10 @@ fn gradcheck_against_finite_differences() {
         let x = x0.detach().requires_grad();
         f(&x).backward_with(&opts).unwrap();
         for (i, (g, n)) in x.grad().unwrap().to_vec().iter().zip(&want).enumerate() {
-            assert!((g - n).abs() <= 1e-7 + 1e-6 * n.abs(), "{opts:?} [{i}]: {g} vs {n}");
+            assert!(
+                (g - n).abs() <= 1e-7 + 1e-6 * n.abs(),
+                "{opts:?} [{i}]: {g} vs {n}"
+            );
         }
     }
 }
@@ -110,11 +140,23 @@ fn both_inputs_get_gradients_and_needs_is_respected() {
     // z = a·sin(b), b [1, 3] broadcast over a [2, 3]; only b requires grad.
     for opts in configs() {
         let a = T64::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3]).unwrap();
-        let b = T64::from_vec(vec![0.1, 0.2, 0.3], &[1, 3]).unwrap().requires_grad();
-        Tensor::apply_op(ScaledSin, &[&a, &b]).unwrap().sum().backward_with(&opts).unwrap();
+        let b = T64::from_vec(vec![0.1, 0.2, 0.3], &[1, 3])
+            .unwrap()
+            .requires_grad();
+        Tensor::apply_op(ScaledSin, &[&a, &b])
+            .unwrap()
+            .sum()
+            .backward_with(&opts)
+            .unwrap();
         // dz/db_j = Σ_i a_ij cos b_j
-        let want: Vec<f64> = [5.0, 7.0, 9.0].iter().zip([0.1f64, 0.2, 0.3]).map(|(s, b)| s * b.cos()).collect();
-        assert_eq!(b.grad().unwrap().to_vec(), want, "{opts:?}");
+        let want: Vec<f64> = [5.0, 7.0, 9.0]
+            .iter()
+            .zip([0.1f64, 0.2, 0.3])
+            .map(|(s, b)| s * b.cos())
+            .collect();
+        for (g, w) in b.grad().unwrap().to_vec().iter().zip(&want) {
+            assert!((g - w).abs() < 1e-12, "{opts:?}: {g} vs {w}");
+        }
     }
 }
 
@@ -124,7 +166,13 @@ fn second_derivative_through_a_custom_backward() {
     for opts in configs() {
         let x = T64::scalar(1.5).requires_grad();
         let y = Tensor::apply_op(Cube, &[&x]).unwrap();
-        let d1 = grad(from_ref(&y), &[], from_ref(&x), &opts.clone().create_graph(true)).unwrap();
+        let d1 = grad(
+            from_ref(&y),
+            &[],
+            from_ref(&x),
+            &opts.clone().create_graph(true),
+        )
+        .unwrap();
         let d1 = d1[0].clone().unwrap();
         assert_eq!(d1.item(), 6.75);
         let d2 = grad(from_ref(&d1), &[], from_ref(&x), &opts).unwrap();
@@ -142,9 +190,17 @@ fn a_wide_graph_of_custom_ops_is_bitwise_equal_across_schedulers() {
                 Tensor::apply_op(Cube, &[&h.tanh()]).unwrap().sum()
             })
             .collect();
-        let loss = branches.iter().skip(1).fold(branches[0].clone(), |acc, s| &acc + s);
+        let loss = branches
+            .iter()
+            .skip(1)
+            .fold(branches[0].clone(), |acc, s| &acc + s);
         loss.backward_with(opts).unwrap();
-        x.grad().unwrap().data().iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        x.grad()
+            .unwrap()
+            .data()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
     };
     let reference = run(&BackwardOptions::new().scheduler(Scheduler::Dfs));
     for opts in configs() {
@@ -181,9 +237,15 @@ fn a_broken_custom_backward_is_an_error_naming_the_op_and_the_line() {
             let message = err.to_string();
             assert!(matches!(err, Error::Backward { .. }), "{err:?}");
             assert!(message.contains("broken"), "{message}");
-            assert!(message.contains(&format!("{}:{line}:", file!())), "{message}");
+            assert!(
+                message.contains(&format!("{}:{line}:", file!())),
+                "{message}"
+            );
             if !panics {
-                assert!(message.contains("[7]") && message.contains("[2]"), "{message}");
+                assert!(
+                    message.contains("[7]") && message.contains("[2]"),
+                    "{message}"
+                );
             }
         }
     }

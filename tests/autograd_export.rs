@@ -45,7 +45,10 @@ fn seed_graph_as_mermaid() {
 #[test]
 fn seed_graph_as_dot() {
     let dot = seed().dot();
-    assert!(dot.starts_with("digraph backward {\n    rankdir=LR;\n"), "{dot}");
+    assert!(
+        dot.starts_with("digraph backward {\n    rankdir=LR;\n"),
+        "{dot}"
+    );
     assert!(dot.trim_end().ends_with('}'));
     for line in [
         r##"t1 [label="t1\n[ ]", shape=box, style=filled, fillcolor="#dbeafe"];"##,
@@ -72,13 +75,28 @@ fn shapes_constants_and_default_names() {
     let w = Tensor::randn(&[3, 2], 1).requires_grad();
     let b = Tensor::randn(&[2], 2).requires_grad();
     let y = (&x.matmul(&w).unwrap() + &b).tanh().sum();
-    let mermaid = GraphExport::new(&[&y]).label(&w, "w").label(&b, "b.bias").mermaid();
-    assert!(mermaid.contains(r#"w["w [3, 2]"] --> op_t2((matmul))"#), "{mermaid}");
-    assert!(mermaid.contains(r#"op_t2 --> t2["t2 [4, 2]"]"#), "{mermaid}");
+    let mermaid = GraphExport::new(&[&y])
+        .label(&w, "w")
+        .label(&b, "b.bias")
+        .mermaid();
+    assert!(
+        mermaid.contains(r#"w["w [3, 2]"] --> op_t2((matmul))"#),
+        "{mermaid}"
+    );
+    assert!(
+        mermaid.contains(r#"op_t2 --> t2["t2 [4, 2]"]"#),
+        "{mermaid}"
+    );
     // A name that is not a plain identifier gets a generated id.
-    assert!(mermaid.contains(r#"v3["b.bias [2]"] --> op_t4"#), "{mermaid}");
+    assert!(
+        mermaid.contains(r#"v3["b.bias [2]"] --> op_t4"#),
+        "{mermaid}"
+    );
     assert!(mermaid.contains(r#"op_t6 --> t6["t6 [ ]"]"#), "{mermaid}");
-    assert!(!mermaid.contains("[4, 3]"), "the constant x is not drawn: {mermaid}");
+    assert!(
+        !mermaid.contains("[4, 3]"),
+        "the constant x is not drawn: {mermaid}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! `.grad()` untouched. Under every scheduler, `Parallel` at 2 and 4 threads.
 
 use backflow::{grad, BackwardOptions, BackwardStats, Scheduler, Tensor};
+use std::slice::from_ref;
 
 /// Every scheduler, `Parallel` at 2 and 4 threads.
 fn configs() -> Vec<BackwardOptions> {
@@ -10,7 +11,10 @@ fn configs() -> Vec<BackwardOptions> {
     Scheduler::ALL
         .into_iter()
         .flat_map(|s| match s {
-            Scheduler::Parallel => vec![base.clone().scheduler(s).threads(2), base.clone().scheduler(s).threads(4)],
+            Scheduler::Parallel => vec![
+                base.clone().scheduler(s).threads(2),
+                base.clone().scheduler(s).threads(4),
+            ],
             _ => vec![base.clone().scheduler(s)],
         })
         .collect()
@@ -34,14 +38,21 @@ fn only_the_path_to_the_input_runs() {
         let loss = &a + &b;
         let stats = BackwardStats::new();
         let counted = opts.clone().stats(stats.clone()).retain_graph(true);
-        let g = grad(&[loss.clone()], &[], &[x.clone()], &counted).unwrap();
+        let g = grad(from_ref(&loss), &[], from_ref(&x), &counted).unwrap();
         assert_eq!(stats.nodes_run(), 12, "{opts:?}");
-        assert!(x.grad().is_none() && y.grad().is_none(), "grad() must not touch .grad()");
+        assert!(
+            x.grad().is_none() && y.grad().is_none(),
+            "grad() must not touch .grad()"
+        );
 
         stats.reset();
         loss.backward_with(&counted).unwrap();
         assert_eq!(stats.nodes_run(), 33, "{opts:?}");
-        assert_eq!(g[0].as_ref().unwrap().item(), x.grad().unwrap().item(), "{opts:?}");
+        assert_eq!(
+            g[0].as_ref().unwrap().item(),
+            x.grad().unwrap().item(),
+            "{opts:?}"
+        );
     }
 }
 
@@ -55,7 +66,8 @@ fn wide(branches: usize, depth: usize) -> (Vec<Vec<Tensor>>, Tensor) {
         let mut h = x.clone();
         let mut ws = Vec::new();
         for l in 0..depth {
-            let w = (&Tensor::<f32>::randn(&[8, 8], (1 + b * depth + l) as u64) * 0.3).requires_grad();
+            let w =
+                (&Tensor::<f32>::randn(&[8, 8], (1 + b * depth + l) as u64) * 0.3).requires_grad();
             h = h.matmul(&w).unwrap().tanh();
             ws.push(w);
         }
@@ -82,15 +94,30 @@ fn a_wide_graph_runs_only_the_requested_branches() {
         let inputs: Vec<Tensor> = weights[..ASKED].iter().map(|ws| ws[0].clone()).collect();
         let stats = BackwardStats::new();
         let counted = opts.clone().stats(stats.clone()).retain_graph(true);
-        let g = grad(&[loss.clone()], &[], &inputs, &counted).unwrap();
-        assert_eq!(stats.nodes_run(), (BRANCHES - 1) + ASKED * (1 + 2 * DEPTH + 1), "{opts:?}");
-        assert!(weights.iter().flatten().all(|w| w.grad().is_none()), "{opts:?}");
+        let g = grad(from_ref(&loss), &[], &inputs, &counted).unwrap();
+        assert_eq!(
+            stats.nodes_run(),
+            (BRANCHES - 1) + ASKED * (1 + 2 * DEPTH + 1),
+            "{opts:?}"
+        );
+        assert!(
+            weights.iter().flatten().all(|w| w.grad().is_none()),
+            "{opts:?}"
+        );
 
         stats.reset();
         loss.backward_with(&counted).unwrap();
-        assert_eq!(stats.nodes_run(), (BRANCHES - 1) + BRANCHES * (1 + 3 * DEPTH), "{opts:?}");
+        assert_eq!(
+            stats.nodes_run(),
+            (BRANCHES - 1) + BRANCHES * (1 + 3 * DEPTH),
+            "{opts:?}"
+        );
         for (got, w) in g.iter().zip(&inputs) {
-            assert_eq!(got.as_ref().unwrap().to_vec(), w.grad().unwrap().to_vec(), "{opts:?}");
+            assert_eq!(
+                got.as_ref().unwrap().to_vec(),
+                w.grad().unwrap().to_vec(),
+                "{opts:?}"
+            );
         }
     }
 }
@@ -102,7 +129,13 @@ fn an_input_the_outputs_do_not_depend_on_gets_none_and_runs_nothing() {
         let unrelated = Tensor::<f32>::scalar(2.0).requires_grad();
         let loss = x.exp();
         let stats = BackwardStats::new();
-        let g = grad(&[loss], &[], &[unrelated.clone()], &opts.clone().stats(stats.clone())).unwrap();
+        let g = grad(
+            &[loss],
+            &[],
+            from_ref(&unrelated),
+            &opts.clone().stats(stats.clone()),
+        )
+        .unwrap();
         assert!(g[0].is_none(), "{opts:?}");
         assert_eq!(stats.nodes_run(), 0, "{opts:?}");
         assert!(x.grad().is_none() && unrelated.grad().is_none());

@@ -3,6 +3,7 @@
 //! Under every scheduler, `Parallel` at 2 and 4 threads.
 
 use backflow::{backward, grad, BackwardOptions, BackwardStats, Error, Scheduler, Tensor};
+use std::slice::from_ref;
 
 type T64 = Tensor<f64>;
 
@@ -12,7 +13,10 @@ fn configs() -> Vec<BackwardOptions> {
     Scheduler::ALL
         .into_iter()
         .flat_map(|s| match s {
-            Scheduler::Parallel => vec![base.clone().scheduler(s).threads(2), base.clone().scheduler(s).threads(4)],
+            Scheduler::Parallel => vec![
+                base.clone().scheduler(s).threads(2),
+                base.clone().scheduler(s).threads(4),
+            ],
             _ => vec![base.clone().scheduler(s)],
         })
         .collect()
@@ -44,7 +48,10 @@ fn two_roots(branches: usize) -> (Vec<T64>, [T64; 2]) {
 fn assert_close(got: &[f64], want: &[f64], what: &str) {
     assert_eq!(got.len(), want.len());
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        assert!((g - w).abs() <= 1e-12 + 1e-10 * w.abs(), "{what}[{i}]: {g} vs {w}");
+        assert!(
+            (g - w).abs() <= 1e-12 + 1e-10 * w.abs(),
+            "{what}[{i}]: {g} vs {w}"
+        );
     }
 }
 
@@ -57,13 +64,16 @@ fn one_multi_root_pass_equals_the_sum_of_separate_passes() {
             let g2 = T64::randn(y2.shape(), 6);
             // Separate passes, through the shared trunk twice.
             let retained = opts.clone().retain_graph(true);
-            let sep1 = grad(&[y1.clone()], &[g1.clone()], &leaves, &retained).unwrap();
-            let sep2 = grad(&[y2.clone()], &[g2.clone()], &leaves, &retained).unwrap();
+            let sep1 = grad(from_ref(&y1), from_ref(&g1), &leaves, &retained).unwrap();
+            let sep2 = grad(from_ref(&y2), from_ref(&g2), &leaves, &retained).unwrap();
             // One pass from both roots.
             let stats = BackwardStats::new();
             backward(&[y1, y2], &[g1, g2], &opts.clone().stats(stats.clone())).unwrap();
             // Each node runs once: the leaves, 4 ops per branch, branches - 1 adds, y1, y2.
-            assert_eq!(stats.nodes_run(), (branches + 1) + 4 * branches + (branches - 1) + 2);
+            assert_eq!(
+                stats.nodes_run(),
+                (branches + 1) + 4 * branches + (branches - 1) + 2
+            );
             for (i, leaf) in leaves.iter().enumerate() {
                 let want: Vec<f64> = match (&sep1[i], &sep2[i]) {
                     (Some(a), Some(b)) => (a + b).to_vec(),
@@ -71,7 +81,11 @@ fn one_multi_root_pass_equals_the_sum_of_separate_passes() {
                     (None, Some(b)) => b.to_vec(),
                     (None, None) => unreachable!("every leaf feeds y1"),
                 };
-                assert_close(&leaf.grad().unwrap().to_vec(), &want, &format!("{opts:?} leaf {i}"));
+                assert_close(
+                    &leaf.grad().unwrap().to_vec(),
+                    &want,
+                    &format!("{opts:?} leaf {i}"),
+                );
             }
         }
     }
@@ -83,12 +97,22 @@ fn multi_root_grad_matches_multi_root_backward() {
         let (leaves, [y1, y2]) = two_roots(12);
         let (g1, g2) = (T64::randn(y1.shape(), 1), T64::randn(y2.shape(), 2));
         let retained = opts.clone().retain_graph(true);
-        let g = grad(&[y1.clone(), y2.clone()], &[g1.clone(), g2.clone()], &leaves, &retained).unwrap();
+        let g = grad(
+            &[y1.clone(), y2.clone()],
+            &[g1.clone(), g2.clone()],
+            &leaves,
+            &retained,
+        )
+        .unwrap();
         assert!(leaves.iter().all(|l| l.grad().is_none()));
         backward(&[y1, y2], &[g1, g2], &opts).unwrap();
         for (got, leaf) in g.iter().zip(&leaves) {
             // Same plan, same canonical order: bitwise equal.
-            assert_eq!(got.as_ref().unwrap().to_vec(), leaf.grad().unwrap().to_vec(), "{opts:?}");
+            assert_eq!(
+                got.as_ref().unwrap().to_vec(),
+                leaf.grad().unwrap().to_vec(),
+                "{opts:?}"
+            );
         }
     }
 }
@@ -108,7 +132,7 @@ fn mismatched_grad_outputs_are_errors() {
     for opts in configs() {
         let (_, [y1, y2]) = two_roots(2);
         let g1 = T64::randn(y1.shape(), 1);
-        let err = backward(&[y1.clone(), y2.clone()], &[g1.clone()], &opts).unwrap_err();
+        let err = backward(&[y1.clone(), y2.clone()], from_ref(&g1), &opts).unwrap_err();
         assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
         let err = backward(&[y1, y2], &[g1.clone(), g1], &opts).unwrap_err();
         assert!(matches!(err, Error::Shape { .. }), "{err:?}");

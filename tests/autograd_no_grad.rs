@@ -11,7 +11,10 @@ fn configs() -> Vec<BackwardOptions> {
     Scheduler::ALL
         .into_iter()
         .flat_map(|s| match s {
-            Scheduler::Parallel => vec![base.clone().scheduler(s).threads(2), base.clone().scheduler(s).threads(4)],
+            Scheduler::Parallel => vec![
+                base.clone().scheduler(s).threads(2),
+                base.clone().scheduler(s).threads(4),
+            ],
             _ => vec![base.clone().scheduler(s)],
         })
         .collect()
@@ -81,9 +84,14 @@ fn a_wide_graph_with_detached_and_no_grad_branches() {
         }
         // The values of the loss include the cut branches; the gradients do not.
         let reference = kept.unwrap();
-        reference.backward_with(&BackwardOptions::new().scheduler(Scheduler::Dfs)).unwrap();
+        reference
+            .backward_with(&BackwardOptions::new().scheduler(Scheduler::Dfs))
+            .unwrap();
         for (b, copy) in copies {
-            let (got, want) = (weights[b].grad().unwrap().to_vec(), copy.grad().unwrap().to_vec());
+            let (got, want) = (
+                weights[b].grad().unwrap().to_vec(),
+                copy.grad().unwrap().to_vec(),
+            );
             for (g, w) in got.iter().zip(&want) {
                 assert!((g - w).abs() < 1e-12, "{opts:?} branch {b}: {g} vs {w}");
             }
@@ -110,7 +118,10 @@ fn no_grad_nests_restores_and_stays_on_its_thread() {
     no_grad(|| {
         assert!(!is_grad_enabled());
         no_grad(|| assert!(!x.sin().needs_grad()));
-        assert!(!is_grad_enabled(), "the inner no_grad restores the outer state");
+        assert!(
+            !is_grad_enabled(),
+            "the inner no_grad restores the outer state"
+        );
         // Another thread records as usual.
         std::thread::scope(|s| {
             s.spawn(|| assert!(x.sin().needs_grad())).join().unwrap();

@@ -11,7 +11,10 @@ fn configs() -> Vec<BackwardOptions> {
     Scheduler::ALL
         .into_iter()
         .flat_map(|s| match s {
-            Scheduler::Parallel => vec![base.clone().scheduler(s).threads(2), base.clone().scheduler(s).threads(4)],
+            Scheduler::Parallel => vec![
+                base.clone().scheduler(s).threads(2),
+                base.clone().scheduler(s).threads(4),
+            ],
             _ => vec![base.clone().scheduler(s)],
         })
         .collect()
@@ -50,7 +53,10 @@ fn seed() -> (Vec<Tensor>, Tensor) {
 }
 
 fn grads(leaves: &[Tensor]) -> Vec<Vec<f32>> {
-    leaves.iter().map(|l| l.grad().expect("leaf has a gradient").to_vec()).collect()
+    leaves
+        .iter()
+        .map(|l| l.grad().expect("leaf has a gradient").to_vec())
+        .collect()
 }
 
 #[test]
@@ -101,7 +107,10 @@ fn the_seed_gradients_match_the_closed_form_on_both_passes() {
             let k = pass as f32;
             for (leaf, want) in leaves.iter().zip([1.5, 4.0, 15.0]) {
                 let got = leaf.grad().unwrap().item();
-                assert!((got - k * c * want).abs() < 1e-4, "{opts:?} pass {pass}: {got}");
+                assert!(
+                    (got - k * c * want).abs() < 1e-4,
+                    "{opts:?} pass {pass}: {got}"
+                );
             }
         }
     }

@@ -12,7 +12,10 @@ fn configs() -> Vec<BackwardOptions> {
     Scheduler::ALL
         .into_iter()
         .flat_map(|s| match s {
-            Scheduler::Parallel => vec![base.clone().scheduler(s).threads(2), base.clone().scheduler(s).threads(4)],
+            Scheduler::Parallel => vec![
+                base.clone().scheduler(s).threads(2),
+                base.clone().scheduler(s).threads(4),
+            ],
             _ => vec![base.clone().scheduler(s)],
         })
         .collect()
@@ -29,7 +32,11 @@ struct Span {
 
 /// The text after `"key":` up to the next `,` or `}`.
 fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    let start = line.find(&format!("\"{key}\":")).unwrap_or_else(|| panic!("no {key} in {line}")) + key.len() + 3;
+    let start = line
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {line}"))
+        + key.len()
+        + 3;
     let rest = &line[start..];
     &rest[..rest.find([',', '}']).unwrap()]
 }
@@ -37,7 +44,10 @@ fn field<'a>(line: &'a str, key: &str) -> &'a str {
 /// The complete events of the trace at `path` (the file has one event per line).
 fn spans(path: &PathBuf) -> Vec<Span> {
     let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.starts_with('{') && text.trim_end().ends_with("]}"), "{text}");
+    assert!(
+        text.starts_with('{') && text.trim_end().ends_with("]}"),
+        "{text}"
+    );
     assert!(text.contains("\"traceEvents\":["));
     text.lines()
         .filter(|l| l.contains("\"ph\":\"X\""))
@@ -71,12 +81,23 @@ fn one_span_per_node_run_named_by_its_op() {
     for (k, opts) in configs().into_iter().enumerate() {
         let path = temp(&format!("wide{k}"));
         let stats = BackwardStats::new();
-        wide().backward_with(&opts.clone().stats(stats.clone()).trace(&path)).unwrap();
+        wide()
+            .backward_with(&opts.clone().stats(stats.clone()).trace(&path))
+            .unwrap();
         let spans = spans(&path);
         assert_eq!(spans.len(), stats.nodes_run(), "{opts:?}");
         assert_eq!(spans.len(), 24 + 24 * 3 + 23);
         let count = |op: &str| spans.iter().filter(|s| s.name == op).count();
-        assert_eq!((count("leaf"), count("matmul"), count("tanh"), count("sum"), count("add")), (24, 24, 24, 24, 23));
+        assert_eq!(
+            (
+                count("leaf"),
+                count("matmul"),
+                count("tanh"),
+                count("sum"),
+                count("add")
+            ),
+            (24, 24, 24, 24, 23)
+        );
         assert!(spans.iter().all(|s| s.ts >= 0.0 && s.dur >= 0.0));
         // The spans of one thread do not overlap: each thread runs one node at a time.
         let threads: BTreeSet<u64> = spans.iter().map(|s| s.tid).collect();
@@ -84,15 +105,25 @@ fn one_span_per_node_run_named_by_its_op() {
             let mut mine: Vec<&Span> = spans.iter().filter(|s| s.tid == *tid).collect();
             mine.sort_by(|a, b| a.ts.total_cmp(&b.ts));
             for pair in mine.windows(2) {
-                assert!(pair[0].ts + pair[0].dur <= pair[1].ts + 1e-3, "{opts:?}: {pair:?}");
+                assert!(
+                    pair[0].ts + pair[0].dur <= pair[1].ts + 1e-3,
+                    "{opts:?}: {pair:?}"
+                );
             }
         }
         let text = std::fs::read_to_string(&path).unwrap();
         for tid in &threads {
-            assert!(text.contains(&format!("\"ph\":\"M\",\"pid\":1,\"tid\":{tid},")), "thread {tid} unnamed");
+            assert!(
+                text.contains(&format!("\"ph\":\"M\",\"pid\":1,\"tid\":{tid},")),
+                "thread {tid} unnamed"
+            );
         }
         if opts.get_scheduler() != Scheduler::Parallel {
-            assert_eq!(threads.len(), 1, "{opts:?}: a serial pass runs on the caller");
+            assert_eq!(
+                threads.len(),
+                1,
+                "{opts:?}: a serial pass runs on the caller"
+            );
         } else {
             assert!(threads.len() <= opts.get_threads(), "{opts:?}: {threads:?}");
         }
@@ -122,8 +153,13 @@ fn the_seed_graph_trace_follows_the_topological_order() {
 #[test]
 fn an_unwritable_trace_path_is_an_error_after_a_complete_pass() {
     let x = Tensor::<f32>::scalar(1.0).requires_grad();
-    let path = std::env::temp_dir().join("backflow-no-such-dir").join("t.json");
-    let err = x.sin().backward_with(&BackwardOptions::new().trace(&path)).unwrap_err();
+    let path = std::env::temp_dir()
+        .join("backflow-no-such-dir")
+        .join("t.json");
+    let err = x
+        .sin()
+        .backward_with(&BackwardOptions::new().trace(&path))
+        .unwrap_err();
     assert!(err.to_string().contains("trace"), "{err}");
     // The gradients of the pass are there.
     assert_eq!(x.grad().unwrap().item(), 1f32.cos());

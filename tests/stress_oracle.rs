@@ -16,7 +16,11 @@ fn same_seed_same_graph() {
         assert_eq!(a, b, "seed {seed}");
         let (ga, gb) = (a.build::<f32>().unwrap(), b.build::<f32>().unwrap());
         let values = |g: &backflow::stress::build::TensorGraph<f32>| -> Vec<Vec<u32>> {
-            g.roots.iter().chain(&g.grad_outputs).map(|t| t.data().iter().map(|v| v.to_bits()).collect()).collect()
+            g.roots
+                .iter()
+                .chain(&g.grad_outputs)
+                .map(|t| t.data().iter().map(|v| v.to_bits()).collect())
+                .collect()
         };
         assert_eq!(values(&ga), values(&gb), "seed {seed}");
     }
@@ -27,9 +31,25 @@ fn same_seed_same_graph() {
 fn every_configuration_matches_the_reference_in_f32() {
     let configs = configs(&THREADS);
     for seed in 0..40 {
-        let recipe = Recipe::generate(seed, &GraphSpec { nodes: 40 + seed as usize, ..GraphSpec::default() });
-        let check = check_recipe::<f32>(&recipe, &configs, f32::EPSILON as f64, &Watch::none(), "test");
-        assert!(check.mismatches.is_empty(), "seed {seed}: {:?}", check.mismatches);
+        let recipe = Recipe::generate(
+            seed,
+            &GraphSpec {
+                nodes: 40 + seed as usize,
+                ..GraphSpec::default()
+            },
+        );
+        let check = check_recipe::<f32>(
+            &recipe,
+            &configs,
+            f32::EPSILON as f64,
+            &Watch::none(),
+            "test",
+        );
+        assert!(
+            check.mismatches.is_empty(),
+            "seed {seed}: {:?}",
+            check.mismatches
+        );
         assert_eq!(check.runs.len(), configs.len());
         assert!(check.nodes >= recipe.ops.len());
     }
@@ -39,17 +59,43 @@ fn every_configuration_matches_the_reference_in_f32() {
 fn f64_gradients_match_finite_differences() {
     let configs = configs(&[1, 4]);
     for seed in 0..30 {
-        let recipe = Recipe::generate(seed, &GraphSpec { nodes: 20, ..GraphSpec::default() });
+        let recipe = Recipe::generate(
+            seed,
+            &GraphSpec {
+                nodes: 20,
+                ..GraphSpec::default()
+            },
+        );
         let check = check_recipe::<f64>(&recipe, &configs, f64::EPSILON, &Watch::none(), "test");
-        assert!(check.mismatches.is_empty(), "seed {seed}: {:?}", check.mismatches);
-        assert_eq!(finite_differences(&recipe, &check.reference, 3), None, "seed {seed}");
+        assert!(
+            check.mismatches.is_empty(),
+            "seed {seed}: {:?}",
+            check.mismatches
+        );
+        assert_eq!(
+            finite_differences(&recipe, &check.reference, 3),
+            None,
+            "seed {seed}"
+        );
     }
 }
 
 #[test]
 fn finite_differences_catch_a_wrong_gradient() {
-    let recipe = Recipe::generate(3, &GraphSpec { nodes: 20, ..GraphSpec::default() });
-    let check = check_recipe::<f64>(&recipe, &configs(&[1]), f64::EPSILON, &Watch::none(), "test");
+    let recipe = Recipe::generate(
+        3,
+        &GraphSpec {
+            nodes: 20,
+            ..GraphSpec::default()
+        },
+    );
+    let check = check_recipe::<f64>(
+        &recipe,
+        &configs(&[1]),
+        f64::EPSILON,
+        &Watch::none(),
+        "test",
+    );
     let mut wrong = check.reference.clone();
     let g = wrong.iter_mut().flatten().next().unwrap();
     g[0] = g[0] * 1.01 + 0.01;
@@ -58,14 +104,36 @@ fn finite_differences_catch_a_wrong_gradient() {
 
 #[test]
 fn hub_tensor_with_thousands_of_consumers() {
-    let spec = GraphSpec { nodes: 2400, width: 200, hubs: 1, hub_share: 0.6, ..GraphSpec::default() };
+    let spec = GraphSpec {
+        nodes: 2400,
+        width: 200,
+        hubs: 1,
+        hub_share: 0.6,
+        ..GraphSpec::default()
+    };
     let recipe = Recipe::generate(11, &spec);
-    assert!(recipe.max_fan_in() >= 1000, "fan-in {}", recipe.max_fan_in());
-    let check = check_recipe::<f32>(&recipe, &configs(&THREADS), f32::EPSILON as f64, &Watch::none(), "hub");
+    assert!(
+        recipe.max_fan_in() >= 1000,
+        "fan-in {}",
+        recipe.max_fan_in()
+    );
+    let check = check_recipe::<f32>(
+        &recipe,
+        &configs(&THREADS),
+        f32::EPSILON as f64,
+        &Watch::none(),
+        "hub",
+    );
     assert!(check.mismatches.is_empty(), "{:?}", check.mismatches);
 
     // The executor-level graph, with one hub receiving thousands of contributions.
-    let exec = GraphSpec { nodes: 6000, width: 500, hubs: 1, hub_share: 0.5, ..GraphSpec::default() };
+    let exec = GraphSpec {
+        nodes: 6000,
+        width: 500,
+        hubs: 1,
+        hub_share: 0.5,
+        ..GraphSpec::default()
+    };
     let check = check_exec(5, &exec, &configs(&THREADS), 0, false, &Watch::none());
     assert!(check.mismatches.is_empty(), "{:?}", check.mismatches);
 }
@@ -74,15 +142,29 @@ fn hub_tensor_with_thousands_of_consumers() {
 fn exec_graphs_match_the_reference() {
     let configs = configs(&THREADS);
     for seed in 0..100 {
-        let spec = GraphSpec { nodes: 20 + seed as usize * 3, ..GraphSpec::default() };
+        let spec = GraphSpec {
+            nodes: 20 + seed as usize * 3,
+            ..GraphSpec::default()
+        };
         let check = check_exec(seed, &spec, &configs, 0, false, &Watch::none());
-        assert!(check.mismatches.is_empty(), "seed {seed}: {:?}", check.mismatches);
+        assert!(
+            check.mismatches.is_empty(),
+            "seed {seed}: {:?}",
+            check.mismatches
+        );
     }
 }
 
 #[test]
 fn a_short_stress_run_passes() {
-    let cfg = StressConfig { graphs: 300, seed: 1000, fault_rate: 0.05, callers_every: 16, f64_every: 8, ..StressConfig::default() };
+    let cfg = StressConfig {
+        graphs: 300,
+        seed: 1000,
+        fault_rate: 0.05,
+        callers_every: 16,
+        f64_every: 8,
+        ..StressConfig::default()
+    };
     let summary = run(&cfg, &|_| {});
     assert!(summary.passed(), "{summary}");
     assert_eq!(summary.graphs, 300);

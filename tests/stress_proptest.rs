@@ -13,9 +13,24 @@ use proptest::test_runner::{Config, TestError, TestRunner};
 fn kind() -> impl Strategy<Value = OpKind> {
     use OpKind::*;
     prop_oneof![
-        Just(Add), Just(Mul), Just(Sub), Just(Div), Just(Tanh), Just(Sin), Just(Matmul), Just(Sum),
-        Just(SumAxis), Just(Mean), Just(Reshape), Just(Transpose), Just(Concat), Just(Softmax),
-        Just(LogSoftmax), Just(Exp), Just(Neg), Just(Sigmoid),
+        Just(Add),
+        Just(Mul),
+        Just(Sub),
+        Just(Div),
+        Just(Tanh),
+        Just(Sin),
+        Just(Matmul),
+        Just(Sum),
+        Just(SumAxis),
+        Just(Mean),
+        Just(Reshape),
+        Just(Transpose),
+        Just(Concat),
+        Just(Softmax),
+        Just(LogSoftmax),
+        Just(Exp),
+        Just(Neg),
+        Just(Sigmoid),
         (0.5f64..1.5, -1.0f64..1.0).prop_map(|(c, d)| Affine(c, d)),
         (0.5f64..2.0).prop_map(DivScalar),
     ]
@@ -32,11 +47,22 @@ fn recipe() -> impl Strategy<Value = Recipe> {
             .into_iter()
             .enumerate()
             .map(|(i, (kind, a, b))| {
-                let inputs = [a, b].iter().take(kind.arity()).map(|x| x.index(n + i) as u32).collect();
+                let inputs = [a, b]
+                    .iter()
+                    .take(kind.arity())
+                    .map(|x| x.index(n + i) as u32)
+                    .collect();
                 Op { kind, inputs }
             })
             .collect();
-        let mut r = Recipe { dim, leaves, ops, roots: vec![], faults: vec![], value_seed };
+        let mut r = Recipe {
+            dim,
+            leaves,
+            ops,
+            roots: vec![],
+            faults: vec![],
+            value_seed,
+        };
         r.roots = r.sinks();
         r
     })
@@ -50,21 +76,36 @@ fn exec_graph() -> impl Strategy<Value = ExecGraph> {
         let succ: Vec<Vec<(u32, f64)>> = nodes
             .into_iter()
             .enumerate()
-            .map(|(i, e)| if i + 1 == n { vec![] } else { e.into_iter().map(|(t, w)| ((i + 1 + t.index(n - i - 1)) as u32, w)).collect() })
+            .map(|(i, e)| {
+                if i + 1 == n {
+                    vec![]
+                } else {
+                    e.into_iter()
+                        .map(|(t, w)| ((i + 1 + t.index(n - i - 1)) as u32, w))
+                        .collect()
+                }
+            })
             .collect();
         let mut has_pred = vec![false; n];
-        succ.iter().flatten().for_each(|&(t, _)| has_pred[t as usize] = true);
+        succ.iter()
+            .flatten()
+            .for_each(|&(t, _)| has_pred[t as usize] = true);
         let roots = (0..n as u32).filter(|&i| !has_pred[i as usize]).collect();
         ExecGraph { succ, roots }
     })
 }
 
 /// Checks `graph` under `configs` against its reference; `Err` describes a mismatch.
-fn exec_property(graph: &ExecGraph, configs: &[RunConfig], drop_later: bool) -> Result<(), TestCaseError> {
+fn exec_property(
+    graph: &ExecGraph,
+    configs: &[RunConfig],
+    drop_later: bool,
+) -> Result<(), TestCaseError> {
     let want = graph.reference();
     let scale = want.iter().flatten().fold(1e-300f64, |m, v| m.max(v.abs()));
     for cfg in configs {
-        let got = run_exec(graph, cfg, &[], drop_later, &Watch::none(), "proptest").map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let got = run_exec(graph, cfg, &[], drop_later, &Watch::none(), "proptest")
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         for (i, (a, b)) in got.iter().zip(&want).enumerate() {
             let ok = match (a, b) {
                 (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * scale,
@@ -93,11 +134,22 @@ proptest! {
 
 #[test]
 fn a_dropped_contribution_shrinks_to_a_minimal_graph() {
-    let config = Config { cases: 64, failure_persistence: None, ..Config::default() };
+    let config = Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    };
     let mut runner = TestRunner::new(config);
-    let result = runner.run(&exec_graph(), |g| exec_property(&g, &configs(&[1, 4]), true));
-    let Err(TestError::Fail(_, minimal)) = result else { panic!("the mutation was not caught: {result:?}") };
+    let result = runner.run(&exec_graph(), |g| {
+        exec_property(&g, &configs(&[1, 4]), true)
+    });
+    let Err(TestError::Fail(_, minimal)) = result else {
+        panic!("the mutation was not caught: {result:?}")
+    };
     // The smallest graph with a dropped contribution: one root sending twice into one node.
     let edges: usize = minimal.succ.iter().map(Vec::len).sum();
-    assert!(minimal.succ.len() <= 3 && edges <= 3, "not minimal: {minimal:?}");
+    assert!(
+        minimal.succ.len() <= 3 && edges <= 3,
+        "not minimal: {minimal:?}"
+    );
 }

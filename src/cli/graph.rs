@@ -49,7 +49,13 @@ pub fn seed_graph() -> GraphExport<f32> {
     let t4 = &t2 * &t5;
     let t6 = &t3 * &t4;
     let t7 = t6.sin();
-    let named = [(&t1, "t1"), (&t2, "t2"), (&t3, "t3"), (&t4, "t4"), (&t5, "t5")];
+    let named = [
+        (&t1, "t1"),
+        (&t2, "t2"),
+        (&t3, "t3"),
+        (&t4, "t4"),
+        (&t5, "t5"),
+    ];
     named
         .into_iter()
         .chain([(&t6, "t6"), (&t7, "t7")])

@@ -70,7 +70,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(n) => (n, 60.0),
         None => (s.strip_suffix('s').unwrap_or(s), 1.0),
     };
-    let v: f64 = number.parse().map_err(|_| format!("`{s}` is not a duration like 90, 90s or 5m"))?;
+    let v: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 90, 90s or 5m"))?;
     Ok(Duration::from_secs_f64(v * unit))
 }
 
@@ -78,7 +80,11 @@ impl StressArgs {
     fn config(&self) -> StressConfig {
         StressConfig {
             seed: self.seed,
-            graphs: if self.duration.is_some() && self.graphs == 1000 { u64::MAX } else { self.graphs },
+            graphs: if self.duration.is_some() && self.graphs == 1000 {
+                u64::MAX
+            } else {
+                self.graphs
+            },
             duration: self.duration,
             threads: self.threads.clone(),
             jobs: self.jobs.unwrap_or_else(backflow::exec::default_threads),
@@ -125,10 +131,16 @@ impl StressArgs {
 /// Runs the stress test with a progress bar and prints the summary table.
 pub fn run(args: StressArgs) -> CliResult {
     let cfg = args.config();
-    let len = if cfg.graphs == u64::MAX { 0 } else { cfg.graphs };
+    let len = if cfg.graphs == u64::MAX {
+        0
+    } else {
+        cfg.graphs
+    };
     let bar = ProgressBar::new(len).with_style(
-        ProgressStyle::with_template("stress [{bar:30}] {pos}/{len} graphs  ({elapsed}, eta {eta}, {per_sec})")?
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "stress [{bar:30}] {pos}/{len} graphs  ({elapsed}, eta {eta}, {per_sec})",
+        )?
+        .progress_chars("=> "),
     );
     let summary = backflow::stress::run(&cfg, &|done| bar.set_position(done));
     bar.finish_and_clear();
@@ -143,11 +155,19 @@ pub fn run(args: StressArgs) -> CliResult {
     if summary.passed() {
         return Ok(());
     }
-    let seed = summary
-        .failing_seed()
-        .or_else(|| summary.hangs.first().and_then(|h| h.label.split_whitespace().nth(1)?.parse().ok()));
+    let seed = summary.failing_seed().or_else(|| {
+        summary
+            .hangs
+            .first()
+            .and_then(|h| h.label.split_whitespace().nth(1)?.parse().ok())
+    });
     if let Some(seed) = seed {
         println!("reproduce with:\n  {}", args.reproduce(seed));
     }
-    Err(format!("{} mismatches, {} hangs", summary.failures.len(), summary.hangs.len()).into())
+    Err(format!(
+        "{} mismatches, {} hangs",
+        summary.failures.len(),
+        summary.hangs.len()
+    )
+    .into())
 }

@@ -46,14 +46,22 @@ impl Recipe {
 
     /// Builds the graph on fresh leaves that require grad.
     pub fn build<T: Element>(&self) -> Result<TensorGraph<T>> {
-        let leaves: Vec<Tensor<T>> = self.leaf_values().into_iter().map(Tensor::requires_grad).collect();
+        let leaves: Vec<Tensor<T>> = self
+            .leaf_values()
+            .into_iter()
+            .map(Tensor::requires_grad)
+            .collect();
         self.build_on(&leaves)
     }
 
     /// Builds the graph on the given leaves (one per recipe leaf, any family shape), so
     /// that several recipes can share them.
     pub fn build_on<T: Element>(&self, leaves: &[Tensor<T>]) -> Result<TensorGraph<T>> {
-        assert_eq!(leaves.len(), self.leaves.len(), "build_on: one tensor per recipe leaf");
+        assert_eq!(
+            leaves.len(),
+            self.leaves.len(),
+            "build_on: one tensor per recipe leaf"
+        );
         let mut tensors: Vec<Tensor<T>> = leaves.to_vec();
         let mut bounds: Vec<f64> = leaves.iter().map(|_| 2.0).collect();
         let mut nodes = leaves.len();
@@ -73,7 +81,11 @@ impl Recipe {
             tensors.push(t);
             bounds.push(bound);
         }
-        let roots: Vec<Tensor<T>> = self.roots.iter().map(|&r| tensors[r as usize].clone()).collect();
+        let roots: Vec<Tensor<T>> = self
+            .roots
+            .iter()
+            .map(|&r| tensors[r as usize].clone())
+            .collect();
         let grad_outputs = roots
             .iter()
             .enumerate()
@@ -82,7 +94,12 @@ impl Recipe {
                 scaled(&Tensor::<T>::randn(r.shape(), seed), r.shape())
             })
             .collect();
-        Ok(TensorGraph { leaves: leaves.to_vec(), roots, grad_outputs, nodes })
+        Ok(TensorGraph {
+            leaves: leaves.to_vec(),
+            roots,
+            grad_outputs,
+            nodes,
+        })
     }
 
     /// The objective whose gradient a backward pass computes, `Σ_k ⟨grad_outputs[k],
@@ -92,7 +109,13 @@ impl Recipe {
         Ok(g.roots
             .iter()
             .zip(&g.grad_outputs)
-            .map(|(r, go)| r.data().iter().zip(go.data()).map(|(a, b)| a * b).sum::<f64>())
+            .map(|(r, go)| {
+                r.data()
+                    .iter()
+                    .zip(go.data())
+                    .map(|(a, b)| a * b)
+                    .sum::<f64>()
+            })
             .sum())
     }
 }
@@ -100,16 +123,29 @@ impl Recipe {
 /// Half the given samples, clamped to `[-2, 2]`.
 fn scaled<T: Element>(t: &Tensor<T>, dims: &[usize]) -> Tensor<T> {
     let two = T::from_f64(2.0);
-    let data = t.data().iter().map(|&v| (v * T::from_f64(0.5)).max(-two).min(two)).collect();
+    let data = t
+        .data()
+        .iter()
+        .map(|&v| (v * T::from_f64(0.5)).max(-two).min(two))
+        .collect();
     Tensor::from_vec(data, dims).expect("same shape")
 }
 
 /// An identity op whose backward fails as `kind` says.
 fn fault<T: Element>(t: &Tensor<T>, kind: FaultKind) -> Tensor<T> {
-    Tensor::from_op(FAULT_OP, t.to_vec(), t.shape().to_vec(), &[t], move |_, _| match kind {
-        FaultKind::Panic => panic!("{INJECTED}: panic in backward"),
-        FaultKind::Error => Err(Error::Invalid { op: FAULT_OP, message: format!("{INJECTED}: error in backward") }),
-    })
+    Tensor::from_op(
+        FAULT_OP,
+        t.to_vec(),
+        t.shape().to_vec(),
+        &[t],
+        move |_, _| match kind {
+            FaultKind::Panic => panic!("{INJECTED}: panic in backward"),
+            FaultKind::Error => Err(Error::Invalid {
+                op: FAULT_OP,
+                message: format!("{INJECTED}: error in backward"),
+            }),
+        },
+    )
 }
 
 /// A reshape that stays in the shape family.
@@ -134,7 +170,12 @@ fn widen<T: Element>(t: &Tensor<T>, shape: &[usize]) -> Result<(Tensor<T>, usize
 }
 
 /// Records `kind` on `x`; returns the output, its magnitude bound, and the nodes recorded.
-fn apply<T: Element>(kind: OpKind, x: &[&Tensor<T>], b: &[f64], dim: usize) -> Result<(Tensor<T>, f64, usize)> {
+fn apply<T: Element>(
+    kind: OpKind,
+    x: &[&Tensor<T>],
+    b: &[f64],
+    dim: usize,
+) -> Result<(Tensor<T>, f64, usize)> {
     use OpKind::*;
     let c = T::from_f64;
     let a = x[0];
@@ -168,10 +209,15 @@ fn apply<T: Element>(kind: OpKind, x: &[&Tensor<T>], b: &[f64], dim: usize) -> R
         Transpose if rank == 2 => (a.t()?, b[0], 1),
         Reshape | Transpose => (a.reshape(&reshaped(a.shape()))?, b[0], 1),
         Concat => {
-            let shape = broadcast_shapes(a.shape(), x[1].shape()).ok_or_else(|| Error::Invalid {
-                op: "stress concat",
-                message: format!("shapes {:?} and {:?} do not broadcast", a.shape(), x[1].shape()),
-            })?;
+            let shape =
+                broadcast_shapes(a.shape(), x[1].shape()).ok_or_else(|| Error::Invalid {
+                    op: "stress concat",
+                    message: format!(
+                        "shapes {:?} and {:?} do not broadcast",
+                        a.shape(),
+                        x[1].shape()
+                    ),
+                })?;
             let (mut p, n1) = widen(a, &shape)?;
             let (mut q, n2) = widen(x[1], &shape)?;
             let mut n = 2 + n1 + n2;

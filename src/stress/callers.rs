@@ -44,7 +44,11 @@ pub fn check_callers<T: Element>(
     quiet_injected_panics();
     let mut check = CallersCheck::default();
     let base = Recipe::generate(seed, spec);
-    let leaves: Vec<Tensor<T>> = base.leaf_values().into_iter().map(Tensor::requires_grad).collect();
+    let leaves: Vec<Tensor<T>> = base
+        .leaf_values()
+        .into_iter()
+        .map(Tensor::requires_grad)
+        .collect();
     let recipes: Vec<Recipe> = (0..healthy + faulty)
         .map(|k| {
             let mut r = Recipe::generate(seed.wrapping_add(0x1000 * (k as u64 + 1)), spec);
@@ -55,7 +59,11 @@ pub fn check_callers<T: Element>(
             r
         })
         .collect();
-    let graphs = match recipes.iter().map(|r| r.build_on(&leaves)).collect::<crate::Result<Vec<_>>>() {
+    let graphs = match recipes
+        .iter()
+        .map(|r| r.build_on(&leaves))
+        .collect::<crate::Result<Vec<_>>>()
+    {
         Ok(g) => g,
         Err(e) => {
             check.failures.push(format!("build failed: {e}"));
@@ -97,17 +105,23 @@ pub fn check_callers<T: Element>(
                             barrier.wait();
                             let opts = cfg.options(true);
                             if k < healthy {
-                                backward(&g.roots, &g.grad_outputs, &opts).map_err(|e| format!("caller {k} ({cfg}): {e}"))
+                                backward(&g.roots, &g.grad_outputs, &opts)
+                                    .map_err(|e| format!("caller {k} ({cfg}): {e}"))
                             } else {
                                 match grad(&g.roots, &g.grad_outputs, &g.leaves, &opts) {
                                     Err(e) if e.to_string().contains(FAULT_OP) => Ok(()),
-                                    other => Err(format!("faulty caller {k} ({cfg}): expected Err, got {other:?}")),
+                                    other => Err(format!(
+                                        "faulty caller {k} ({cfg}): expected Err, got {other:?}"
+                                    )),
                                 }
                             }
                         })
                     })
                     .collect();
-                handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err("caller panicked".into()))).collect()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err("caller panicked".into())))
+                    .collect()
             })
         },
     );
@@ -120,12 +134,23 @@ pub fn check_callers<T: Element>(
             Err(e) => check.failures.push(e),
         }
     }
-    let got: Vec<Option<Vec<f64>>> =
-        leaves.iter().map(|l| l.grad().map(|t| t.data().iter().map(|&v| Element::to_f64(v)).collect())).collect();
+    let got: Vec<Option<Vec<f64>>> = leaves
+        .iter()
+        .map(|l| {
+            l.grad()
+                .map(|t| t.data().iter().map(|&v| Element::to_f64(v)).collect())
+        })
+        .collect();
     let depth = recipes.iter().map(Recipe::depth).max().unwrap_or(0);
     let fan_in = recipes.iter().map(Recipe::max_fan_in).sum::<usize>();
-    if let Some(p) = compare(&got, &want, Some(fast_tolerance(eps, depth, fan_in + healthy))) {
-        check.failures.push(format!("shared leaves after concurrent callers: {p}"));
+    if let Some(p) = compare(
+        &got,
+        &want,
+        Some(fast_tolerance(eps, depth, fan_in + healthy)),
+    ) {
+        check
+            .failures
+            .push(format!("shared leaves after concurrent callers: {p}"));
     }
     // The engine still works: a healthy graph again gives its separate gradients bitwise.
     leaves.iter().for_each(Tensor::zero_grad);
@@ -133,10 +158,14 @@ pub fn check_callers<T: Element>(
         match run_once(g, &RunConfig::reference(), true, true) {
             Ok(r) => {
                 if let Some(p) = compare(&r, &refs[0], None) {
-                    check.failures.push(format!("rerun after concurrent callers: {p}"));
+                    check
+                        .failures
+                        .push(format!("rerun after concurrent callers: {p}"));
                 }
             }
-            Err(e) => check.failures.push(format!("rerun after concurrent callers failed: {e}")),
+            Err(e) => check
+                .failures
+                .push(format!("rerun after concurrent callers failed: {e}")),
         }
     }
     check

@@ -29,7 +29,10 @@ impl Gradient for ExecGrad {
         if self.drop_later {
             return self;
         }
-        ExecGrad { value: self.value + later.value, drop_later: later.drop_later }
+        ExecGrad {
+            value: self.value + later.value,
+            drop_later: later.drop_later,
+        }
     }
 }
 
@@ -59,13 +62,19 @@ impl ExecGraph {
                 } else {
                     let lo = (i / width + 1) * width;
                     let hi = (lo + spec.window.max(1) * width).min(n);
-                    if lo < hi { rng.random_range(lo..hi) } else { n - 1 }
+                    if lo < hi {
+                        rng.random_range(lo..hi)
+                    } else {
+                        n - 1
+                    }
                 };
                 out.push((target.max(i + 1) as u32, rng.random_range(-0.9..0.9)));
             }
         }
         let mut has_pred = vec![false; n];
-        succ.iter().flatten().for_each(|&(t, _)| has_pred[t as usize] = true);
+        succ.iter()
+            .flatten()
+            .for_each(|&(t, _)| has_pred[t as usize] = true);
         let mut roots: Vec<u32> = (0..n as u32).filter(|&i| !has_pred[i as usize]).collect();
         if rng.random_bool(0.2) {
             roots.push(roots[0]);
@@ -96,7 +105,12 @@ impl ExecGraph {
 
     /// The plan of this graph and the original id of each dense node.
     pub fn plan(&self) -> (Plan, Vec<u32>) {
-        Plan::build(&self.roots, |&n| n, |&n, out| out.extend(self.succ[n as usize].iter().map(|e| e.0)), None)
+        Plan::build(
+            &self.roots,
+            |&n| n,
+            |&n, out| out.extend(self.succ[n as usize].iter().map(|e| e.0)),
+            None,
+        )
     }
 }
 
@@ -130,10 +144,25 @@ pub struct TrackedTask {
 impl TrackedTask {
     /// A task for `graph` under `plan` (from [`ExecGraph::plan`]), with faults at the given
     /// original node ids.
-    pub fn new(graph: &ExecGraph, plan: &Plan, ids: Vec<u32>, faults: &[(u32, ExecFault)]) -> TrackedTask {
+    pub fn new(
+        graph: &ExecGraph,
+        plan: &Plan,
+        ids: Vec<u32>,
+        faults: &[(u32, ExecFault)],
+    ) -> TrackedTask {
         let mut dense = vec![u32::MAX; graph.succ.len()];
-        ids.iter().enumerate().for_each(|(i, &n)| dense[n as usize] = i as u32);
-        let succ = ids.iter().map(|&n| graph.succ[n as usize].iter().map(|&(t, w)| (dense[t as usize], w)).collect()).collect();
+        ids.iter()
+            .enumerate()
+            .for_each(|(i, &n)| dense[n as usize] = i as u32);
+        let succ = ids
+            .iter()
+            .map(|&n| {
+                graph.succ[n as usize]
+                    .iter()
+                    .map(|&(t, w)| (dense[t as usize], w))
+                    .collect()
+            })
+            .collect();
         let n = ids.len();
         let sent: Vec<AtomicU32> = (0..n).map(|_| AtomicU32::new(0)).collect();
         plan.seeds().iter().for_each(|&s| {
@@ -145,7 +174,11 @@ impl TrackedTask {
             state: (0..n).map(|_| AtomicU8::new(0)).collect(),
             sent,
             grads: Mutex::new(vec![None; n]),
-            faults: faults.iter().filter(|f| (f.0 as usize) < dense.len()).map(|&(n, f)| (dense[n as usize], f)).collect(),
+            faults: faults
+                .iter()
+                .filter(|f| (f.0 as usize) < dense.len())
+                .map(|&(n, f)| (dense[n as usize], f))
+                .collect(),
             ids,
         }
     }
@@ -154,14 +187,21 @@ impl TrackedTask {
     pub fn grads(&self, nodes: usize) -> Vec<Option<f64>> {
         let mut out = vec![None; nodes];
         let grads = self.grads.lock().unwrap_or_else(|e| e.into_inner());
-        self.ids.iter().zip(grads.iter()).for_each(|(&n, &g)| out[n as usize] = g);
+        self.ids
+            .iter()
+            .zip(grads.iter())
+            .for_each(|(&n, &g)| out[n as usize] = g);
         out
     }
 
     /// The executor's state as this task saw it: counts, then every node that is not
     /// finished, with its contributions sent and expected.
     pub fn dump(&self) -> String {
-        let state: Vec<u8> = self.state.iter().map(|s| s.load(Ordering::Acquire)).collect();
+        let state: Vec<u8> = self
+            .state
+            .iter()
+            .map(|s| s.load(Ordering::Acquire))
+            .collect();
         let count = |v| state.iter().filter(|&&s| s == v).count();
         let mut out = format!(
             "  nodes {}: {} finished, {} running, {} not started\n",
@@ -173,7 +213,10 @@ impl TrackedTask {
         for (i, &s) in state.iter().enumerate().filter(|(_, &s)| s != 2) {
             let what = if s == 1 { "running" } else { "pending" };
             let sent = self.sent[i].load(Ordering::Acquire);
-            out += &format!("  node {} ({what}): {sent}/{} contributions sent\n", self.ids[i], self.expected[i]);
+            out += &format!(
+                "  node {} ({what}): {sent}/{} contributions sent\n",
+                self.ids[i], self.expected[i]
+            );
         }
         out
     }
@@ -182,20 +225,36 @@ impl TrackedTask {
 impl Task for TrackedTask {
     type Grad = ExecGrad;
 
-    fn run(&self, node: u32, grad: Option<ExecGrad>, out: &mut Vec<Option<ExecGrad>>) -> Result<(), String> {
+    fn run(
+        &self,
+        node: u32,
+        grad: Option<ExecGrad>,
+        out: &mut Vec<Option<ExecGrad>>,
+    ) -> Result<(), String> {
         let i = node as usize;
         self.state[i].store(1, Ordering::Release);
         for &(at, fault) in &self.faults {
             match fault {
                 _ if at != node => {}
-                ExecFault::Fail(FaultKind::Panic) => panic!("{}: panic at node {}", super::build::INJECTED, self.ids[i]),
-                ExecFault::Fail(FaultKind::Error) => return Err(format!("{}: error at node {}", super::build::INJECTED, self.ids[i])),
+                ExecFault::Fail(FaultKind::Panic) => {
+                    panic!("{}: panic at node {}", super::build::INJECTED, self.ids[i])
+                }
+                ExecFault::Fail(FaultKind::Error) => {
+                    return Err(format!(
+                        "{}: error at node {}",
+                        super::build::INJECTED,
+                        self.ids[i]
+                    ))
+                }
                 ExecFault::Stall(d) => std::thread::sleep(d),
             }
         }
         self.grads.lock().unwrap_or_else(|e| e.into_inner())[i] = grad.map(|g| g.value);
         for &(t, w) in &self.succ[i] {
-            out.push(grad.map(|g| ExecGrad { value: ExecGraph::edge(g.value, w), drop_later: g.drop_later }));
+            out.push(grad.map(|g| ExecGrad {
+                value: ExecGraph::edge(g.value, w),
+                drop_later: g.drop_later,
+            }));
             self.sent[t as usize].fetch_add(1, Ordering::AcqRel);
         }
         self.state[i].store(2, Ordering::Release);

@@ -47,17 +47,37 @@ pub fn run_exec(
 ) -> Result<Vec<Option<f64>>, ExecError> {
     let (plan, ids) = graph.plan();
     let task = Arc::new(TrackedTask::new(graph, &plan, ids, faults));
-    let seeds = plan.seeds().iter().map(|_| Some(ExecGrad { value: 1.0, drop_later })).collect();
-    let opts = ExecOptions { scheduler: cfg.scheduler, threads: cfg.threads, accumulation: cfg.accumulation };
+    let seeds = plan
+        .seeds()
+        .iter()
+        .map(|_| {
+            Some(ExecGrad {
+                value: 1.0,
+                drop_later,
+            })
+        })
+        .collect();
+    let opts = ExecOptions {
+        scheduler: cfg.scheduler,
+        threads: cfg.threads,
+        accumulation: cfg.accumulation,
+    };
     let probe = Arc::clone(&task);
     let dump: Dump = Arc::new(move || probe.dump());
-    watch.run(|| format!("{label} {cfg}"), Some(dump), || execute(Arc::new(plan), Arc::clone(&task), seeds, &opts))?;
+    watch.run(
+        || format!("{label} {cfg}"),
+        Some(dump),
+        || execute(Arc::new(plan), Arc::clone(&task), seeds, &opts),
+    )?;
     Ok(task.grads(graph.succ.len()))
 }
 
 /// Compares gradients bitwise (`tol` `None`) or within `tol` times the largest magnitude.
 fn differ(got: &[Option<f64>], want: &[Option<f64>], tol: Option<f64>) -> Option<String> {
-    let scale = want.iter().flatten().fold(f64::MIN_POSITIVE, |m, v| m.max(v.abs()));
+    let scale = want
+        .iter()
+        .flatten()
+        .fold(f64::MIN_POSITIVE, |m, v| m.max(v.abs()));
     got.iter().zip(want).enumerate().find_map(|(i, (a, b))| {
         let bad = match (a, b, tol) {
             (Some(a), Some(b), None) => a.to_bits() != b.to_bits(),
@@ -83,13 +103,20 @@ pub fn check_exec(
     let graph = ExecGraph::generate(seed, spec);
     let reference = graph.reference();
     let label = format!("seed {seed} exec graph");
-    let mut check = ExecCheck { nodes: graph.succ.len(), ..ExecCheck::default() };
+    let mut check = ExecCheck {
+        nodes: graph.succ.len(),
+        ..ExecCheck::default()
+    };
     let mut deterministic: Option<Vec<Option<f64>>> = None;
     let mut rng = StdRng::seed_from_u64(seed ^ 0xfa);
     let n = graph.succ.len() as u32;
     let injected: Vec<(u32, ExecFault)> = (0..faults)
         .map(|_| {
-            let kind = if rng.random_bool(0.5) { FaultKind::Panic } else { FaultKind::Error };
+            let kind = if rng.random_bool(0.5) {
+                FaultKind::Panic
+            } else {
+                FaultKind::Error
+            };
             (rng.random_range(0..n), ExecFault::Fail(kind))
         })
         .collect();
@@ -106,7 +133,10 @@ pub fn check_exec(
                     deterministic = Some(got.clone());
                 }
                 same.map(|p| format!("not bitwise equal to the first deterministic run: {p}"))
-                    .or_else(|| differ(&got, &reference, Some(REFERENCE_TOLERANCE)).map(|p| format!("differs from the reference: {p}")))
+                    .or_else(|| {
+                        differ(&got, &reference, Some(REFERENCE_TOLERANCE))
+                            .map(|p| format!("differs from the reference: {p}"))
+                    })
             }
         };
         if let Some(p) = problem {
@@ -116,17 +146,41 @@ pub fn check_exec(
             continue;
         }
         check.injected += 1;
-        match run_exec(&graph, cfg, &injected, drop_later, watch, &format!("{label} faults {injected:?}")) {
-            Err(e) if e.message.contains(super::build::INJECTED) && injected.iter().any(|f| e.op == format!("exec node {}", f.0)) => check.caught += 1,
-            Err(e) => check.mismatches.push((i, format!("fault run failed otherwise: {e}"))),
-            Ok(_) => check.mismatches.push((i, format!("faults {injected:?} returned Ok"))),
+        match run_exec(
+            &graph,
+            cfg,
+            &injected,
+            drop_later,
+            watch,
+            &format!("{label} faults {injected:?}"),
+        ) {
+            Err(e)
+                if e.message.contains(super::build::INJECTED)
+                    && injected
+                        .iter()
+                        .any(|f| e.op == format!("exec node {}", f.0)) =>
+            {
+                check.caught += 1
+            }
+            Err(e) => check
+                .mismatches
+                .push((i, format!("fault run failed otherwise: {e}"))),
+            Ok(_) => check
+                .mismatches
+                .push((i, format!("faults {injected:?} returned Ok"))),
         }
     }
     if !injected.is_empty() {
         // The engine keeps working after the last fault.
         let after = run_exec(&graph, &configs[0], &[], drop_later, watch, &label);
-        if let Some(p) = after.map_err(|e| e.to_string()).and_then(|g| differ(&g, &reference, Some(REFERENCE_TOLERANCE)).map_or(Ok(()), Err)).err() {
-            check.mismatches.push((0, format!("clean run after faults: {p}")));
+        if let Some(p) = after
+            .map_err(|e| e.to_string())
+            .and_then(|g| differ(&g, &reference, Some(REFERENCE_TOLERANCE)).map_or(Ok(()), Err))
+            .err()
+        {
+            check
+                .mismatches
+                .push((0, format!("clean run after faults: {p}")));
         }
     }
     check

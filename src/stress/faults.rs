@@ -36,31 +36,53 @@ pub fn check_faults<T: Element>(
     watch: &Watch,
 ) -> FaultCheck {
     quiet_injected_panics();
-    let eps = if T::NAME == "f64" { f64::EPSILON } else { f32::EPSILON as f64 };
+    let eps = if T::NAME == "f64" {
+        f64::EPSILON
+    } else {
+        f32::EPSILON as f64
+    };
     let label = format!("seed {seed} tensor graph ({})", T::NAME);
     let mut check = FaultCheck::default();
     let faulty = recipe.clone().with_faults(seed, count);
     let (bad, good) = match (faulty.build::<T>(), recipe.build::<T>()) {
         (Ok(b), Ok(g)) => (b, g),
         (Err(e), _) | (_, Err(e)) => {
-            check.failures.push((usize::MAX, format!("build failed: {e}")));
+            check
+                .failures
+                .push((usize::MAX, format!("build failed: {e}")));
             return check;
         }
     };
     let tol = fast_tolerance(eps, recipe.depth(), recipe.max_fan_in());
     for (i, cfg) in configs.iter().enumerate() {
         check.injected += 1;
-        let got = watch.run(|| format!("{label} faults {:?} {cfg}", faulty.faults), None, || run_once(&bad, cfg, i % 2 == 1, true));
+        let got = watch.run(
+            || format!("{label} faults {:?} {cfg}", faulty.faults),
+            None,
+            || run_once(&bad, cfg, i % 2 == 1, true),
+        );
         match got {
-            Err(e) if e.to_string().contains(FAULT_OP) && e.to_string().contains(INJECTED) => check.caught += 1,
-            Err(e) => check.failures.push((i, format!("fault run failed without naming the fault: {e}"))),
-            Ok(_) => check.failures.push((i, format!("faults {:?} returned Ok", faulty.faults))),
+            Err(e) if e.to_string().contains(FAULT_OP) && e.to_string().contains(INJECTED) => {
+                check.caught += 1
+            }
+            Err(e) => check
+                .failures
+                .push((i, format!("fault run failed without naming the fault: {e}"))),
+            Ok(_) => check
+                .failures
+                .push((i, format!("faults {:?} returned Ok", faulty.faults))),
         }
-        let after = watch.run(|| format!("{label} after faults {cfg}"), None, || run_once(&good, cfg, i % 2 == 0, true));
+        let after = watch.run(
+            || format!("{label} after faults {cfg}"),
+            None,
+            || run_once(&good, cfg, i % 2 == 0, true),
+        );
         let tol = (cfg.accumulation == Accumulation::Fast).then_some(tol);
         let problem = match after {
             Err(e) => Some(format!("clean run after a fault failed: {e}")),
-            Ok(got) => compare(&got, reference, tol).map(|p| format!("clean run after a fault: {p}")),
+            Ok(got) => {
+                compare(&got, reference, tol).map(|p| format!("clean run after a fault: {p}"))
+            }
         };
         if let Some(p) = problem {
             check.failures.push((i, p));
@@ -69,7 +91,8 @@ pub fn check_faults<T: Element>(
     check
 }
 
-/// Installs (once) a panic hook that keeps injected panics off stderr and passes every
+/// Installs (once) a panic hook that keeps injected panics (payloads starting with
+/// [`INJECTED`]) off stderr and passes every
 /// other panic to the previous hook.
 pub fn quiet_injected_panics() {
     static ONCE: Once = Once::new();
@@ -82,7 +105,7 @@ pub fn quiet_injected_panics() {
                 .copied()
                 .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
                 .unwrap_or("");
-            if !text.contains(INJECTED) {
+            if !text.starts_with(INJECTED) {
                 previous(info);
             }
         }));

@@ -39,7 +39,11 @@ impl RunConfig {
 
     /// The reference configuration: `Dfs`, one thread, `Deterministic`.
     pub fn reference() -> RunConfig {
-        RunConfig { scheduler: Scheduler::Dfs, threads: 1, accumulation: Accumulation::Deterministic }
+        RunConfig {
+            scheduler: Scheduler::Dfs,
+            threads: 1,
+            accumulation: Accumulation::Deterministic,
+        }
     }
 }
 
@@ -59,9 +63,17 @@ pub fn configs(threads: &[usize]) -> Vec<RunConfig> {
     let mut out = Vec::new();
     for accumulation in [Accumulation::Deterministic, Accumulation::Fast] {
         for scheduler in Scheduler::ALL {
-            let counts: Vec<usize> = if scheduler == Scheduler::Parallel { threads.to_vec() } else { vec![1] };
+            let counts: Vec<usize> = if scheduler == Scheduler::Parallel {
+                threads.to_vec()
+            } else {
+                vec![1]
+            };
             for threads in counts {
-                out.push(RunConfig { scheduler, threads, accumulation });
+                out.push(RunConfig {
+                    scheduler,
+                    threads,
+                    accumulation,
+                });
             }
         }
     }
@@ -73,16 +85,30 @@ pub type LeafGrads = Vec<Option<Vec<f64>>>;
 
 /// Runs `g` once under `cfg`: via `grad` when `use_grad`, else via `backward` into the
 /// leaves' `.grad()` (cleared before and after).
-pub fn run_once<T: Element>(g: &TensorGraph<T>, cfg: &RunConfig, use_grad: bool, retain: bool) -> Result<LeafGrads> {
+pub fn run_once<T: Element>(
+    g: &TensorGraph<T>,
+    cfg: &RunConfig,
+    use_grad: bool,
+    retain: bool,
+) -> Result<LeafGrads> {
     let opts = cfg.options(retain);
-    let to_f64 = |t: &Tensor<T>| t.data().iter().map(|&v| Element::to_f64(v)).collect::<Vec<f64>>();
+    let to_f64 = |t: &Tensor<T>| {
+        t.data()
+            .iter()
+            .map(|&v| Element::to_f64(v))
+            .collect::<Vec<f64>>()
+    };
     if use_grad {
         let grads = grad(&g.roots, &g.grad_outputs, &g.leaves, &opts)?;
         return Ok(grads.iter().map(|t| t.as_ref().map(to_f64)).collect());
     }
     g.leaves.iter().for_each(Tensor::zero_grad);
     let result = backward(&g.roots, &g.grad_outputs, &opts);
-    let grads = g.leaves.iter().map(|l| l.grad().as_ref().map(to_f64)).collect();
+    let grads = g
+        .leaves
+        .iter()
+        .map(|l| l.grad().as_ref().map(to_f64))
+        .collect();
     g.leaves.iter().for_each(Tensor::zero_grad);
     result.map(|()| grads)
 }
@@ -96,7 +122,11 @@ pub fn fast_tolerance(eps: f64, depth: usize, fan_in: usize) -> f64 {
 
 /// The largest magnitude among the gradients (at least the smallest normal f64).
 pub fn scale(grads: &LeafGrads) -> f64 {
-    grads.iter().flatten().flatten().fold(f64::MIN_POSITIVE, |m, v| m.max(v.abs()))
+    grads
+        .iter()
+        .flatten()
+        .flatten()
+        .fold(f64::MIN_POSITIVE, |m, v| m.max(v.abs()))
 }
 
 /// Compares `got` with `want`: bitwise when `tol` is `None`, else within `tol * scale`.
@@ -115,8 +145,12 @@ pub fn compare(got: &LeafGrads, want: &LeafGrads, tol: Option<f64>) -> Option<St
                 Some(limit) => !((a - b).abs() <= limit),
             };
             if bad {
-                let within = limit.map(|l| format!(" (tolerance {l:e})")).unwrap_or_default();
-                return Some(format!("leaf {leaf} element {e}: {a:e} vs reference {b:e}{within}"));
+                let within = limit
+                    .map(|l| format!(" (tolerance {l:e})"))
+                    .unwrap_or_default();
+                return Some(format!(
+                    "leaf {leaf} element {e}: {a:e} vs reference {b:e}{within}"
+                ));
             }
         }
     }
@@ -138,32 +172,52 @@ pub struct GraphCheck {
 }
 
 /// Checks `recipe` in element type `T` under every configuration of `configs`.
-pub fn check_recipe<T: Element>(recipe: &Recipe, configs: &[RunConfig], eps: f64, watch: &Watch, label: &str) -> GraphCheck {
+pub fn check_recipe<T: Element>(
+    recipe: &Recipe,
+    configs: &[RunConfig],
+    eps: f64,
+    watch: &Watch,
+    label: &str,
+) -> GraphCheck {
     let mut check = GraphCheck::default();
     let g = match recipe.build::<T>() {
         Ok(g) => g,
         Err(e) => {
-            check.mismatches.push((usize::MAX, format!("build failed: {e}")));
+            check
+                .mismatches
+                .push((usize::MAX, format!("build failed: {e}")));
             return check;
         }
     };
     check.nodes = g.nodes;
-    let reference = watch.run(|| format!("{label} reference"), None, || run_once(&g, &RunConfig::reference(), true, true));
+    let reference = watch.run(
+        || format!("{label} reference"),
+        None,
+        || run_once(&g, &RunConfig::reference(), true, true),
+    );
     let reference = match reference {
         Ok(r) if r.iter().flatten().flatten().all(|v| v.is_finite()) => r,
         Ok(_) => {
-            check.mismatches.push((usize::MAX, "reference gradient is not finite".into()));
+            check
+                .mismatches
+                .push((usize::MAX, "reference gradient is not finite".into()));
             return check;
         }
         Err(e) => {
-            check.mismatches.push((usize::MAX, format!("reference run failed: {e}")));
+            check
+                .mismatches
+                .push((usize::MAX, format!("reference run failed: {e}")));
             return check;
         }
     };
     let tol = fast_tolerance(eps, recipe.depth(), recipe.max_fan_in());
     for (i, cfg) in configs.iter().enumerate() {
         let retain = i + 1 < configs.len();
-        let got = watch.run(|| format!("{label} {cfg}"), None, || run_once(&g, cfg, i % 2 == 0, retain));
+        let got = watch.run(
+            || format!("{label} {cfg}"),
+            None,
+            || run_once(&g, cfg, i % 2 == 0, retain),
+        );
         check.runs.push(i);
         let problem = match got {
             Err(e) => Some(format!("run failed: {e}")),
@@ -182,32 +236,55 @@ pub fn check_recipe<T: Element>(recipe: &Recipe, configs: &[RunConfig], eps: f64
 
 /// Checks f64 reference gradients of `recipe` against central finite differences of its
 /// objective along `directions` random directions. Returns a description of a mismatch.
-pub fn finite_differences(recipe: &Recipe, reference: &LeafGrads, directions: usize) -> Option<String> {
+pub fn finite_differences(
+    recipe: &Recipe,
+    reference: &LeafGrads,
+    directions: usize,
+) -> Option<String> {
     let base = recipe.leaf_values::<f64>();
     let mut rng = StdRng::seed_from_u64(recipe.value_seed ^ 0xfd);
     let h = 1e-5;
     for d in 0..directions {
-        let v: Vec<Vec<f64>> = base.iter().map(|t| (0..t.numel()).map(|_| rng.random_range(-1.0..1.0)).collect()).collect();
+        let v: Vec<Vec<f64>> = base
+            .iter()
+            .map(|t| {
+                (0..t.numel())
+                    .map(|_| rng.random_range(-1.0..1.0))
+                    .collect()
+            })
+            .collect();
         let shifted = |sign: f64| -> Vec<Tensor<f64>> {
             base.iter()
                 .zip(&v)
                 .map(|(t, v)| {
-                    let data = t.data().iter().zip(v).map(|(x, v)| x + sign * h * v).collect();
+                    let data = t
+                        .data()
+                        .iter()
+                        .zip(v)
+                        .map(|(x, v)| x + sign * h * v)
+                        .collect();
                     Tensor::from_vec(data, t.shape()).expect("same shape")
                 })
                 .collect()
         };
-        let (plus, minus) = match (recipe.objective(&shifted(1.0)), recipe.objective(&shifted(-1.0))) {
+        let (plus, minus) = match (
+            recipe.objective(&shifted(1.0)),
+            recipe.objective(&shifted(-1.0)),
+        ) {
             (Ok(p), Ok(m)) => (p, m),
             (Err(e), _) | (_, Err(e)) => return Some(format!("objective failed: {e}")),
         };
         let numeric = (plus - minus) / (2.0 * h);
         let terms = reference.iter().zip(&v).flat_map(|(g, v)| {
-            v.iter().enumerate().map(move |(e, v)| g.as_ref().map_or(0.0, |g| g[e] * v))
+            v.iter()
+                .enumerate()
+                .map(move |(e, v)| g.as_ref().map_or(0.0, |g| g[e] * v))
         });
         let (analytic, magnitude) = terms.fold((0.0, 0.0), |(s, m), t: f64| (s + t, m + t.abs()));
         if (numeric - analytic).abs() > 1e-6 * (magnitude + numeric.abs()) + 1e-9 {
-            return Some(format!("finite differences (direction {d}): numeric {numeric:e}, backward {analytic:e}"));
+            return Some(format!(
+                "finite differences (direction {d}): numeric {numeric:e}, backward {analytic:e}"
+            ));
         }
     }
     None

@@ -28,7 +28,13 @@ pub enum LeafShape {
 
 impl LeafShape {
     /// Every shape of the family.
-    pub const ALL: [LeafShape; 5] = [Self::Scalar, Self::Vector, Self::Row, Self::Column, Self::Square];
+    pub const ALL: [LeafShape; 5] = [
+        Self::Scalar,
+        Self::Vector,
+        Self::Row,
+        Self::Column,
+        Self::Square,
+    ];
 
     /// The dimensions for `dim`.
     pub fn dims(self, dim: usize) -> Vec<usize> {
@@ -136,7 +142,14 @@ pub struct OpMix {
 
 impl Default for OpMix {
     fn default() -> Self {
-        Self { scalar: 2, unary: 3, binary: 5, matmul: 1, reduce: 1, layout: 2 }
+        Self {
+            scalar: 2,
+            unary: 3,
+            binary: 5,
+            matmul: 1,
+            reduce: 1,
+            layout: 2,
+        }
     }
 }
 
@@ -200,8 +213,9 @@ impl Recipe {
     /// The recipe for `seed`: the same seed and spec always give the same recipe.
     pub fn generate(seed: u64, spec: &GraphSpec) -> Recipe {
         let mut rng = StdRng::seed_from_u64(seed);
-        let leaves: Vec<LeafShape> =
-            (0..spec.leaves.max(1)).map(|_| LeafShape::ALL[rng.random_range(0..5)]).collect();
+        let leaves: Vec<LeafShape> = (0..spec.leaves.max(1))
+            .map(|_| LeafShape::ALL[rng.random_range(0..5)])
+            .collect();
         let n_leaves = leaves.len() as u32;
         let width = spec.width.max(1);
         let mut ops: Vec<Op> = Vec::with_capacity(spec.nodes);
@@ -232,7 +246,14 @@ impl Recipe {
                 .collect();
             ops.push(Op { kind, inputs });
         }
-        let mut recipe = Recipe { dim: spec.dim.max(1), leaves, ops, roots: vec![], faults: vec![], value_seed: seed };
+        let mut recipe = Recipe {
+            dim: spec.dim.max(1),
+            leaves,
+            ops,
+            roots: vec![],
+            faults: vec![],
+            value_seed: seed,
+        };
         recipe.roots = recipe.sinks();
         if recipe.roots.len() > 1 && rng.random_bool(0.2) {
             // A repeated root: two seeds for one node.
@@ -252,7 +273,10 @@ impl Recipe {
             }
         }
         let first = if self.ops.is_empty() { 0 } else { n_leaves };
-        (first..used.len()).filter(|&i| !used[i]).map(|i| i as u32).collect()
+        (first..used.len())
+            .filter(|&i| !used[i])
+            .map(|i| i as u32)
+            .collect()
     }
 
     /// This recipe with `count` faults of random kinds at random ops, chosen by `seed`.
@@ -264,7 +288,11 @@ impl Recipe {
         }
         for _ in 0..count.max(1) {
             let op = rng.random_range(0..self.ops.len()) as u32;
-            let kind = if rng.random_bool(0.5) { FaultKind::Panic } else { FaultKind::Error };
+            let kind = if rng.random_bool(0.5) {
+                FaultKind::Panic
+            } else {
+                FaultKind::Error
+            };
             if !self.faults.iter().any(|f| f.0 == op) {
                 self.faults.push((op, kind));
             }
@@ -277,7 +305,12 @@ impl Recipe {
         let n_leaves = self.leaves.len();
         let mut depth = vec![0usize; n_leaves + self.ops.len()];
         for (i, op) in self.ops.iter().enumerate() {
-            depth[n_leaves + i] = 1 + op.inputs.iter().map(|&j| depth[j as usize]).max().unwrap_or(0);
+            depth[n_leaves + i] = 1 + op
+                .inputs
+                .iter()
+                .map(|&j| depth[j as usize])
+                .max()
+                .unwrap_or(0);
         }
         depth.into_iter().max().unwrap_or(0)
     }
@@ -294,7 +327,9 @@ impl Recipe {
 
 fn random_kind(rng: &mut StdRng, mix: &OpMix) -> OpKind {
     use OpKind::*;
-    let weights = [mix.scalar, mix.unary, mix.binary, mix.matmul, mix.reduce, mix.layout];
+    let weights = [
+        mix.scalar, mix.unary, mix.binary, mix.matmul, mix.reduce, mix.layout,
+    ];
     let total: u32 = weights.iter().sum::<u32>().max(1);
     let mut r = rng.random_range(0..total);
     let mut category = 0;
@@ -308,7 +343,10 @@ fn random_kind(rng: &mut StdRng, mix: &OpMix) -> OpKind {
     let sign = if rng.random_bool(0.5) { 1.0 } else { -1.0 };
     match category {
         0 => match rng.random_range(0..3) {
-            0 => Affine(sign * rng.random_range(0.5..1.5), rng.random_range(-1.0..1.0)),
+            0 => Affine(
+                sign * rng.random_range(0.5..1.5),
+                rng.random_range(-1.0..1.0),
+            ),
             1 => Neg,
             _ => DivScalar(sign * rng.random_range(0.5..2.0)),
         },

@@ -66,19 +66,35 @@ impl Summary {
     /// An empty summary over `configs`.
     pub fn new(configs: Vec<RunConfig>) -> Summary {
         let n = configs.len();
-        Summary { configs, runs: vec![0; n], mismatches: vec![0; n], ..Summary::default() }
+        Summary {
+            configs,
+            runs: vec![0; n],
+            mismatches: vec![0; n],
+            ..Summary::default()
+        }
     }
 
     /// Counts runs made under the configurations `runs` (indices, repeats allowed) and
     /// records `mismatches` of graph `seed`; index `usize::MAX` marks a problem outside a run.
-    pub fn record(&mut self, seed: u64, phase: &'static str, runs: &[usize], mismatches: Vec<(usize, String)>) {
+    pub fn record(
+        &mut self,
+        seed: u64,
+        phase: &'static str,
+        runs: &[usize],
+        mismatches: Vec<(usize, String)>,
+    ) {
         runs.iter().for_each(|&i| self.runs[i] += 1);
         for (i, message) in mismatches {
             let config = self.configs.get(i).map(|c| {
                 self.mismatches[i] += 1;
                 c.to_string()
             });
-            self.failures.push(Failure { seed, phase, config, message });
+            self.failures.push(Failure {
+                seed,
+                phase,
+                config,
+                message,
+            });
         }
     }
 
@@ -87,8 +103,14 @@ impl Summary {
         self.graphs += other.graphs;
         self.tensor_nodes += other.tensor_nodes;
         self.exec_nodes += other.exec_nodes;
-        self.runs.iter_mut().zip(&other.runs).for_each(|(a, b)| *a += b);
-        self.mismatches.iter_mut().zip(&other.mismatches).for_each(|(a, b)| *a += b);
+        self.runs
+            .iter_mut()
+            .zip(&other.runs)
+            .for_each(|(a, b)| *a += b);
+        self.mismatches
+            .iter_mut()
+            .zip(&other.mismatches)
+            .for_each(|(a, b)| *a += b);
         self.injected += other.injected;
         self.caught += other.caught;
         self.fd_checks += other.fd_checks;
@@ -114,19 +136,59 @@ impl fmt::Display for Summary {
         let runs: u64 = self.runs.iter().sum::<u64>() + self.caller_runs;
         let per = |n: u64| n as f64 / self.graphs.max(1) as f64;
         writeln!(f, "{:<28}{:>14}", "graphs", self.graphs)?;
-        writeln!(f, "{:<28}{:>14}   ({:.1} per graph)", "tensor nodes", self.tensor_nodes, per(self.tensor_nodes))?;
-        writeln!(f, "{:<28}{:>14}   ({:.1} per graph)", "executor-level nodes", self.exec_nodes, per(self.exec_nodes))?;
+        writeln!(
+            f,
+            "{:<28}{:>14}   ({:.1} per graph)",
+            "tensor nodes",
+            self.tensor_nodes,
+            per(self.tensor_nodes)
+        )?;
+        writeln!(
+            f,
+            "{:<28}{:>14}   ({:.1} per graph)",
+            "executor-level nodes",
+            self.exec_nodes,
+            per(self.exec_nodes)
+        )?;
         writeln!(f, "{:<28}{:>14}", "backward runs", runs)?;
         writeln!(f, "{:<28}{:>14}", "mismatches", self.failures.len())?;
         writeln!(f, "{:<28}{:>14}", "hangs", self.hangs.len())?;
-        writeln!(f, "{:<28}{:>14}", "injected faults caught", format!("{}/{}", self.caught, self.injected))?;
-        writeln!(f, "{:<28}{:>14}", "finite-difference checks", self.fd_checks)?;
-        writeln!(f, "{:<28}{:>14}   ({} caller runs)", "concurrent-caller checks", self.caller_checks, self.caller_runs)?;
-        writeln!(f, "{:<28}{:>14.1} s", "wall time", self.elapsed.as_secs_f64())?;
+        writeln!(
+            f,
+            "{:<28}{:>14}",
+            "injected faults caught",
+            format!("{}/{}", self.caught, self.injected)
+        )?;
+        writeln!(
+            f,
+            "{:<28}{:>14}",
+            "finite-difference checks", self.fd_checks
+        )?;
+        writeln!(
+            f,
+            "{:<28}{:>14}   ({} caller runs)",
+            "concurrent-caller checks", self.caller_checks, self.caller_runs
+        )?;
+        writeln!(
+            f,
+            "{:<28}{:>14.1} s",
+            "wall time",
+            self.elapsed.as_secs_f64()
+        )?;
         writeln!(f)?;
-        writeln!(f, "{:<28}{:>14}{:>12}", "configuration", "runs", "mismatches")?;
+        writeln!(
+            f,
+            "{:<28}{:>14}{:>12}",
+            "configuration", "runs", "mismatches"
+        )?;
         for (i, c) in self.configs.iter().enumerate() {
-            writeln!(f, "{:<28}{:>14}{:>12}", c.to_string(), self.runs[i], self.mismatches[i])?;
+            writeln!(
+                f,
+                "{:<28}{:>14}{:>12}",
+                c.to_string(),
+                self.runs[i],
+                self.mismatches[i]
+            )?;
         }
         for hang in &self.hangs {
             writeln!(f, "\n{hang}")?;

@@ -55,7 +55,10 @@ impl Default for StressConfig {
             duration: None,
             threads: vec![1, 2, 4, 8, 16],
             jobs: crate::exec::default_threads(),
-            spec: GraphSpec { nodes: 80, ..GraphSpec::default() },
+            spec: GraphSpec {
+                nodes: 80,
+                ..GraphSpec::default()
+            },
             fault_rate: 0.02,
             deadline: Duration::from_secs(30),
             f64_every: 16,
@@ -116,9 +119,15 @@ pub fn run(cfg: &StressConfig, progress: &dyn Fn(u64)) -> Summary {
     }
     progress(shared.done.load(Ordering::Relaxed));
     let mut summary = Summary::new(shared.configs.clone());
-    for part in shared.results.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    for part in shared
+        .results
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+    {
         summary.merge(part);
     }
+    summary.failures.sort_by_key(|f| f.seed);
     summary.hangs = watchdog.hangs();
     summary.elapsed = shared.start.elapsed();
     summary
@@ -127,35 +136,62 @@ pub fn run(cfg: &StressConfig, progress: &dyn Fn(u64)) -> Summary {
 fn worker(shared: &Shared, watch: &Watch) {
     let cfg = &shared.cfg;
     let mut summary = Summary::new(shared.configs.clone());
-    while !shared.stop.load(Ordering::Acquire) && !cfg.duration.is_some_and(|d| shared.start.elapsed() >= d) {
+    while !shared.stop.load(Ordering::Acquire)
+        && !cfg.duration.is_some_and(|d| shared.start.elapsed() >= d)
+    {
         let i = shared.next.fetch_add(1, Ordering::Relaxed);
         if i >= cfg.graphs {
             break;
         }
         let before = summary.failures.len();
-        check_seed(cfg.seed.wrapping_add(i), cfg, &shared.configs, watch, &mut summary);
+        check_seed(
+            cfg.seed.wrapping_add(i),
+            cfg,
+            &shared.configs,
+            watch,
+            &mut summary,
+        );
         shared.done.fetch_add(1, Ordering::Relaxed);
-        if summary.failures.len() > before && shared.failing.fetch_add(1, Ordering::AcqRel) + 1 >= cfg.max_failures {
+        if summary.failures.len() > before
+            && shared.failing.fetch_add(1, Ordering::AcqRel) + 1 >= cfg.max_failures
+        {
             shared.stop.store(true, Ordering::Release);
         }
     }
-    shared.results.lock().unwrap_or_else(|e| e.into_inner()).push(summary);
+    shared
+        .results
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(summary);
     shared.finished.fetch_add(1, Ordering::Release);
 }
 
 /// Checks every phase of graph `seed` and adds the results to `summary`.
-pub fn check_seed(seed: u64, cfg: &StressConfig, configs: &[RunConfig], watch: &Watch, summary: &mut Summary) {
+pub fn check_seed(
+    seed: u64,
+    cfg: &StressConfig,
+    configs: &[RunConfig],
+    watch: &Watch,
+    summary: &mut Summary,
+) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut spec = cfg.spec.clone();
     spec.nodes = rng.random_range((cfg.spec.nodes / 2).max(1)..=cfg.spec.nodes.max(1));
-    let faults = if rng.random_bool(cfg.fault_rate.clamp(0.0, 1.0)) { rng.random_range(1..=3) } else { 0 };
+    let faults = if rng.random_bool(cfg.fault_rate.clamp(0.0, 1.0)) {
+        rng.random_range(1..=3)
+    } else {
+        0
+    };
     summary.graphs += 1;
     if cfg.f64_every > 0 && seed % cfg.f64_every == 0 {
         check_tensor::<f64>(seed, &spec, faults, configs, watch, summary);
     } else {
         check_tensor::<f32>(seed, &spec, faults, configs, watch, summary);
     }
-    let exec_spec = GraphSpec { nodes: spec.nodes * 2, ..spec.clone() };
+    let exec_spec = GraphSpec {
+        nodes: spec.nodes * 2,
+        ..spec.clone()
+    };
     let exec = check_exec(seed, &exec_spec, configs, faults, cfg.drop_later, watch);
     summary.exec_nodes += exec.nodes as u64;
     summary.injected += exec.injected;
@@ -163,20 +199,37 @@ pub fn check_seed(seed: u64, cfg: &StressConfig, configs: &[RunConfig], watch: &
     summary.record(seed, "exec", &exec.runs, exec.mismatches);
     if cfg.callers_every > 0 && seed % cfg.callers_every == 0 {
         let eps = f32::EPSILON as f64;
-        let callers = check_callers::<f32>(seed, &spec, 3, usize::from(faults > 0), configs, eps, watch);
+        let callers =
+            check_callers::<f32>(seed, &spec, 3, usize::from(faults > 0), configs, eps, watch);
         summary.caller_checks += 1;
         summary.caller_runs += callers.runs;
         summary.injected += callers.injected;
         summary.caught += callers.caught;
         for message in callers.failures {
-            summary.failures.push(Failure { seed, phase: "callers", config: None, message });
+            summary.failures.push(Failure {
+                seed,
+                phase: "callers",
+                config: None,
+                message,
+            });
         }
     }
 }
 
-fn check_tensor<T: Element>(seed: u64, spec: &GraphSpec, faults: usize, configs: &[RunConfig], watch: &Watch, summary: &mut Summary) {
+fn check_tensor<T: Element>(
+    seed: u64,
+    spec: &GraphSpec,
+    faults: usize,
+    configs: &[RunConfig],
+    watch: &Watch,
+    summary: &mut Summary,
+) {
     let f64_mode = T::NAME == "f64";
-    let eps = if f64_mode { f64::EPSILON } else { f32::EPSILON as f64 };
+    let eps = if f64_mode {
+        f64::EPSILON
+    } else {
+        f32::EPSILON as f64
+    };
     let recipe = Recipe::generate(seed, spec);
     let label = format!("seed {seed} tensor graph ({})", T::NAME);
     let check = check_recipe::<T>(&recipe, configs, eps, watch, &label);
@@ -188,7 +241,12 @@ fn check_tensor<T: Element>(seed: u64, spec: &GraphSpec, faults: usize, configs:
     if f64_mode {
         summary.fd_checks += 1;
         if let Some(message) = finite_differences(&recipe, &check.reference, 2) {
-            summary.failures.push(Failure { seed, phase: "finite differences", config: None, message });
+            summary.failures.push(Failure {
+                seed,
+                phase: "finite differences",
+                config: None,
+                message,
+            });
         }
     }
     if faults > 0 {

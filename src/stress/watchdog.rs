@@ -79,12 +79,18 @@ impl Watchdog {
     /// The handle worker `i` runs its work through.
     pub fn slot(&self, i: usize) -> Watch {
         assert!(i < self.inner.slots.len(), "watchdog slot {i} out of range");
-        Watch { inner: Some((Arc::clone(&self.inner), i)) }
+        Watch {
+            inner: Some((Arc::clone(&self.inner), i)),
+        }
     }
 
     /// The hangs reported so far.
     pub fn hangs(&self) -> Vec<Hang> {
-        self.inner.hangs.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner
+            .hangs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -105,8 +111,15 @@ impl Inner {
             }
             run.reported = true;
             let dump = run.dump.as_ref().map(|d| d()).unwrap_or_default();
-            let hang = Hang { label: run.label.clone(), elapsed, dump };
-            self.hangs.lock().unwrap_or_else(|e| e.into_inner()).push(hang);
+            let hang = Hang {
+                label: run.label.clone(),
+                elapsed,
+                dump,
+            };
+            self.hangs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(hang);
         }
     }
 }
@@ -124,9 +137,21 @@ impl Watch {
     }
 
     /// Runs `f` under the deadline, labelled `label`; `dump` describes its state if it hangs.
-    pub fn run<R>(&self, label: impl FnOnce() -> String, dump: Option<Dump>, f: impl FnOnce() -> R) -> R {
-        let Some((inner, i)) = &self.inner else { return f() };
-        let running = Running { since: Instant::now(), label: label(), dump, reported: false };
+    pub fn run<R>(
+        &self,
+        label: impl FnOnce() -> String,
+        dump: Option<Dump>,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        let Some((inner, i)) = &self.inner else {
+            return f();
+        };
+        let running = Running {
+            since: Instant::now(),
+            label: label(),
+            dump,
+            reported: false,
+        };
         *inner.slots[*i].lock().unwrap_or_else(|e| e.into_inner()) = Some(running);
         let result = f();
         *inner.slots[*i].lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -135,7 +160,13 @@ impl Watch {
 
     /// Whether this worker's watchdog has reported any hang (so workers can stop early).
     pub fn any_hang(&self) -> bool {
-        self.inner.as_ref().is_some_and(|(inner, _)| !inner.hangs.lock().unwrap_or_else(|e| e.into_inner()).is_empty())
+        self.inner.as_ref().is_some_and(|(inner, _)| {
+            !inner
+                .hangs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
+        })
     }
 }
 
@@ -163,6 +194,8 @@ pub fn run_with_deadline<R: Send + 'static>(
             elapsed: since.elapsed(),
             dump: dump.map(|d| d()).unwrap_or_default(),
         }),
-        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("stress run `{label}` panicked outside its catch"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            panic!("stress run `{label}` panicked outside its catch")
+        }
     }
 }

@@ -77,7 +77,9 @@ impl<T: Element> GraphExport<T> {
         let mut stack: Vec<(&Arc<Node<T>>, bool)> = Vec::new();
         for root in &self.roots {
             if let Some(node) = root.node() {
-                shapes.entry(key(node)).or_insert_with(|| root.shape().to_vec());
+                shapes
+                    .entry(key(node))
+                    .or_insert_with(|| root.shape().to_vec());
                 stack.push((node, false));
             }
         }
@@ -94,7 +96,9 @@ impl<T: Element> GraphExport<T> {
             if !expanded {
                 stack.push((node, true));
                 for e in edges.iter().rev() {
-                    shapes.entry(key(&e.node)).or_insert_with(|| e.shape.clone());
+                    shapes
+                        .entry(key(&e.node))
+                        .or_insert_with(|| e.shape.clone());
                     if !index.contains_key(&key(&e.node)) {
                         stack.push((&e.node, false));
                     }
@@ -134,7 +138,12 @@ impl<T: Element> GraphExport<T> {
         let mut out = String::from("flowchart LR\n");
         let tensor = |i: usize| {
             let v = &vertices[i];
-            format!("{}[\"{} {}\"]", v.id, mermaid_text(&v.name), shape_text(&v.shape))
+            format!(
+                "{}[\"{} {}\"]",
+                v.id,
+                mermaid_text(&v.name),
+                shape_text(&v.shape)
+            )
         };
         // A tensor is drawn with its text the first time it appears, by id afterwards.
         let mut drawn = vec![false; vertices.len()];
@@ -179,7 +188,11 @@ impl<T: Element> GraphExport<T> {
             "digraph backward {\n    rankdir=LR;\n    node [fontname=\"Helvetica\"];\n",
         );
         for v in &vertices {
-            let fill = if v.op.is_none() { ", style=filled, fillcolor=\"#dbeafe\"" } else { "" };
+            let fill = if v.op.is_none() {
+                ", style=filled, fillcolor=\"#dbeafe\""
+            } else {
+                ""
+            };
             let _ = writeln!(
                 out,
                 "    {} [label=\"{}\\n{}\", shape=box{fill}];",
@@ -188,7 +201,12 @@ impl<T: Element> GraphExport<T> {
                 shape_text(&v.shape)
             );
             if let Some(op) = v.op {
-                let _ = writeln!(out, "    op_{} [label=\"{}\", shape=ellipse];", v.id, dot_text(op));
+                let _ = writeln!(
+                    out,
+                    "    op_{} [label=\"{}\", shape=ellipse];",
+                    v.id,
+                    dot_text(op)
+                );
                 for &input in &v.inputs {
                     let _ = writeln!(out, "    {} -> op_{};", vertices[input].id, v.id);
                 }

@@ -109,7 +109,9 @@ impl Observer {
             trace: trace.map(|path| Recorder {
                 path: path.to_path_buf(),
                 start: Instant::now(),
-                lanes: (0..LANES).map(|_| CachePadded::new(Mutex::default())).collect(),
+                lanes: (0..LANES)
+                    .map(|_| CachePadded::new(Mutex::default()))
+                    .collect(),
             }),
         })
     }
@@ -161,7 +163,11 @@ impl Recorder {
     /// The trace-event JSON: thread names, then one complete event per span, one per line.
     fn to_json<T: Element>(&self, nodes: &[Arc<Node<T>>]) -> String {
         let mut events = Vec::new();
-        let lanes: Vec<_> = self.lanes.iter().map(|l| std::mem::take(&mut *l.lock())).collect();
+        let lanes: Vec<_> = self
+            .lanes
+            .iter()
+            .map(|l| std::mem::take(&mut *l.lock()))
+            .collect();
         for lane in &lanes {
             for (thread, name) in &lane.threads {
                 events.push(format!(
