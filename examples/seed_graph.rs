@@ -36,7 +36,12 @@ fn main() -> backflow::Result<()> {
         let t4 = &t2 * &t5;
         let t6 = &t3 * &t4;
         let l = t6.sin();
-        for (t, name) in [(&l, "sin"), (&t6, "mul(t6)"), (&t3, "add(t3)"), (&t4, "mul(t4)")] {
+        for (t, name) in [
+            (&l, "sin"),
+            (&t6, "mul(t6)"),
+            (&t3, "add(t3)"),
+            (&t4, "mul(t4)"),
+        ] {
             watch(t, name);
         }
         for (t, name) in [(&t1, "t1"), (&t2, "t2"), (&t5, "t5")] {
@@ -45,9 +50,21 @@ fn main() -> backflow::Result<()> {
         l.backward_with(&BackwardOptions::new().scheduler(scheduler).threads(2))?;
         if scheduler == Scheduler::Dfs {
             let g = |t: &Tensor| t.grad().expect("leaf has a gradient").item();
-            println!("dL/dt1 = {:.4} (closed form cos(7.5)*1.5  = {:.4})", g(&t1), c * 1.5);
-            println!("dL/dt2 = {:.4} (closed form cos(7.5)*4    = {:.4})", g(&t2), c * 4.0);
-            println!("dL/dt5 = {:.4} (closed form cos(7.5)*15   = {:.4})", g(&t5), c * 15.0);
+            println!(
+                "dL/dt1 = {:.4} (closed form cos(7.5)*1.5  = {:.4})",
+                g(&t1),
+                c * 1.5
+            );
+            println!(
+                "dL/dt2 = {:.4} (closed form cos(7.5)*4    = {:.4})",
+                g(&t2),
+                c * 4.0
+            );
+            println!(
+                "dL/dt5 = {:.4} (closed form cos(7.5)*15   = {:.4})",
+                g(&t5),
+                c * 15.0
+            );
         }
         let order = log.lock().unwrap().join(" -> ");
         println!("{:<9}: {order}", scheduler.name());

@@ -17,7 +17,9 @@ fn concurrent_backward_calls_sum_into_shared_leaves() {
                 for p in 0..passes {
                     let scheduler = Scheduler::ALL[(c + p) % 3];
                     let loss = (&w * (c as f64 + 1.0)).sin().sum();
-                    let opts = BackwardOptions::new().scheduler(scheduler).threads(1 + c % 3);
+                    let opts = BackwardOptions::new()
+                        .scheduler(scheduler)
+                        .threads(1 + c % 3);
                     loss.backward_with(&opts).expect("backward");
                 }
             });

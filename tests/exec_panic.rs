@@ -33,7 +33,9 @@ fn a_panicking_branch_is_an_error_and_the_next_backward_works() {
             let opts = BackwardOptions::new().scheduler(scheduler).threads(threads);
             let err = wide(&x, Some(7)).backward_with(&opts).unwrap_err();
             match &err {
-                Error::Backward { op, how, message, .. } => {
+                Error::Backward {
+                    op, how, message, ..
+                } => {
                     assert_eq!(op, "exploding");
                     assert_eq!(*how, "panicked");
                     assert!(message.contains("boom in a branch"));
@@ -42,7 +44,9 @@ fn a_panicking_branch_is_an_error_and_the_next_backward_works() {
             }
             assert!(err.to_string().contains("exploding"), "{err}");
             x.zero_grad();
-            wide(&x, None).backward_with(&opts).expect("the pool survives");
+            wide(&x, None)
+                .backward_with(&opts)
+                .expect("the pool survives");
             assert!(x.grad().is_some());
             x.zero_grad();
         }
@@ -59,7 +63,9 @@ fn an_error_returned_by_a_backward_is_reported() {
         })
     });
     for scheduler in Scheduler::ALL {
-        let opts = BackwardOptions::new().scheduler(scheduler).retain_graph(true);
+        let opts = BackwardOptions::new()
+            .scheduler(scheduler)
+            .retain_graph(true);
         let err = (&y * 2.0).sum().backward_with(&opts).unwrap_err();
         assert!(err.to_string().contains("no gradient today"), "{err}");
     }

@@ -14,11 +14,17 @@ fn assert_bitwise_equal(build: impl Fn() -> (Vec<Tensor>, Tensor)) {
         loss.backward_with(&opts).expect("backward");
         leaves
             .iter()
-            .map(|l| l.grad().map(|g| g.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>()))
+            .map(|l| {
+                l.grad()
+                    .map(|g| g.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+            })
             .collect::<Vec<_>>()
     };
     let reference = run(Scheduler::Dfs, 1);
-    assert!(reference.iter().all(Option::is_some), "every leaf gets a gradient");
+    assert!(
+        reference.iter().all(Option::is_some),
+        "every leaf gets a gradient"
+    );
     for scheduler in Scheduler::ALL {
         for threads in THREADS {
             assert_eq!(
@@ -62,7 +68,8 @@ fn w2_wide_small() {
         for b in 0..8 {
             let mut h = x.clone();
             for l in 0..3 {
-                let w = (Tensor::randn(&[32, 32], 100 + b * 8 + l) * (1.0 / 32f32.sqrt())).requires_grad();
+                let w = (Tensor::randn(&[32, 32], 100 + b * 8 + l) * (1.0 / 32f32.sqrt()))
+                    .requires_grad();
                 h = h.matmul(&w).expect("matmul").tanh();
                 leaves.push(w);
             }
@@ -96,11 +103,15 @@ fn fast_mode_agrees_within_tolerance() {
         loss = &loss + &(&t2 * (k as f32 * 0.01)).sin().sum();
     }
     let opts = BackwardOptions::new().retain_graph(true);
-    loss.backward_with(&opts.clone().scheduler(Scheduler::Kahn)).unwrap();
+    loss.backward_with(&opts.clone().scheduler(Scheduler::Kahn))
+        .unwrap();
     let exact = t2.grad().unwrap().to_vec();
     for threads in THREADS {
         t2.zero_grad();
-        let fast = opts.clone().threads(threads).accumulation(Accumulation::Fast);
+        let fast = opts
+            .clone()
+            .threads(threads)
+            .accumulation(Accumulation::Fast);
         loss.backward_with(&fast).unwrap();
         for (a, b) in t2.grad().unwrap().data().iter().zip(&exact) {
             assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{a} vs {b}");

@@ -81,7 +81,8 @@ fn differ(got: &[Option<f64>], want: &[Option<f64>], tol: Option<f64>) -> Option
     got.iter().zip(want).enumerate().find_map(|(i, (a, b))| {
         let bad = match (a, b, tol) {
             (Some(a), Some(b), None) => a.to_bits() != b.to_bits(),
-            (Some(a), Some(b), Some(t)) => !((a - b).abs() <= t * scale),
+            // NaN counts as a difference.
+            (Some(a), Some(b), Some(t)) => (a - b).abs() > t * scale || (a - b).is_nan(),
             (None, None, _) => false,
             _ => true,
         };

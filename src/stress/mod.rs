@@ -3,7 +3,7 @@
 //! callers. `backflow stress` drives it; users can point it at their own graphs through
 //! [`oracle::check_recipe`], [`exec_oracle::run_exec`] or [`watchdog::run_with_deadline`].
 //!
-//! - [`recipe`]: the seeded generator (same seed, same graph) and its knobs, [`GraphSpec`];
+//! - [`op`], [`recipe`]: the op vocabulary; the seeded generator (same seed, same graph) and its knobs, [`GraphSpec`];
 //! - [`build`]: a recipe's tensors, with fault ops where asked;
 //! - [`oracle`]: every configuration against the `Dfs` reference, bitwise or within a
 //!   tolerance, plus f64 finite differences;
@@ -24,6 +24,7 @@ pub mod callers;
 pub mod exec_graph;
 pub mod exec_oracle;
 pub mod faults;
+pub mod op;
 pub mod oracle;
 pub mod recipe;
 pub mod report;

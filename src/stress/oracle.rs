@@ -142,7 +142,8 @@ pub fn compare(got: &LeafGrads, want: &LeafGrads, tol: Option<f64>) -> Option<St
         for (e, (&a, &b)) in g.iter().zip(w).enumerate() {
             let bad = match limit {
                 None => a.to_bits() != b.to_bits(),
-                Some(limit) => !((a - b).abs() <= limit),
+                // NaN counts as a difference.
+                Some(limit) => (a - b).abs() > limit || (a - b).is_nan(),
             };
             if bad {
                 let within = limit

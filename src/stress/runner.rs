@@ -137,7 +137,7 @@ fn worker(shared: &Shared, watch: &Watch) {
     let cfg = &shared.cfg;
     let mut summary = Summary::new(shared.configs.clone());
     while !shared.stop.load(Ordering::Acquire)
-        && !cfg.duration.is_some_and(|d| shared.start.elapsed() >= d)
+        && cfg.duration.is_none_or(|d| shared.start.elapsed() < d)
     {
         let i = shared.next.fetch_add(1, Ordering::Relaxed);
         if i >= cfg.graphs {

@@ -191,7 +191,9 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// The contribution a node's callback produced for `edge`, if any.
 fn output_for<G>(outputs: &mut [Option<G>], edge: &Edge) -> Option<G> {
-    outputs.get_mut(edge.position as usize).and_then(Option::take)
+    outputs
+        .get_mut(edge.position as usize)
+        .and_then(Option::take)
 }
 
 /// The slot each seed fills at its node: seeds of one node take slots 0, 1, … in order.

@@ -3,8 +3,8 @@
 
 use super::queue::{Local, ReadyQueue};
 use super::{
-    output_for, pool, run_node, seed_slots, ExecError, ExecOptions, Gradient, Plan,
-    StripedBuffers, Task,
+    output_for, pool, run_node, seed_slots, ExecError, ExecOptions, Gradient, Plan, StripedBuffers,
+    Task,
 };
 use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering};
 
@@ -75,7 +75,9 @@ pub(super) fn run<T: Task>(
     let work = {
         let shared = Arc::clone(&shared);
         Arc::new(move |i: usize| {
-            let local = shared.locals.lock()[i].take().expect("one worker per local");
+            let local = shared.locals.lock()[i]
+                .take()
+                .expect("one worker per local");
             let first = if i == 0 {
                 let seeds = seeded.lock().take().unwrap_or_default();
                 shared.seed(seeds, &local)
@@ -95,7 +97,11 @@ pub(super) fn run<T: Task>(
 
 impl<T: Task> Shared<T> {
     /// Delivers the seeds; returns the first node they release, pushing the others.
-    fn seed(&self, seeds: Vec<Option<T::Grad>>, local: &Local<Job<T::Grad>>) -> Option<Job<T::Grad>> {
+    fn seed(
+        &self,
+        seeds: Vec<Option<T::Grad>>,
+        local: &Local<Job<T::Grad>>,
+    ) -> Option<Job<T::Grad>> {
         let mut first = None;
         let slots = seed_slots(&self.plan);
         for ((&node, slot), seed) in self.plan.seeds().iter().zip(slots).zip(seeds) {
@@ -106,7 +112,12 @@ impl<T: Task> Shared<T> {
         first
     }
 
-    fn keep_or_push(&self, kept: &mut Option<Job<T::Grad>>, job: Job<T::Grad>, local: &Local<Job<T::Grad>>) {
+    fn keep_or_push(
+        &self,
+        kept: &mut Option<Job<T::Grad>>,
+        job: Job<T::Grad>,
+        local: &Local<Job<T::Grad>>,
+    ) {
         if kept.is_none() {
             *kept = Some(job);
         } else {
@@ -164,7 +175,10 @@ impl<T: Task> Shared<T> {
     fn deliver(&self, target: u32, slot: u32, c: Option<T::Grad>) -> Option<Job<T::Grad>> {
         let Some(shared) = self.plan.shared_index(target) else {
             // The only contribution: no buffer, no counter, straight to a job.
-            return Some(Job { node: target, grad: c });
+            return Some(Job {
+                node: target,
+                grad: c,
+            });
         };
         let folded = self.buffers.deposit(shared, slot, c);
         if folded == 0 {

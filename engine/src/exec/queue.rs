@@ -5,9 +5,9 @@
 //! inside crossbeam, the same interface is a `Mutex<VecDeque>` with a `Condvar`, as
 //! DESIGN.md prescribes, so the models still cover release, accumulation and completion.
 
-use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 #[cfg(not(loom))]
 use crate::sync::{fence, AtomicUsize};
+use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
 use std::time::Duration;
 
 /// Longest nap of an idle worker before it looks again; a safety net under the wake-up
@@ -162,7 +162,10 @@ mod locked {
                 closed: AtomicBool::new(false),
                 wake: Condvar::new(),
             };
-            (queue, (0..workers).map(|_| Local(Default::default())).collect())
+            (
+                queue,
+                (0..workers).map(|_| Local(Default::default())).collect(),
+            )
         }
 
         /// Makes `job` available to every worker.

@@ -2,7 +2,9 @@
 //! (FIFO ready queue). Both fold contributions in canonical slot order through the same
 //! [`StripedBuffers`] as the parallel executor, so all three agree bitwise.
 
-use super::{output_for, run_node, seed_slots, Accumulation, ExecError, Plan, StripedBuffers, Task};
+use super::{
+    output_for, run_node, seed_slots, Accumulation, ExecError, Plan, StripedBuffers, Task,
+};
 use std::collections::VecDeque;
 
 /// In-degree bookkeeping of a single thread.

@@ -48,7 +48,11 @@ impl Task for Scalar {
 }
 
 /// Runs `graph` from root 0 and returns the gradients indexed by original node id.
-fn run(graph: &[Vec<(u32, f64)>], opts: &ExecOptions, fail_at: Option<u32>) -> Result<Vec<Option<f64>>, ExecError> {
+fn run(
+    graph: &[Vec<(u32, f64)>],
+    opts: &ExecOptions,
+    fail_at: Option<u32>,
+) -> Result<Vec<Option<f64>>, ExecError> {
     let roots = [0u32];
     let (plan, nodes) = Plan::build(
         &roots,
@@ -63,7 +67,12 @@ fn run(graph: &[Vec<(u32, f64)>], opts: &ExecOptions, fail_at: Option<u32>) -> R
     }
     let succ = nodes
         .iter()
-        .map(|&n| graph[n as usize].iter().map(|&(t, w)| (dense[t as usize], w)).collect())
+        .map(|&n| {
+            graph[n as usize]
+                .iter()
+                .map(|&(t, w)| (dense[t as usize], w))
+                .collect()
+        })
         .collect();
     let mut task = Scalar::new(succ);
     task.fail_at = fail_at.map(|f| dense[f as usize]);
@@ -79,7 +88,9 @@ fn run(graph: &[Vec<(u32, f64)>], opts: &ExecOptions, fail_at: Option<u32>) -> R
 
 /// A random layered DAG: node i feeds only nodes > i, many share a few hubs.
 fn random_dag(seed: u64, n: usize) -> Vec<Vec<(u32, f64)>> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
     let mut next = move || {
         s ^= s << 13;
         s ^= s >> 7;
@@ -95,7 +106,11 @@ fn random_dag(seed: u64, n: usize) -> Vec<Vec<(u32, f64)>> {
             (0..k)
                 .map(|_| {
                     let hub = next() % 4 == 0;
-                    let t = if hub { n - 1 - (next() % 3) as usize } else { i + 1 + (next() as usize % (n - i - 1)) };
+                    let t = if hub {
+                        n - 1 - (next() % 3) as usize
+                    } else {
+                        i + 1 + (next() as usize % (n - i - 1))
+                    };
                     let t = t.max(i + 1);
                     (t as u32, (next() % 1000) as f64 / 997.0 - 0.4)
                 })
@@ -115,7 +130,12 @@ fn opts(scheduler: Scheduler, threads: usize, accumulation: Accumulation) -> Exe
 #[test]
 fn diamond_sums_both_paths() {
     // 0 -> 1, 0 -> 2, 1 -> 3, 2 -> 3
-    let g = vec![vec![(1, 1.0), (2, 1.0)], vec![(3, 1.0)], vec![(3, 1.0)], vec![]];
+    let g = vec![
+        vec![(1, 1.0), (2, 1.0)],
+        vec![(3, 1.0)],
+        vec![(3, 1.0)],
+        vec![],
+    ];
     for s in Scheduler::ALL {
         let got = run(&g, &opts(s, 2, Accumulation::Deterministic), None).unwrap();
         let one = (1.0f64).sin() + 1.0;
@@ -128,17 +148,30 @@ fn diamond_sums_both_paths() {
 fn schedulers_agree_bitwise_on_random_dags() {
     for seed in 0..60 {
         let g = random_dag(seed, 40 + (seed as usize % 90));
-        let reference = run(&g, &opts(Scheduler::Dfs, 1, Accumulation::Deterministic), None).unwrap();
+        let reference = run(
+            &g,
+            &opts(Scheduler::Dfs, 1, Accumulation::Deterministic),
+            None,
+        )
+        .unwrap();
         for s in Scheduler::ALL {
             for threads in [1, 2, 3, 4, 8] {
                 let got = run(&g, &opts(s, threads, Accumulation::Deterministic), None).unwrap();
-                let bits = |v: &[Option<f64>]| v.iter().map(|x| x.map(f64::to_bits)).collect::<Vec<_>>();
-                assert_eq!(bits(&got), bits(&reference), "seed {seed} {s:?} threads {threads}");
+                let bits =
+                    |v: &[Option<f64>]| v.iter().map(|x| x.map(f64::to_bits)).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&got),
+                    bits(&reference),
+                    "seed {seed} {s:?} threads {threads}"
+                );
                 let fast = run(&g, &opts(s, threads, Accumulation::Fast), None).unwrap();
                 for (a, b) in fast.iter().zip(&reference) {
                     match (a, b) {
                         (Some(a), Some(b)) => {
-                            assert!((a - b).abs() <= 1e-9 * (1.0 + b.abs()), "seed {seed}: {a} vs {b}")
+                            assert!(
+                                (a - b).abs() <= 1e-9 * (1.0 + b.abs()),
+                                "seed {seed}: {a} vs {b}"
+                            )
                         }
                         _ => assert_eq!(a.is_some(), b.is_some(), "seed {seed}"),
                     }
@@ -165,16 +198,37 @@ fn pruning_keeps_only_paths_to_the_inputs() {
     // 0 -> 1 -> 3, 0 -> 2 (dead end). Keep only node 3.
     let g = [vec![1u32, 2], vec![3], vec![], vec![]];
     let keep = |n: &u32| *n == 3;
-    let (plan, nodes) = Plan::build(&[0u32], |&n| n, |&n, out| out.extend(&g[n as usize]), Some(&keep));
+    let (plan, nodes) = Plan::build(
+        &[0u32],
+        |&n| n,
+        |&n, out| out.extend(&g[n as usize]),
+        Some(&keep),
+    );
     assert_eq!(nodes, vec![0, 1, 3]);
-    assert_eq!(plan.edges(0), &[Edge { target: 1, slot: 0, position: 0 }]);
+    assert_eq!(
+        plan.edges(0),
+        &[Edge {
+            target: 1,
+            slot: 0,
+            position: 0
+        }]
+    );
     assert_eq!(plan.indegree(2), 1);
 }
 
 #[test]
 fn a_deep_chain_plans_without_recursion() {
     let n = 200_000u32;
-    let (plan, _) = Plan::build(&[0u32], |&n| n, |&i, out| if i + 1 < n { out.push(i + 1) }, None);
+    let (plan, _) = Plan::build(
+        &[0u32],
+        |&n| n,
+        |&i, out| {
+            if i + 1 < n {
+                out.push(i + 1)
+            }
+        },
+        None,
+    );
     assert_eq!(plan.len(), n as usize);
     assert_eq!(plan.order().first(), Some(&0));
 }

@@ -2,7 +2,9 @@
 
 use crate::error::{Error, Result};
 use crate::Tensor;
-use backflow_kernels::{binary_backward, binary_forward, broadcast_shapes, reduce_to, Binary, Element};
+use backflow_kernels::{
+    binary_backward, binary_forward, broadcast_shapes, reduce_to, Binary, Element,
+};
 use std::ops::{Add, Div, Mul, Sub};
 
 impl<T: Element> Tensor<T> {
@@ -16,44 +18,61 @@ impl<T: Element> Tensor<T> {
                 reason: "dimensions must be equal or 1, aligned from the right".into(),
             });
         }
-        let (data, shape) = binary_forward(op, self.data(), self.shape(), other.data(), other.shape());
+        let (data, shape) =
+            binary_forward(op, self.data(), self.shape(), other.data(), other.shape());
         // add and sub need only the shapes; mul and div save their inputs.
         let saved = matches!(op, Binary::Mul | Binary::Div).then(|| (self.clone(), other.clone()));
         let (sa, sb) = (self.shape().to_vec(), other.shape().to_vec());
-        Ok(Tensor::from_op(op.name(), data, shape, &[self, other], move |gy, ctx| {
-            let (na, nb) = (ctx.needs[0], ctx.needs[1]);
-            let (ga, gb) = match (&saved, ctx.create_graph) {
-                (None, false) => {
-                    // d(a+b) = (1, 1), d(a-b) = (1, -1), summed back to each shape
-                    let ga = na.then(|| Tensor::raw(reduce_to(gy.data(), gy.shape(), &sa), sa.clone()));
-                    let gb = nb.then(|| {
-                        let g = Tensor::raw(reduce_to(gy.data(), gy.shape(), &sb), sb.clone());
-                        if op == Binary::Sub { -&g } else { g }
-                    });
-                    (ga, gb)
-                }
-                (Some((a, b)), false) => {
-                    let (ga, gb) = binary_backward(op, a.data(), &sa, b.data(), &sb, gy.data(), na, nb);
-                    (ga.map(|g| Tensor::raw(g, sa.clone())), gb.map(|g| Tensor::raw(g, sb.clone())))
-                }
-                (_, true) => {
-                    // The same derivatives, recorded: d(a+b) = (1, 1), d(a-b) = (1, -1),
-                    // d(ab) = (b, a), d(a/b) = (1/b, -a/b²); summed back to each shape.
-                    let (ga, gb) = match (op, &saved) {
-                        (Binary::Add, _) => (gy.clone(), gy.clone()),
-                        (Binary::Sub, _) => (gy.clone(), -gy),
-                        (Binary::Mul, Some((a, b))) => (gy * b, gy * a),
-                        (Binary::Div, Some((a, b))) => (gy / b, -&(&(gy * a) / &(b * b))),
-                        _ => unreachable!("mul and div save their inputs"),
-                    };
-                    (
-                        na.then(|| ga.sum_to(&sa)).transpose()?,
-                        nb.then(|| gb.sum_to(&sb)).transpose()?,
-                    )
-                }
-            };
-            Ok(vec![ga, gb])
-        }))
+        Ok(Tensor::from_op(
+            op.name(),
+            data,
+            shape,
+            &[self, other],
+            move |gy, ctx| {
+                let (na, nb) = (ctx.needs[0], ctx.needs[1]);
+                let (ga, gb) = match (&saved, ctx.create_graph) {
+                    (None, false) => {
+                        // d(a+b) = (1, 1), d(a-b) = (1, -1), summed back to each shape
+                        let ga = na.then(|| {
+                            Tensor::raw(reduce_to(gy.data(), gy.shape(), &sa), sa.clone())
+                        });
+                        let gb = nb.then(|| {
+                            let g = Tensor::raw(reduce_to(gy.data(), gy.shape(), &sb), sb.clone());
+                            if op == Binary::Sub {
+                                -&g
+                            } else {
+                                g
+                            }
+                        });
+                        (ga, gb)
+                    }
+                    (Some((a, b)), false) => {
+                        let (ga, gb) =
+                            binary_backward(op, a.data(), &sa, b.data(), &sb, gy.data(), na, nb);
+                        (
+                            ga.map(|g| Tensor::raw(g, sa.clone())),
+                            gb.map(|g| Tensor::raw(g, sb.clone())),
+                        )
+                    }
+                    (_, true) => {
+                        // The same derivatives, recorded: d(a+b) = (1, 1), d(a-b) = (1, -1),
+                        // d(ab) = (b, a), d(a/b) = (1/b, -a/b²); summed back to each shape.
+                        let (ga, gb) = match (op, &saved) {
+                            (Binary::Add, _) => (gy.clone(), gy.clone()),
+                            (Binary::Sub, _) => (gy.clone(), -gy),
+                            (Binary::Mul, Some((a, b))) => (gy * b, gy * a),
+                            (Binary::Div, Some((a, b))) => (gy / b, -&(&(gy * a) / &(b * b))),
+                            _ => unreachable!("mul and div save their inputs"),
+                        };
+                        (
+                            na.then(|| ga.sum_to(&sa)).transpose()?,
+                            nb.then(|| gb.sum_to(&sb)).transpose()?,
+                        )
+                    }
+                };
+                Ok(vec![ga, gb])
+            },
+        ))
     }
 
     /// Elementwise `self + other` with broadcasting.

@@ -21,10 +21,16 @@ impl<T: Element> Tensor<T> {
         }
         let data = broadcast_to(self.data(), self.shape(), shape);
         let from = self.shape().to_vec();
-        Ok(Tensor::from_op("broadcast_to", data, shape.to_vec(), &[self], move |gy, _| {
-            // d/dx broadcast(x) = sum of gy over the repeated dimensions
-            Ok(vec![Some(gy.sum_to(&from)?)])
-        }))
+        Ok(Tensor::from_op(
+            "broadcast_to",
+            data,
+            shape.to_vec(),
+            &[self],
+            move |gy, _| {
+                // d/dx broadcast(x) = sum of gy over the repeated dimensions
+                Ok(vec![Some(gy.sum_to(&from)?)])
+            },
+        ))
     }
 
     /// Sums this tensor over the dimensions along which `shape` was broadcast to it: the
@@ -44,9 +50,15 @@ impl<T: Element> Tensor<T> {
         }
         let data = reduce_to(self.data(), self.shape(), shape);
         let from = self.shape().to_vec();
-        Ok(Tensor::from_op("sum_to", data, shape.to_vec(), &[self], move |gy, _| {
-            // d/dx sum_to(x) = gy repeated back over the summed dimensions
-            Ok(vec![Some(gy.broadcast_to(&from)?)])
-        }))
+        Ok(Tensor::from_op(
+            "sum_to",
+            data,
+            shape.to_vec(),
+            &[self],
+            move |gy, _| {
+                // d/dx sum_to(x) = gy repeated back over the summed dimensions
+                Ok(vec![Some(gy.broadcast_to(&from)?)])
+            },
+        ))
     }
 }

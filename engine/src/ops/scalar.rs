@@ -9,7 +9,13 @@ impl<T: Element> Tensor<T> {
     #[track_caller]
     pub fn affine(&self, c: T, d: T) -> Tensor<T> {
         let data = self.data().iter().map(|&x| x * c + d).collect();
-        let op = if d == T::zero() { "mul_scalar" } else if c == T::one() { "add_scalar" } else { "affine" };
+        let op = if d == T::zero() {
+            "mul_scalar"
+        } else if c == T::one() {
+            "add_scalar"
+        } else {
+            "affine"
+        };
         Tensor::from_op(op, data, self.shape().to_vec(), &[self], move |gy, ctx| {
             // d/dx (c·x + d) = c
             if c == T::one() {

@@ -2,9 +2,9 @@
 //! table; under `create_graph` the derivative is rebuilt from differentiable ops.
 
 use crate::error::Result;
+use crate::sync::Arc;
 use crate::Tensor;
 use backflow_kernels::{unary_backward, unary_forward, Element, Unary};
-use crate::sync::Arc;
 
 impl<T: Element> Tensor<T> {
     #[track_caller]
@@ -13,14 +13,23 @@ impl<T: Element> Tensor<T> {
         // The closure keeps the output's data, not the output (which owns the closure).
         let saved_y = Arc::clone(&y);
         let x = self.clone();
-        Tensor::record(op.name(), y, self.shape().to_vec(), &[self], move |gy, ctx| {
-            let g = if ctx.create_graph {
-                recorded_derivative(op, &x, gy)?
-            } else {
-                Tensor::raw(unary_backward(op, x.data(), &saved_y, gy.data()), x.shape().to_vec())
-            };
-            Ok(vec![Some(g)])
-        })
+        Tensor::record(
+            op.name(),
+            y,
+            self.shape().to_vec(),
+            &[self],
+            move |gy, ctx| {
+                let g = if ctx.create_graph {
+                    recorded_derivative(op, &x, gy)?
+                } else {
+                    Tensor::raw(
+                        unary_backward(op, x.data(), &saved_y, gy.data()),
+                        x.shape().to_vec(),
+                    )
+                };
+                Ok(vec![Some(g)])
+            },
+        )
     }
 
     #[track_caller]
@@ -97,7 +106,11 @@ fn recorded_derivative<T: Element>(op: Unary, x: &Tensor<T>, gy: &Tensor<T>) -> 
             gy * &(-&(&t * &t) + one)
         }
         Unary::Relu => {
-            let mask = x.data().iter().map(|&v| if v > T::zero() { one } else { T::zero() }).collect();
+            let mask = x
+                .data()
+                .iter()
+                .map(|&v| if v > T::zero() { one } else { T::zero() })
+                .collect();
             gy * &Tensor::raw(mask, x.shape().to_vec())
         }
         Unary::Sigmoid => {

@@ -142,11 +142,19 @@ impl<T: Element> TensorTask<T> {
             op: node.op.to_string(),
             location: node.location.to_string(),
             how: "failed",
-            message: format!("anomaly: {what} of shape {:?} holds NaN or infinity", t.shape()),
+            message: format!(
+                "anomaly: {what} of shape {:?} holds NaN or infinity",
+                t.shape()
+            ),
         })
     }
 
-    fn run_node(&self, index: u32, grad: Option<Tensor<T>>, out: &mut Vec<Option<Tensor<T>>>) -> Result<()> {
+    fn run_node(
+        &self,
+        index: u32,
+        grad: Option<Tensor<T>>,
+        out: &mut Vec<Option<Tensor<T>>>,
+    ) -> Result<()> {
         let node = &self.nodes[index as usize];
         let Some(mut grad) = grad else {
             out.extend(node.successors().map(|_| None));
@@ -207,22 +215,24 @@ impl<T: Element> TensorTask<T> {
                 let mut grads = with_grad_mode(self.create_graph, || f(&grad, ctx))?;
                 drop(f);
                 if grads.len() != *arity {
-                    return Err(self.bad_output(node, format!(
-                        "returned {} gradients for {} inputs",
-                        grads.len(),
-                        arity
-                    )));
+                    return Err(self.bad_output(
+                        node,
+                        format!("returned {} gradients for {} inputs", grads.len(), arity),
+                    ));
                 }
                 for e in inputs {
                     let g = grads[e.index].take();
                     if let Some(g) = &g {
                         if g.shape() != e.shape.as_slice() {
-                            return Err(self.bad_output(node, format!(
-                                "returned a gradient of shape {:?} for input {} of shape {:?}",
-                                g.shape(),
-                                e.index,
-                                e.shape
-                            )));
+                            return Err(self.bad_output(
+                                node,
+                                format!(
+                                    "returned a gradient of shape {:?} for input {} of shape {:?}",
+                                    g.shape(),
+                                    e.index,
+                                    e.shape
+                                ),
+                            ));
                         }
                         if self.detect_anomaly {
                             if let Some(err) = self.anomaly(node, "gradient of an input", g) {
@@ -250,7 +260,12 @@ impl<T: Element> TensorTask<T> {
 impl<T: Element> Task for TensorTask<T> {
     type Grad = Tensor<T>;
 
-    fn run(&self, node: u32, grad: Option<Tensor<T>>, out: &mut Vec<Option<Tensor<T>>>) -> Result<(), String> {
+    fn run(
+        &self,
+        node: u32,
+        grad: Option<Tensor<T>>,
+        out: &mut Vec<Option<Tensor<T>>>,
+    ) -> Result<(), String> {
         let result = match &self.observer {
             None => self.run_node(node, grad, out),
             Some(observer) => observer.observe(node, || self.run_node(node, grad, out)),
@@ -374,7 +389,11 @@ fn run<T: Element>(
         None => Ok(()),
     };
     if let Err(e) = result {
-        return Err(task.error.lock().take().unwrap_or_else(|| panicked(&task, e)));
+        return Err(task
+            .error
+            .lock()
+            .take()
+            .unwrap_or_else(|| panicked(&task, e)));
     }
     written?;
     let captured = std::mem::take(&mut *task.captured.lock());

@@ -10,8 +10,8 @@ mod observe;
 pub use backward::{backward, grad, BackwardOptions};
 pub use custom_op::CustomOp;
 pub use export::GraphExport;
-pub use observe::BackwardStats;
 pub use node::{BackwardCtx, BackwardFn, GradHook, Node, ReadyHook};
+pub use observe::BackwardStats;
 
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, Ordering};
@@ -78,7 +78,11 @@ impl<T: Element> Tensor<T> {
 
     /// A tensor from raw data and a borrowed shape, without a node.
     pub(crate) fn raw_with(data: Vec<T>, shape: &[usize]) -> Self {
-        assert_eq!(data.len(), numel(shape), "tensor data does not fill shape {shape:?}");
+        assert_eq!(
+            data.len(),
+            numel(shape),
+            "tensor data does not fill shape {shape:?}"
+        );
         Self {
             inner: Arc::new(Inner {
                 data: Arc::new(data),
@@ -237,7 +241,10 @@ impl<T: Element> Tensor<T> {
     /// sees the summed gradient before it is used, and may return a replacement. Hooks run
     /// in registration order, on whichever worker runs the node. No effect on a tensor that
     /// requires no gradient.
-    pub fn register_hook(&self, hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync + 'static) {
+    pub fn register_hook(
+        &self,
+        hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync + 'static,
+    ) {
         if let Some(node) = &self.inner.node {
             node.hooks.lock().push(Arc::new(hook));
             // Release: pairs with the Acquire in the backward task that checks for hooks.
@@ -303,7 +310,11 @@ impl<T: Element> Tensor<T> {
             + Sync
             + 'static,
     ) -> Tensor<T> {
-        assert_eq!(data.len(), numel(&shape), "{op}: output data does not fill shape {shape:?}");
+        assert_eq!(
+            data.len(),
+            numel(&shape),
+            "{op}: output data does not fill shape {shape:?}"
+        );
         let mut out = Self {
             inner: Arc::new(Inner {
                 data,
