@@ -118,7 +118,7 @@ fn exec_property(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
     fn tensor_graphs_agree_under_every_configuration(r in recipe()) {

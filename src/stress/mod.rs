@@ -19,9 +19,6 @@
 //! assert!(summary.passed(), "{summary}");
 //! ```
 
-// NaN-aware comparisons are written `!(a <= b)` on purpose: NaN must fail them.
-#![allow(clippy::neg_cmp_op_on_partial_ord, clippy::nonminimal_bool)]
-
 pub mod build;
 pub mod callers;
 pub mod exec_graph;
