@@ -115,9 +115,11 @@ pub fn run_once<T: Element>(
 
 /// The tolerance of `Fast` against `Deterministic`, relative to the gradients' scale: each
 /// sum of `k` contributions may round differently in each of its `k - 1` additions, and
-/// the difference propagates through every layer.
+/// the difference propagates through every layer. The scale is the final gradients', while
+/// intermediate sums may be larger and cancel (`x·x − x`), so the factor leaves room for
+/// that amplification (a proptest found a case at 1.02× a factor of 8).
 pub fn fast_tolerance(eps: f64, depth: usize, fan_in: usize) -> f64 {
-    8.0 * eps * (depth as f64 + 1.0) * (fan_in as f64 + 1.0)
+    64.0 * eps * (depth as f64 + 1.0) * (fan_in as f64 + 1.0)
 }
 
 /// The largest magnitude among the gradients (at least the smallest normal f64).
