@@ -126,53 +126,56 @@ impl Plan {
         let n = nodes.len();
         let children = |i: usize| &succ[range[i].0 as usize..range[i].1 as usize];
 
-        // Reachability of a requested input: post-order visits successors first.
-        let kept: Vec<bool> = match keep {
-            None => vec![true; n],
-            Some(keep) => {
-                let mut reach = vec![false; n];
-                for &i in &post {
-                    let i = i as usize;
-                    reach[i] = keep(&nodes[i]) || children(i).iter().any(|&c| reach[c as usize]);
-                }
-                reach
+        // Reachability of a requested input: post-order visits successors first. Without
+        // requested inputs every node is kept and keeps its index.
+        let kept: Option<Vec<bool>> = keep.map(|keep| {
+            let mut reach = vec![false; n];
+            for &i in &post {
+                let i = i as usize;
+                reach[i] = keep(&nodes[i]) || children(i).iter().any(|&c| reach[c as usize]);
             }
-        };
+            reach
+        });
+        let is_kept = |i: u32| kept.as_ref().is_none_or(|k| k[i as usize]);
 
         // Renumber the kept nodes densely, preserving first-visit order.
-        let mut remap = vec![u32::MAX; n];
-        let mut kept_nodes = Vec::with_capacity(n);
-        for (i, node) in nodes.into_iter().enumerate() {
-            if kept[i] {
-                remap[i] = kept_nodes.len() as u32;
-                kept_nodes.push(node);
+        let (remap, kept_nodes, by_new) = match &kept {
+            None => (None, nodes, None),
+            Some(kept) => {
+                let mut remap = vec![u32::MAX; n];
+                let mut by_new = Vec::new();
+                let mut kept_nodes = Vec::new();
+                for (i, node) in nodes.into_iter().enumerate() {
+                    if kept[i] {
+                        remap[i] = kept_nodes.len() as u32;
+                        by_new.push(i as u32);
+                        kept_nodes.push(node);
+                    }
+                }
+                (Some(remap), kept_nodes, Some(by_new))
             }
-        }
+        };
+        let new_id = |old: u32| remap.as_ref().map_or(old, |r| r[old as usize]);
+        let old_id = |new: u32| by_new.as_ref().map_or(new, |b| b[new as usize]);
         let m = kept_nodes.len();
         let mut indegree = vec![0u32; m];
         let seeds: Vec<u32> = seed_ids
             .iter()
-            .filter(|&&id| kept[id as usize])
-            .map(|&id| remap[id as usize])
+            .filter(|&&id| is_kept(id))
+            .map(|&id| new_id(id))
             .collect();
         for &s in &seeds {
             indegree[s as usize] += 1;
         }
         let mut offsets = Vec::with_capacity(m + 1);
-        let mut edges = Vec::new();
-        let mut by_new = vec![0u32; m];
-        for (old, &new) in remap.iter().enumerate() {
-            if new != u32::MAX {
-                by_new[new as usize] = old as u32;
-            }
-        }
-        for &old in &by_new {
+        let mut edges = Vec::with_capacity(succ.len());
+        for new in 0..m as u32 {
             offsets.push(edges.len() as u32);
-            for (position, &child) in children(old as usize).iter().enumerate() {
-                if !kept[child as usize] {
+            for (position, &child) in children(old_id(new) as usize).iter().enumerate() {
+                if !is_kept(child) {
                     continue;
                 }
-                let target = remap[child as usize];
+                let target = new_id(child);
                 let slot = indegree[target as usize];
                 indegree[target as usize] += 1;
                 edges.push(Edge {
@@ -186,8 +189,8 @@ impl Plan {
         let order = post
             .iter()
             .rev()
-            .filter(|&&i| kept[i as usize])
-            .map(|&i| remap[i as usize])
+            .filter(|&&i| is_kept(i))
+            .map(|&i| new_id(i))
             .collect();
         let mut shared_count = 0;
         let shared = indegree

@@ -282,6 +282,12 @@ fn node_key<T: Element>(n: &Arc<Node<T>>) -> usize {
     Arc::as_ptr(n) as usize
 }
 
+/// Appends the nodes `n`'s backward sends gradients to, borrowed from the graph.
+fn successors_of<'a, T: Element>(n: &&'a Arc<Node<T>>, out: &mut Vec<&'a Arc<Node<T>>>) {
+    let node: &'a Node<T> = n;
+    out.extend(node.successors());
+}
+
 /// The gradients to seed each output with: `grad_outputs`, or ones for one-element outputs.
 fn seeds<T: Element>(outputs: &[Tensor<T>], grad_outputs: &[Tensor<T>]) -> Result<Vec<Tensor<T>>> {
     if !grad_outputs.is_empty() && grad_outputs.len() != outputs.len() {
@@ -351,14 +357,18 @@ fn run<T: Element>(
     };
     let keep = wanted.as_ref().map(|w| {
         let set: rustc_hash::FxHashSet<usize> = w.iter().copied().collect();
-        move |n: &Arc<Node<T>>| set.contains(&node_key(n))
+        move |n: &&Arc<Node<T>>| set.contains(&node_key(n))
     });
+    // The traversal borrows the graph (no reference counting per edge); only the kept nodes
+    // are cloned into the task, which outlives this call on the pool.
+    let root_refs: Vec<&Arc<Node<T>>> = roots.iter().collect();
     let (plan, nodes) = Plan::build(
-        &roots,
-        node_key,
-        |n, out| out.extend(n.successors().cloned()),
-        keep.as_ref().map(|k| k as &dyn Fn(&Arc<Node<T>>) -> bool),
+        &root_refs,
+        |n| node_key(n),
+        successors_of,
+        keep.as_ref().map(|k| k as &dyn Fn(&&Arc<Node<T>>) -> bool),
     );
+    let nodes: Vec<Arc<Node<T>>> = nodes.into_iter().cloned().collect();
     let capture = wanted.as_ref().map(|w| {
         nodes
             .iter()
