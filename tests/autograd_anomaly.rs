@@ -3,22 +3,17 @@
 //! the forward op was created (the ops carry `#[track_caller]`). Under every scheduler,
 //! `Parallel` at 2 and 4 threads.
 
-use backflow::{BackwardCtx, BackwardOptions, CustomOp, Error, Scheduler, Tensor};
+use backflow::{BackwardCtx, BackwardOptions, CustomOp, Error, Tensor};
 
 type T64 = Tensor<f64>;
 
+mod common;
+
 /// Every scheduler, `Parallel` at 2 and 4 threads, all detecting anomalies.
 fn configs() -> Vec<BackwardOptions> {
-    let base = BackwardOptions::new().detect_anomaly(true);
-    Scheduler::ALL
+    common::configs()
         .into_iter()
-        .flat_map(|s| match s {
-            Scheduler::Parallel => vec![
-                base.clone().scheduler(s).threads(2),
-                base.clone().scheduler(s).threads(4),
-            ],
-            _ => vec![base.clone().scheduler(s)],
-        })
+        .map(|o| o.detect_anomaly(true))
         .collect()
 }
 

@@ -10,20 +10,8 @@ use std::slice::from_ref;
 
 type T64 = Tensor<f64>;
 
-/// Every scheduler, `Parallel` at 2 and 4 threads.
-fn configs() -> Vec<BackwardOptions> {
-    let base = BackwardOptions::new();
-    Scheduler::ALL
-        .into_iter()
-        .flat_map(|s| match s {
-            Scheduler::Parallel => vec![
-                base.clone().scheduler(s).threads(2),
-                base.clone().scheduler(s).threads(4),
-            ],
-            _ => vec![base.clone().scheduler(s)],
-        })
-        .collect()
-}
+mod common;
+use common::configs;
 
 /// y = x³; dy/dx = 3x², written with tensor ops so that it can be differentiated again.
 struct Cube;

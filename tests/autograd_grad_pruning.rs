@@ -2,23 +2,11 @@
 //! `BackwardOptions::stats`), returns the same gradients as a full pass, and leaves every
 //! `.grad()` untouched. Under every scheduler, `Parallel` at 2 and 4 threads.
 
-use backflow::{grad, BackwardOptions, BackwardStats, Scheduler, Tensor};
+use backflow::{grad, BackwardStats, Tensor};
 use std::slice::from_ref;
 
-/// Every scheduler, `Parallel` at 2 and 4 threads.
-fn configs() -> Vec<BackwardOptions> {
-    let base = BackwardOptions::new();
-    Scheduler::ALL
-        .into_iter()
-        .flat_map(|s| match s {
-            Scheduler::Parallel => vec![
-                base.clone().scheduler(s).threads(2),
-                base.clone().scheduler(s).threads(4),
-            ],
-            _ => vec![base.clone().scheduler(s)],
-        })
-        .collect()
-}
+mod common;
+use common::configs;
 
 #[test]
 fn only_the_path_to_the_input_runs() {

@@ -3,27 +3,15 @@
 //! soon as the gradient is final, while the pass goes on. Both are thread-safe under
 //! `Parallel`. Under every scheduler, `Parallel` at 2 and 4 threads.
 
-use backflow::{BackwardOptions, BackwardStats, Scheduler, Tensor};
+use backflow::{BackwardStats, Tensor};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 type T64 = Tensor<f64>;
 
-/// Every scheduler, `Parallel` at 2 and 4 threads.
-fn configs() -> Vec<BackwardOptions> {
-    let base = BackwardOptions::new();
-    Scheduler::ALL
-        .into_iter()
-        .flat_map(|s| match s {
-            Scheduler::Parallel => vec![
-                base.clone().scheduler(s).threads(2),
-                base.clone().scheduler(s).threads(4),
-            ],
-            _ => vec![base.clone().scheduler(s)],
-        })
-        .collect()
-}
+mod common;
+use common::configs;
 
 #[test]
 fn a_tensor_hook_sees_and_replaces_the_gradient() {

@@ -2,25 +2,13 @@
 //! the separate passes `y1` with `g1` and `y2` with `g2`, in one pass over the shared graph.
 //! Under every scheduler, `Parallel` at 2 and 4 threads.
 
-use backflow::{backward, grad, BackwardOptions, BackwardStats, Error, Scheduler, Tensor};
+use backflow::{backward, grad, BackwardStats, Error, Tensor};
 use std::slice::from_ref;
 
 type T64 = Tensor<f64>;
 
-/// Every scheduler, `Parallel` at 2 and 4 threads.
-fn configs() -> Vec<BackwardOptions> {
-    let base = BackwardOptions::new();
-    Scheduler::ALL
-        .into_iter()
-        .flat_map(|s| match s {
-            Scheduler::Parallel => vec![
-                base.clone().scheduler(s).threads(2),
-                base.clone().scheduler(s).threads(4),
-            ],
-            _ => vec![base.clone().scheduler(s)],
-        })
-        .collect()
-}
+mod common;
+use common::configs;
 
 /// Leaves `w` (one per branch) and `v`; two non-scalar roots sharing a trunk of `branches`
 /// branches of tanh layers: `y1 = trunk @ v` (`[4, 3]`), `y2 = sin(trunk)` (`[4, 8]`).

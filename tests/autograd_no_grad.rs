@@ -5,20 +5,8 @@ use backflow::{is_grad_enabled, no_grad, BackwardOptions, Error, Scheduler, Tens
 
 type T64 = Tensor<f64>;
 
-/// Every scheduler, `Parallel` at 2 and 4 threads.
-fn configs() -> Vec<BackwardOptions> {
-    let base = BackwardOptions::new();
-    Scheduler::ALL
-        .into_iter()
-        .flat_map(|s| match s {
-            Scheduler::Parallel => vec![
-                base.clone().scheduler(s).threads(2),
-                base.clone().scheduler(s).threads(4),
-            ],
-            _ => vec![base.clone().scheduler(s)],
-        })
-        .collect()
-}
+mod common;
+use common::configs;
 
 #[test]
 fn no_grad_results_are_constants_to_backward() {

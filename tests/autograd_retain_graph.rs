@@ -3,22 +3,10 @@
 //! second backward sums into `.grad()` again (doubling it). Under every scheduler, `Parallel`
 //! at 2 and 4 threads.
 
-use backflow::{BackwardOptions, Error, Scheduler, Tensor};
+use backflow::{Error, Tensor};
 
-/// Every scheduler, `Parallel` at 2 and 4 threads.
-fn configs() -> Vec<BackwardOptions> {
-    let base = BackwardOptions::new();
-    Scheduler::ALL
-        .into_iter()
-        .flat_map(|s| match s {
-            Scheduler::Parallel => vec![
-                base.clone().scheduler(s).threads(2),
-                base.clone().scheduler(s).threads(4),
-            ],
-            _ => vec![base.clone().scheduler(s)],
-        })
-        .collect()
-}
+mod common;
+use common::configs;
 
 /// `branches` branches of `depth` layers `h = tanh(h @ W)` on a shared `x`, summed: enough
 /// nodes (more than 64) for `Parallel` to use its workers.

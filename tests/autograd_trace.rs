@@ -6,20 +6,8 @@ use backflow::{BackwardOptions, BackwardStats, Scheduler, Tensor};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-/// Every scheduler, `Parallel` at 2 and 4 threads.
-fn configs() -> Vec<BackwardOptions> {
-    let base = BackwardOptions::new();
-    Scheduler::ALL
-        .into_iter()
-        .flat_map(|s| match s {
-            Scheduler::Parallel => vec![
-                base.clone().scheduler(s).threads(2),
-                base.clone().scheduler(s).threads(4),
-            ],
-            _ => vec![base.clone().scheduler(s)],
-        })
-        .collect()
-}
+mod common;
+use common::configs;
 
 /// One complete event of the trace, read back from its line.
 #[derive(Debug)]
