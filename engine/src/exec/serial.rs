@@ -34,6 +34,31 @@ impl<G: super::Gradient> Inbox<G> {
         *left -= folded;
         (folded > 0 && *left == 0).then(|| self.buffers.take(shared))
     }
+
+    /// Delivers the seeds, handing each node they release to `ready`.
+    fn seed(&mut self, plan: &Plan, seeds: Vec<Option<G>>, mut ready: impl FnMut(u32, Option<G>)) {
+        for ((&node, slot), seed) in plan.seeds().iter().zip(seed_slots(plan)).zip(seeds) {
+            if let Some(g) = self.deliver(plan, node, slot, seed) {
+                ready(node, g);
+            }
+        }
+    }
+
+    /// Delivers what `node` produced along its edges, handing each node released to `ready`.
+    fn finish(
+        &mut self,
+        plan: &Plan,
+        node: u32,
+        outputs: &mut [Option<G>],
+        mut ready: impl FnMut(u32, Option<G>),
+    ) {
+        for edge in plan.edges(node) {
+            let c = output_for(outputs, edge);
+            if let Some(g) = self.deliver(plan, edge.target, edge.slot, c) {
+                ready(edge.target, g);
+            }
+        }
+    }
 }
 
 /// Runs nodes in reverse post-order; each is ready when reached.
@@ -45,23 +70,14 @@ pub(super) fn run_dfs<T: Task>(
 ) -> Result<(), ExecError> {
     let mut inbox = Inbox::new(plan, mode);
     let mut ready: Vec<Option<Option<T::Grad>>> = (0..plan.len()).map(|_| None).collect();
-    for ((&node, slot), seed) in plan.seeds().iter().zip(seed_slots(plan)).zip(seeds) {
-        if let Some(g) = inbox.deliver(plan, node, slot, seed) {
-            ready[node as usize] = Some(g);
-        }
-    }
+    inbox.seed(plan, seeds, |n, g| ready[n as usize] = Some(g));
     let mut outputs = Vec::new();
     for &node in plan.order() {
         let grad = ready[node as usize]
             .take()
             .expect("reverse post-order reaches a node after all its consumers");
         run_node(task, node, grad, &mut outputs)?;
-        for edge in plan.edges(node) {
-            let c = output_for(&mut outputs, edge);
-            if let Some(g) = inbox.deliver(plan, edge.target, edge.slot, c) {
-                ready[edge.target as usize] = Some(g);
-            }
-        }
+        inbox.finish(plan, node, &mut outputs, |n, g| ready[n as usize] = Some(g));
     }
     Ok(())
 }
@@ -75,20 +91,11 @@ pub(super) fn run_kahn<T: Task>(
 ) -> Result<(), ExecError> {
     let mut inbox = Inbox::new(plan, mode);
     let mut queue = VecDeque::new();
-    for ((&node, slot), seed) in plan.seeds().iter().zip(seed_slots(plan)).zip(seeds) {
-        if let Some(g) = inbox.deliver(plan, node, slot, seed) {
-            queue.push_back((node, g));
-        }
-    }
+    inbox.seed(plan, seeds, |n, g| queue.push_back((n, g)));
     let mut outputs = Vec::new();
     while let Some((node, grad)) = queue.pop_front() {
         run_node(task, node, grad, &mut outputs)?;
-        for edge in plan.edges(node) {
-            let c = output_for(&mut outputs, edge);
-            if let Some(g) = inbox.deliver(plan, edge.target, edge.slot, c) {
-                queue.push_back((edge.target, g));
-            }
-        }
+        inbox.finish(plan, node, &mut outputs, |n, g| queue.push_back((n, g)));
     }
     Ok(())
 }
