@@ -6,12 +6,15 @@ mod export;
 pub(crate) mod grad_mode;
 pub(crate) mod node;
 mod observe;
+mod options;
+mod task;
 
-pub use backward::{backward, grad, BackwardOptions};
+pub use backward::{backward, grad};
 pub use custom_op::CustomOp;
 pub use export::GraphExport;
 pub use node::{BackwardCtx, BackwardFn, GradHook, Node, ReadyHook};
 pub use observe::BackwardStats;
+pub use options::BackwardOptions;
 
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, Ordering};
