@@ -1,7 +1,9 @@
 //! The `backflow` command line: `backflow train` and the other subcommands in `cli/`.
 
 mod cli;
+mod malloc;
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    let allocator = malloc::keep_freed_memory();
+    cli::main(allocator)
 }

@@ -33,8 +33,18 @@ enum Command {
     Stress(stress::StressArgs),
 }
 
-/// Parses the command line and runs the subcommand.
-pub fn main() -> ExitCode {
+/// What the binary did to the allocator at startup (see `src/malloc.rs`), for reports.
+static ALLOCATOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// The allocator setting, as printed in reports.
+fn allocator() -> &'static str {
+    ALLOCATOR.get().copied().unwrap_or("system default")
+}
+
+/// Parses the command line and runs the subcommand; `allocator` says what `main` did to
+/// the allocator, for the reports.
+pub fn main(allocator: &'static str) -> ExitCode {
+    let _ = ALLOCATOR.set(allocator);
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(args) => train::run(args),

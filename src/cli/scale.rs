@@ -241,8 +241,10 @@ pub fn run(args: ScaleArgs) -> CliResult {
 
 fn print_table(rows: &[Row], cores: usize, reps: usize, accumulation: Accumulation) {
     println!(
-        "backflow {}: {cores} cores, median of {reps} runs, {accumulation:?} accumulation",
-        env!("CARGO_PKG_VERSION")
+        "backflow {}: {cores} cores, median of {reps} runs, {accumulation:?} accumulation, \
+         allocator: {}",
+        env!("CARGO_PKG_VERSION"),
+        super::allocator()
     );
     println!(
         "speedup and efficiency are against parallel at 1 thread; t/kahn is the time over Kahn's"

@@ -93,6 +93,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     );
     println!("threads       : {}", config.threads);
     println!("scheduler     : {}", config.scheduler.name());
+    println!("allocator     : {}", super::allocator());
     if let Some(path) = args.save {
         save_weights(&model, &path)?;
         println!("weights saved : {}", path.display());
