@@ -1,6 +1,7 @@
 //! Where the parallel executor's workers run: persistent rayon pools, one per thread count,
-//! kept across backward calls (no thread is spawned per call). The calling thread is worker
-//! 0; the pool supplies the others. Under loom the helpers are loom threads instead.
+//! kept across backward calls (no thread is spawned per call), or the rayon pool the caller
+//! already runs in when it is large enough. The calling thread is worker 0; the pool
+//! supplies the others. Under loom the helpers are loom threads instead.
 
 use crate::sync::Arc;
 
@@ -15,14 +16,24 @@ where
         work(0);
         return;
     }
-    let pool = helpers(workers - 1);
-    pool.in_place_scope(|scope| {
+    let spawn_all = |scope: &rayon::Scope<'_>| {
         for i in 1..workers {
             let work = Arc::clone(&work);
             scope.spawn(move |_| work(i));
         }
         work(0);
-    });
+    };
+    // NOTE: a backward function that itself waits on rayon work may, while waiting, steal
+    // a worker loop of its own pass, which then waits for that very node: keep backward
+    // functions free of rayon joins.
+    // Called from a worker of a rayon pool with room for the helpers (a user's pool, or
+    // `backflow train`'s): run there, so that forward and backward share one set of threads
+    // instead of two pools competing for the cores.
+    if rayon::current_thread_index().is_some() && rayon::current_num_threads() >= workers {
+        rayon::in_place_scope(spawn_all);
+    } else {
+        helpers(workers - 1).in_place_scope(spawn_all);
+    }
 }
 
 /// The persistent pool of `helpers` threads.
