@@ -146,7 +146,7 @@ fn diamond_sums_both_paths() {
 
 #[test]
 fn schedulers_agree_bitwise_on_random_dags() {
-    for seed in 0..60 {
+    for seed in 0..300 {
         let g = random_dag(seed, 40 + (seed as usize % 90));
         let reference = run(
             &g,
