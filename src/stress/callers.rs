@@ -1,8 +1,8 @@
 //! Concurrent callers: many user threads run backward at once on graphs that share leaves.
 //!
-//! Each healthy caller runs [`backward`](crate::backward) on its own graph over the shared
+//! Each healthy caller runs [`crate::backward`] on its own graph over the shared
 //! leaves, under its own configuration, all released together by a barrier. Faulty
-//! callers run [`grad`](crate::grad) on graphs with injected faults over the same leaves
+//! callers run [`crate::grad`] on graphs with injected faults over the same leaves
 //! (so they touch no `.grad()`) and must get an `Err`. Afterwards each shared leaf's
 //! `.grad()` must equal the sum of the healthy graphs' separate gradients, within a
 //! tolerance: the order in which callers add into a leaf varies. No caller may lose

@@ -2,8 +2,8 @@
 //!
 //! The reference is `Dfs` on one thread in `Deterministic` mode. Every other run must
 //! match it bitwise in `Deterministic` mode and within [`fast_tolerance`] in `Fast` mode.
-//! Runs alternate between [`backward`](crate::backward) (leaf `.grad()`) and
-//! [`grad`](crate::grad), which must agree bitwise too; the last run frees the graph
+//! Runs alternate between [`crate::backward`] (leaf `.grad()`) and
+//! [`crate::grad`], which must agree bitwise too; the last run frees the graph
 //! (`retain_graph(false)`), the others retain it. In f64 the reference is also checked
 //! against central finite differences of the objective `Σ_k ⟨grad_outputs[k], roots[k]⟩`
 //! along random directions.

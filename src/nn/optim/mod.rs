@@ -1,5 +1,5 @@
 //! Optimisers: they read each parameter's gradient, compute its new values on raw data
-//! (nothing is recorded), and swap a fresh leaf into the [`Param`](super::Param).
+//! (nothing is recorded), and swap a fresh leaf into the [`super::Param`].
 
 mod adam;
 mod sgd;
