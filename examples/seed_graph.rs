@@ -29,22 +29,17 @@ fn main() -> backflow::Result<()> {
                 None
             });
         };
-        let t1 = Tensor::scalar(2.0).requires_grad();
-        let t2 = Tensor::scalar(3.0).requires_grad();
-        let t5 = Tensor::scalar(0.5).requires_grad();
-        let t3 = &t1 + &t2;
-        let t4 = &t2 * &t5;
-        let t6 = &t3 * &t4;
-        let l = t6.sin();
+        let seed = backflow::workloads::seed_graph();
+        let [t1, t2, t5, t3, t4, t6, l] = &seed.t;
         for (t, name) in [
-            (&l, "sin"),
-            (&t6, "mul(t6)"),
-            (&t3, "add(t3)"),
-            (&t4, "mul(t4)"),
+            (l, "sin"),
+            (t6, "mul(t6)"),
+            (t3, "add(t3)"),
+            (t4, "mul(t4)"),
+            (t1, "t1"),
+            (t2, "t2"),
+            (t5, "t5"),
         ] {
-            watch(t, name);
-        }
-        for (t, name) in [(&t1, "t1"), (&t2, "t2"), (&t5, "t5")] {
             watch(t, name);
         }
         l.backward_with(&BackwardOptions::new().scheduler(scheduler).threads(2))?;
@@ -52,17 +47,17 @@ fn main() -> backflow::Result<()> {
             let g = |t: &Tensor| t.grad().expect("leaf has a gradient").item();
             println!(
                 "dL/dt1 = {:.4} (closed form cos(7.5)*1.5  = {:.4})",
-                g(&t1),
+                g(t1),
                 c * 1.5
             );
             println!(
                 "dL/dt2 = {:.4} (closed form cos(7.5)*4    = {:.4})",
-                g(&t2),
+                g(t2),
                 c * 4.0
             );
             println!(
                 "dL/dt5 = {:.4} (closed form cos(7.5)*15   = {:.4})",
-                g(&t5),
+                g(t5),
                 c * 15.0
             );
         }

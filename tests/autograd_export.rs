@@ -5,21 +5,11 @@ use backflow::{GraphExport, Tensor};
 
 /// The seed graph W5 with its tensors named t1 … t7.
 fn seed() -> GraphExport<f32> {
-    let t1 = Tensor::scalar(2.0).requires_grad();
-    let t2 = Tensor::scalar(3.0).requires_grad();
-    let t5 = Tensor::scalar(0.5).requires_grad();
-    let t3 = &t1 + &t2;
-    let t4 = &t2 * &t5;
-    let t6 = &t3 * &t4;
-    let t7 = t6.sin();
-    GraphExport::new(&[&t7])
-        .label(&t1, "t1")
-        .label(&t2, "t2")
-        .label(&t3, "t3")
-        .label(&t4, "t4")
-        .label(&t5, "t5")
-        .label(&t6, "t6")
-        .label(&t7, "t7")
+    let seed = backflow::workloads::seed_graph();
+    seed.named()
+        .fold(GraphExport::new(&[seed.loss()]), |g, (t, name)| {
+            g.label(t, name)
+        })
 }
 
 #[test]

@@ -42,24 +42,11 @@ pub struct GraphArgs {
 
 /// The seed graph W5, its tensors named as in the seed document.
 pub fn seed_graph() -> GraphExport<f32> {
-    let t1 = Tensor::scalar(2.0).requires_grad();
-    let t2 = Tensor::scalar(3.0).requires_grad();
-    let t5 = Tensor::scalar(0.5).requires_grad();
-    let t3 = &t1 + &t2;
-    let t4 = &t2 * &t5;
-    let t6 = &t3 * &t4;
-    let t7 = t6.sin();
-    let named = [
-        (&t1, "t1"),
-        (&t2, "t2"),
-        (&t3, "t3"),
-        (&t4, "t4"),
-        (&t5, "t5"),
-    ];
-    named
-        .into_iter()
-        .chain([(&t6, "t6"), (&t7, "t7")])
-        .fold(GraphExport::new(&[&t7]), |g, (t, name)| g.label(t, name))
+    let seed = backflow::workloads::seed_graph();
+    seed.named()
+        .fold(GraphExport::new(&[seed.loss()]), |g, (t, name)| {
+            g.label(t, name)
+        })
 }
 
 /// The T1 model's loss on one batch of 64 rows of 64 features.
