@@ -201,6 +201,50 @@ fn tree_sum(mut terms: Vec<Tensor>) -> Tensor {
     terms.pop().expect("one term left")
 }
 
+/// W5, the seed graph: `t3 = t1 + t2`, `t4 = t2·t5`, `t6 = t3·t4`, `t7 = sin(t6)` (the loss),
+/// with `t1 = 2`, `t2 = 3`, `t5 = 0.5`. Its gradients are `cos(7.5)·1.5`, `cos(7.5)·4` and
+/// `cos(7.5)·15`.
+pub struct SeedGraph {
+    /// The leaves `t1`, `t2`, `t5`, then `t3`, `t4`, `t6` and the loss `t7`.
+    pub t: [Tensor; 7],
+}
+
+impl SeedGraph {
+    /// Each tensor with its name in the seed document, `t1` … `t7` in that order.
+    pub fn named(&self) -> impl Iterator<Item = (&Tensor, &'static str)> {
+        let [t1, t2, t5, t3, t4, t6, t7] = &self.t;
+        [
+            (t1, "t1"),
+            (t2, "t2"),
+            (t3, "t3"),
+            (t4, "t4"),
+            (t5, "t5"),
+            (t6, "t6"),
+            (t7, "t7"),
+        ]
+        .into_iter()
+    }
+
+    /// The loss `t7`.
+    pub fn loss(&self) -> &Tensor {
+        &self.t[6]
+    }
+}
+
+/// Builds [`SeedGraph`].
+pub fn seed_graph() -> SeedGraph {
+    let t1 = Tensor::scalar(2.0).requires_grad();
+    let t2 = Tensor::scalar(3.0).requires_grad();
+    let t5 = Tensor::scalar(0.5).requires_grad();
+    let t3 = &t1 + &t2;
+    let t4 = &t2 * &t5;
+    let t6 = &t3 * &t4;
+    let t7 = t6.sin();
+    SeedGraph {
+        t: [t1, t2, t5, t3, t4, t6, t7],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,49 +297,5 @@ mod tests {
     fn parse_names() {
         assert_eq!(WorkloadId::parse("W3"), Some(WorkloadId::W3));
         assert_eq!(WorkloadId::parse("w9"), None);
-    }
-}
-
-/// W5, the seed graph: `t3 = t1 + t2`, `t4 = t2·t5`, `t6 = t3·t4`, `t7 = sin(t6)` (the loss),
-/// with `t1 = 2`, `t2 = 3`, `t5 = 0.5`. Its gradients are `cos(7.5)·1.5`, `cos(7.5)·4` and
-/// `cos(7.5)·15`.
-pub struct SeedGraph {
-    /// The leaves `t1`, `t2`, `t5`, then `t3`, `t4`, `t6` and the loss `t7`.
-    pub t: [Tensor; 7],
-}
-
-impl SeedGraph {
-    /// Each tensor with its name in the seed document, `t1` … `t7` in that order.
-    pub fn named(&self) -> impl Iterator<Item = (&Tensor, &'static str)> {
-        let [t1, t2, t5, t3, t4, t6, t7] = &self.t;
-        [
-            (t1, "t1"),
-            (t2, "t2"),
-            (t3, "t3"),
-            (t4, "t4"),
-            (t5, "t5"),
-            (t6, "t6"),
-            (t7, "t7"),
-        ]
-        .into_iter()
-    }
-
-    /// The loss `t7`.
-    pub fn loss(&self) -> &Tensor {
-        &self.t[6]
-    }
-}
-
-/// Builds [`SeedGraph`].
-pub fn seed_graph() -> SeedGraph {
-    let t1 = Tensor::scalar(2.0).requires_grad();
-    let t2 = Tensor::scalar(3.0).requires_grad();
-    let t5 = Tensor::scalar(0.5).requires_grad();
-    let t3 = &t1 + &t2;
-    let t4 = &t2 * &t5;
-    let t6 = &t3 * &t4;
-    let t7 = t6.sin();
-    SeedGraph {
-        t: [t1, t2, t5, t3, t4, t6, t7],
     }
 }
