@@ -9,11 +9,17 @@
 //! A program using the library can do the same with `MALLOC_TRIM_THRESHOLD_` and
 //! `MALLOC_TOP_PAD_`, or another allocator.
 
+/// With the `mimalloc` feature, the binary allocates with mimalloc instead.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Environment variable that keeps glibc's defaults when set (to compare).
+#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
 pub const OPT_OUT: &str = "BACKFLOW_DEFAULT_MALLOC";
 
 /// Turns trimming off (and pads heap growth) unless [`OPT_OUT`] is set; says what it did.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[cfg(all(target_os = "linux", target_env = "gnu", not(feature = "mimalloc")))]
 pub fn keep_freed_memory() -> &'static str {
     if std::env::var_os(OPT_OUT).is_some() {
         return "glibc defaults";
@@ -29,8 +35,14 @@ pub fn keep_freed_memory() -> &'static str {
     "glibc, trimming off"
 }
 
+/// With mimalloc, nothing to set.
+#[cfg(feature = "mimalloc")]
+pub fn keep_freed_memory() -> &'static str {
+    "mimalloc"
+}
+
 /// Elsewhere the system allocator is left as it is.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+#[cfg(not(any(all(target_os = "linux", target_env = "gnu"), feature = "mimalloc")))]
 pub fn keep_freed_memory() -> &'static str {
     "system default"
 }
