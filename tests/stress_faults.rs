@@ -2,7 +2,7 @@
 //! give an `Err` under every configuration, never hang, lose no other caller's gradients,
 //! and leave the engine working.
 
-use backflow::stress::callers::check_callers;
+use backflow::stress::callers::{check_callers, CallersCheck};
 use backflow::stress::exec_oracle::check_exec;
 use backflow::stress::faults::{check_faults, quiet_injected_panics};
 use backflow::stress::oracle::{check_recipe, run_once, RunConfig};
@@ -116,8 +116,9 @@ fn executor_level_faults_are_caught() {
     }
 }
 
-#[test]
-fn concurrent_callers_on_shared_leaves_sum_their_gradients() {
+/// Runs `healthy` callers plus `failing` fault-injected ones on graphs sharing leaves, for
+/// seeds 0..12, asserts that no check failed, and hands each check to `more`.
+fn callers(healthy: usize, failing: usize, more: impl Fn(&CallersCheck)) {
     let configs = configs(&THREADS);
     let spec = GraphSpec {
         nodes: 80,
@@ -127,8 +128,8 @@ fn concurrent_callers_on_shared_leaves_sum_their_gradients() {
         let check = check_callers::<f32>(
             seed,
             &spec,
-            6,
-            0,
+            healthy,
+            failing,
             &configs,
             f32::EPSILON as f64,
             &Watch::none(),
@@ -138,32 +139,18 @@ fn concurrent_callers_on_shared_leaves_sum_their_gradients() {
             "seed {seed}: {:?}",
             check.failures
         );
-        assert_eq!(check.runs, 6);
+        more(&check);
     }
 }
 
 #[test]
+fn concurrent_callers_on_shared_leaves_sum_their_gradients() {
+    callers(6, 0, |check| assert_eq!(check.runs, 6));
+}
+
+#[test]
 fn failing_callers_lose_no_other_callers_gradients() {
-    let configs = configs(&THREADS);
-    let spec = GraphSpec {
-        nodes: 80,
-        ..GraphSpec::default()
-    };
-    for seed in 0..12 {
-        let check = check_callers::<f32>(
-            seed,
-            &spec,
-            5,
-            3,
-            &configs,
-            f32::EPSILON as f64,
-            &Watch::none(),
-        );
-        assert!(
-            check.failures.is_empty(),
-            "seed {seed}: {:?}",
-            check.failures
-        );
-        assert_eq!((check.injected, check.caught), (3, 3));
-    }
+    callers(5, 3, |check| {
+        assert_eq!((check.injected, check.caught), (3, 3))
+    });
 }
