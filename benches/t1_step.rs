@@ -3,10 +3,10 @@
 //! of 64: forward, cross-entropy, backward and an Adam update, timed together, per
 //! scheduler and thread count. Throughput is in samples.
 
-use backflow::data::{digits, DIGITS_CLASSES, DIGITS_FEATURES};
 use backflow::nn::{cross_entropy, Adam, Module, Optimizer};
-use backflow::train::wide_model;
 use backflow::{BackwardOptions, Scheduler};
+use backflow_app::data::{digits, DIGITS_CLASSES, DIGITS_FEATURES};
+use backflow_app::train::wide_model;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use backflow::workloads::{chain, W1_OPS};
+use backflow_app::workloads::{chain, W1_OPS};
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 
 mod common;
 
-use backflow::workloads::WorkloadId;
+use backflow_app::workloads::WorkloadId;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
 

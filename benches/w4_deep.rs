@@ -4,7 +4,7 @@
 
 mod common;
 
-use backflow::workloads::deep;
+use backflow_app::workloads::deep;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::time::Duration;
 

@@ -29,7 +29,7 @@ fn main() -> backflow::Result<()> {
                 None
             });
         };
-        let seed = backflow::workloads::seed_graph();
+        let seed = backflow_app::workloads::seed_graph();
         let [t1, t2, t5, t3, t4, t6, l] = &seed.t;
         for (t, name) in [
             (l, "sin"),

@@ -12,8 +12,8 @@
 //! 415 spans written to target/w2_trace.json
 //! ```
 
-use backflow::workloads;
 use backflow::{BackwardOptions, BackwardStats, Scheduler};
+use backflow_app::workloads;
 use std::time::Instant;
 
 fn main() -> backflow::Result<()> {

@@ -14,11 +14,11 @@
 //! test accuracy 96.39%, weights in /tmp/wide_model.safetensors
 //! ```
 
-use backflow::data::digits;
 use backflow::nn::{
     cross_entropy, save_weights, Adam, Branches, Linear, Merge, Module, Optimizer, Sequential, Tanh,
 };
 use backflow::{no_grad, BackwardOptions};
+use backflow_app::data::digits;
 
 fn main() -> backflow::Result<()> {
     let (branches, hidden) = (16, 64);

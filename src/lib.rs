@@ -16,13 +16,9 @@
 //! assert!((t2.grad().unwrap().item() - c * 4.0).abs() < 1e-5);
 //! ```
 
-pub mod data;
 pub mod nn;
-pub mod stress;
-pub mod train;
-pub mod workloads;
 
-pub use backflow_engine::exec;
+pub use backflow_engine::exec::default_threads;
 pub use backflow_engine::{
     backward, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx, BackwardOptions, Error,
     Result, Scheduler, Tensor,

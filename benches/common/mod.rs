@@ -6,8 +6,8 @@
 // Each bench compiles this module on its own and uses only part of it.
 #![allow(dead_code)]
 
-use backflow::workloads::Workload;
 use backflow::{BackwardOptions, Scheduler};
+use backflow_app::workloads::Workload;
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! The executor-level graph: a random DAG driven through [`crate::exec::execute`] directly,
+//! The executor-level graph: a random DAG driven through [`backflow_engine::exec::execute`] directly,
 //! with a [`TrackedTask`] that records which nodes started and finished and how many
 //! contributions each node has been sent, so a hang can be dumped with its counters.
 //!
@@ -7,7 +7,7 @@
 //! gradients with a plain loop, independent of the executor.
 
 use super::recipe::{FaultKind, GraphSpec};
-use crate::exec::{Gradient, Plan, Task};
+use backflow_engine::exec::{Gradient, Plan, Task};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};

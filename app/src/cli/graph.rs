@@ -3,8 +3,8 @@
 
 use super::CliResult;
 use backflow::nn::{cross_entropy, Module};
-use backflow::train::wide_model;
 use backflow::{GraphExport, Tensor};
+use backflow_app::train::wide_model;
 use clap::{Args, ValueEnum};
 
 /// Which graph to draw.
@@ -42,7 +42,7 @@ pub struct GraphArgs {
 
 /// The seed graph W5, its tensors named as in the seed document.
 pub fn seed_graph() -> GraphExport<f32> {
-    let seed = backflow::workloads::seed_graph();
+    let seed = backflow_app::workloads::seed_graph();
     seed.named()
         .fold(GraphExport::new(&[seed.loss()]), |g, (t, name)| {
             g.label(t, name)

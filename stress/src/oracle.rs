@@ -2,8 +2,8 @@
 //!
 //! The reference is `Dfs` on one thread in `Deterministic` mode. Every other run must
 //! match it bitwise in `Deterministic` mode and within [`fast_tolerance`] in `Fast` mode.
-//! Runs alternate between [`crate::backward`] (leaf `.grad()`) and
-//! [`crate::grad`], which must agree bitwise too; the last run frees the graph
+//! Runs alternate between [`backflow::backward`] (leaf `.grad()`) and
+//! [`backflow::grad`], which must agree bitwise too; the last run frees the graph
 //! (`retain_graph(false)`), the others retain it. In f64 the reference is also checked
 //! against central finite differences of the objective `Σ_k ⟨grad_outputs[k], roots[k]⟩`
 //! along random directions.
@@ -11,7 +11,7 @@
 use super::build::TensorGraph;
 use super::recipe::Recipe;
 use super::watchdog::Watch;
-use crate::{backward, grad, Accumulation, BackwardOptions, Result, Scheduler, Tensor};
+use backflow::{backward, grad, Accumulation, BackwardOptions, Result, Scheduler, Tensor};
 use backflow_kernels::Element;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -2,13 +2,13 @@
 //! give an `Err` under every configuration, never hang, lose no other caller's gradients,
 //! and leave the engine working.
 
-use backflow::stress::callers::{check_callers, CallersCheck};
-use backflow::stress::exec_oracle::check_exec;
-use backflow::stress::faults::{check_faults, quiet_injected_panics};
-use backflow::stress::oracle::{check_recipe, run_once, RunConfig};
-use backflow::stress::recipe::FaultKind;
-use backflow::stress::{configs, GraphSpec, Recipe, Watch};
 use backflow::{BackwardOptions, Scheduler};
+use backflow_stress::callers::{check_callers, CallersCheck};
+use backflow_stress::exec_oracle::check_exec;
+use backflow_stress::faults::{check_faults, quiet_injected_panics};
+use backflow_stress::oracle::{check_recipe, run_once, RunConfig};
+use backflow_stress::recipe::FaultKind;
+use backflow_stress::{configs, GraphSpec, Recipe, Watch};
 
 const THREADS: [usize; 5] = [1, 2, 4, 8, 16];
 

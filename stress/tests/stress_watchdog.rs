@@ -1,10 +1,10 @@
 //! The watchdog reports a run past its deadline as a hang, with its seed and the executor
 //! state the tracking task recorded, instead of killing it silently.
 
-use backflow::stress::exec_graph::{ExecFault, ExecGraph, TrackedTask};
-use backflow::stress::exec_oracle::run_exec;
-use backflow::stress::{run_with_deadline, GraphSpec, RunConfig, Watchdog};
 use backflow::Scheduler;
+use backflow_stress::exec_graph::{ExecFault, ExecGraph, TrackedTask};
+use backflow_stress::exec_oracle::run_exec;
+use backflow_stress::{run_with_deadline, GraphSpec, RunConfig, Watchdog};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,7 +63,7 @@ fn run_with_deadline_reports_instead_of_waiting_forever() {
         .seeds()
         .iter()
         .map(|_| {
-            Some(backflow::stress::exec_graph::ExecGrad {
+            Some(backflow_stress::exec_graph::ExecGrad {
                 value: 1.0,
                 drop_later: false,
             })
@@ -74,7 +74,7 @@ fn run_with_deadline_reports_instead_of_waiting_forever() {
         "seed 42 kahn",
         Duration::from_millis(100),
         Some(Arc::new(move || probe.dump())),
-        move || backflow::exec::execute(Arc::new(plan), run, seeds, &Default::default()),
+        move || backflow_stress::exec::execute(Arc::new(plan), run, seeds, &Default::default()),
     )
     .unwrap_err();
     assert!(hang.label.contains("seed 42"));

@@ -2,9 +2,9 @@
 //! configuration against the reference, finite differences, hubs with thousands of
 //! consumers, and a short end-to-end stress run.
 
-use backflow::stress::exec_oracle::check_exec;
-use backflow::stress::oracle::{check_recipe, finite_differences};
-use backflow::stress::{configs, run, GraphSpec, Recipe, StressConfig, Watch};
+use backflow_stress::exec_oracle::check_exec;
+use backflow_stress::oracle::{check_recipe, finite_differences};
+use backflow_stress::{configs, run, GraphSpec, Recipe, StressConfig, Watch};
 
 const THREADS: [usize; 5] = [1, 2, 4, 8, 16];
 
@@ -15,7 +15,7 @@ fn same_seed_same_graph() {
         let (a, b) = (Recipe::generate(seed, &spec), Recipe::generate(seed, &spec));
         assert_eq!(a, b, "seed {seed}");
         let (ga, gb) = (a.build::<f32>().unwrap(), b.build::<f32>().unwrap());
-        let values = |g: &backflow::stress::build::TensorGraph<f32>| -> Vec<Vec<u32>> {
+        let values = |g: &backflow_stress::build::TensorGraph<f32>| -> Vec<Vec<u32>> {
             g.roots
                 .iter()
                 .chain(&g.grad_outputs)

@@ -13,7 +13,7 @@
 //! - [`watchdog`]: deadlines and hang dumps; [`runner`], [`report`]: the whole run.
 //!
 //! ```
-//! use backflow::stress::{run, StressConfig};
+//! use backflow_stress::{run, StressConfig};
 //! let cfg = StressConfig { graphs: 4, threads: vec![1, 2], jobs: 1, ..StressConfig::default() };
 //! let summary = run(&cfg, &|_| {});
 //! assert!(summary.passed(), "{summary}");
@@ -31,6 +31,8 @@ pub mod report;
 pub mod runner;
 pub mod watchdog;
 
+/// The generic executor, to drive graph types of your own (see [`exec_graph`]).
+pub use backflow_engine::exec;
 pub use oracle::{configs, RunConfig};
 pub use recipe::{GraphSpec, OpMix, Recipe};
 pub use report::{Failure, Summary};

@@ -8,7 +8,7 @@
 //! (`retain_graph`) and clears the leaves' gradients outside the timer.
 //!
 //! ```
-//! use backflow::workloads;
+//! use backflow_app::workloads;
 //! use backflow::{BackwardOptions, Scheduler};
 //! let w = workloads::chain(1_000);
 //! assert_eq!(w.nodes, 1_002);
@@ -17,7 +17,7 @@
 //! assert!(elapsed.as_nanos() > 0);
 //! ```
 
-use crate::{BackwardOptions, Result, Tensor};
+use backflow::{BackwardOptions, Result, Tensor};
 use std::time::{Duration, Instant};
 
 /// A built graph ready to be differentiated again and again.
@@ -248,7 +248,7 @@ pub fn seed_graph() -> SeedGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Scheduler;
+    use backflow::Scheduler;
 
     #[test]
     fn gradients_agree_across_schedulers_and_repeat() {

@@ -2,8 +2,8 @@
 //! names, and strict loading.
 
 use backflow::nn::{from_safetensors, load_weights, save_weights, to_safetensors, Linear, Module};
-use backflow::train::wide_model;
 use backflow::{no_grad, Tensor};
+use backflow_app::train::wide_model;
 use safetensors::SafeTensors;
 
 fn temp_path(name: &str) -> std::path::PathBuf {

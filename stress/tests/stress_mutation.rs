@@ -1,8 +1,8 @@
 //! A deliberately broken accumulation (executor-level gradients that drop the later of
 //! two contributions) is caught by the stress run, which names a seed that reproduces it.
 
-use backflow::stress::exec_oracle::check_exec;
-use backflow::stress::{check_seed, configs, run, StressConfig, Summary, Watch};
+use backflow_stress::exec_oracle::check_exec;
+use backflow_stress::{check_seed, configs, run, StressConfig, Summary, Watch};
 
 #[test]
 fn the_stress_run_catches_a_dropped_contribution_and_names_the_seed() {
@@ -48,7 +48,7 @@ fn the_stress_run_catches_a_dropped_contribution_and_names_the_seed() {
 fn bitwise_agreement_alone_would_miss_it() {
     // In Deterministic mode every scheduler drops the same contributions, so the runs agree
     // with each other: only the executor-independent reference exposes the bug.
-    let spec = backflow::stress::GraphSpec {
+    let spec = backflow_stress::GraphSpec {
         nodes: 100,
         ..Default::default()
     };

@@ -13,8 +13,8 @@
 //! each figure is the peak so far.
 
 use super::CliResult;
-use backflow::workloads::{Workload, WorkloadId};
-use backflow::{exec, Accumulation, BackwardOptions, Scheduler};
+use backflow::{Accumulation, BackwardOptions, Scheduler};
+use backflow_app::workloads::{Workload, WorkloadId};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -163,7 +163,7 @@ pub fn run(args: ScaleArgs) -> CliResult {
     if workloads.is_empty() {
         return Err("--workload: no workload selected".into());
     }
-    let cores = exec::default_threads();
+    let cores = backflow::default_threads();
     let mut threads = match &args.threads {
         Some(list) => parse_threads(list)?,
         None => default_threads(cores),

@@ -5,7 +5,7 @@ use backflow::{GraphExport, Tensor};
 
 /// The seed graph W5 with its tensors named t1 … t7.
 fn seed() -> GraphExport<f32> {
-    let seed = backflow::workloads::seed_graph();
+    let seed = backflow_app::workloads::seed_graph();
     seed.named()
         .fold(GraphExport::new(&[seed.loss()]), |g, (t, name)| {
             g.label(t, name)

@@ -10,7 +10,7 @@ use super::build::{FAULT_OP, INJECTED};
 use super::oracle::{compare, fast_tolerance, run_once, LeafGrads, RunConfig};
 use super::recipe::Recipe;
 use super::watchdog::Watch;
-use crate::Accumulation;
+use backflow::Accumulation;
 use backflow_kernels::Element;
 use std::sync::Once;
 

@@ -3,7 +3,7 @@
 //! the command that reproduces the first failing seed.
 
 use super::CliResult;
-use backflow::stress::{GraphSpec, StressConfig};
+use backflow_stress::{GraphSpec, StressConfig};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
@@ -87,7 +87,7 @@ impl StressArgs {
             },
             duration: self.duration,
             threads: self.threads.clone(),
-            jobs: self.jobs.unwrap_or_else(backflow::exec::default_threads),
+            jobs: self.jobs.unwrap_or_else(backflow::default_threads),
             spec: GraphSpec {
                 nodes: self.nodes,
                 width: self.width,
@@ -142,7 +142,7 @@ pub fn run(args: StressArgs) -> CliResult {
         )?
         .progress_chars("=> "),
     );
-    let summary = backflow::stress::run(&cfg, &|done| bar.set_position(done));
+    let summary = backflow_stress::run(&cfg, &|done| bar.set_position(done));
     bar.finish_and_clear();
     println!(
         "backflow stress: seed {}, {} configurations, {} jobs, threads {:?}",

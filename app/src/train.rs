@@ -2,10 +2,10 @@
 //! set. `backflow train` and the tests run it.
 
 use crate::data::{self, Dataset, DIGITS_CLASSES, DIGITS_FEATURES};
-use crate::nn::{
+use backflow::nn::{
     accuracy, cross_entropy, Adam, Branches, Linear, Merge, Module, Optimizer, Sequential, Tanh,
 };
-use crate::{exec, no_grad, BackwardOptions, Error, Result, Scheduler};
+use backflow::{no_grad, BackwardOptions, Error, Result, Scheduler};
 use std::time::{Duration, Instant};
 
 /// The training run's settings; the defaults are workload T1.
@@ -38,7 +38,7 @@ impl Default for TrainConfig {
             batch: 64,
             lr: 1e-2,
             seed: 0,
-            threads: exec::default_threads(),
+            threads: backflow::default_threads(),
             scheduler: Scheduler::Parallel,
         }
     }

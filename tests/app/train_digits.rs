@@ -1,9 +1,9 @@
 //! Training on the embedded digits data: the split, the batches, and a short run of a
 //! smaller wide model that must exceed 90% test accuracy.
 
-use backflow::data::digits;
-use backflow::train::{train_digits, TrainConfig};
 use backflow::Scheduler;
+use backflow_app::data::digits;
+use backflow_app::train::{train_digits, TrainConfig};
 
 #[test]
 fn digits_load_split_and_batch() {

@@ -6,7 +6,7 @@
 //! [`SQUASH_ABOVE`] goes through `tanh`, so values and gradients stay finite at any depth.
 
 use super::recipe::{FaultKind, OpKind, Recipe};
-use crate::{Error, Result, Tensor};
+use backflow::{Error, Result, Tensor};
 use backflow_kernels::{broadcast_shapes, Element};
 
 /// Outputs whose magnitude bound exceeds this pass through `tanh`.

@@ -54,7 +54,7 @@ impl Default for StressConfig {
             graphs: 1000,
             duration: None,
             threads: vec![1, 2, 4, 8, 16],
-            jobs: crate::exec::default_threads(),
+            jobs: backflow_engine::exec::default_threads(),
             spec: GraphSpec {
                 nodes: 80,
                 ..GraphSpec::default()

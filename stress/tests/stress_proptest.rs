@@ -1,11 +1,11 @@
 //! Property tests over arbitrary graphs, with shrinking: a failure is reported as a minimal
 //! graph. Bounded by `ProptestConfig::cases` to keep CI short.
 
-use backflow::stress::exec_graph::ExecGraph;
-use backflow::stress::exec_oracle::run_exec;
-use backflow::stress::oracle::check_recipe;
-use backflow::stress::recipe::{LeafShape, Op, OpKind};
-use backflow::stress::{configs, Recipe, RunConfig, Watch};
+use backflow_stress::exec_graph::ExecGraph;
+use backflow_stress::exec_oracle::run_exec;
+use backflow_stress::oracle::check_recipe;
+use backflow_stress::recipe::{LeafShape, Op, OpKind};
+use backflow_stress::{configs, Recipe, RunConfig, Watch};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngSeed, TestError, TestRunner};

@@ -1,8 +1,8 @@
 //! Concurrent callers: many user threads run backward at once on graphs that share leaves.
 //!
-//! Each healthy caller runs [`crate::backward`] on its own graph over the shared
+//! Each healthy caller runs [`backflow::backward`] on its own graph over the shared
 //! leaves, under its own configuration, all released together by a barrier. Faulty
-//! callers run [`crate::grad`] on graphs with injected faults over the same leaves
+//! callers run [`backflow::grad`] on graphs with injected faults over the same leaves
 //! (so they touch no `.grad()`) and must get an `Err`. Afterwards each shared leaf's
 //! `.grad()` must equal the sum of the healthy graphs' separate gradients, within a
 //! tolerance: the order in which callers add into a leaf varies. No caller may lose
@@ -13,7 +13,7 @@ use super::faults::quiet_injected_panics;
 use super::oracle::{compare, fast_tolerance, run_once, RunConfig};
 use super::recipe::{GraphSpec, Recipe};
 use super::watchdog::Watch;
-use crate::{backward, grad, Tensor};
+use backflow::{backward, grad, Tensor};
 use backflow_kernels::Element;
 use std::sync::Barrier;
 
@@ -62,7 +62,7 @@ pub fn check_callers<T: Element>(
     let graphs = match recipes
         .iter()
         .map(|r| r.build_on(&leaves))
-        .collect::<crate::Result<Vec<_>>>()
+        .collect::<backflow::Result<Vec<_>>>()
     {
         Ok(g) => g,
         Err(e) => {

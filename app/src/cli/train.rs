@@ -2,8 +2,8 @@
 
 use super::CliResult;
 use backflow::nn::save_weights;
-use backflow::train::{train_digits, TrainConfig};
-use backflow::{exec, Scheduler};
+use backflow::Scheduler;
+use backflow_app::train::{train_digits, TrainConfig};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -49,7 +49,10 @@ pub fn run(args: TrainArgs) -> CliResult {
         batch: args.batch,
         lr: args.lr,
         seed: args.seed,
-        threads: args.threads.unwrap_or_else(exec::default_threads).max(1),
+        threads: args
+            .threads
+            .unwrap_or_else(backflow::default_threads)
+            .max(1),
         scheduler: args.scheduler,
     };
     let bar = ProgressBar::new(0).with_style(

@@ -2,13 +2,13 @@
 //! `data/README.md`), embedded in the library so a fresh clone runs from any directory;
 //! a seeded train/test split and shuffled mini-batches.
 
-use crate::{Error, Result, Tensor};
+use backflow::{Error, Result, Tensor};
 use flate2::read::GzDecoder;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use std::io::Read;
 
 /// The gzipped CSV: 1,797 rows of 64 pixels (0..16) then the label (0..9).
-const DIGITS_CSV_GZ: &[u8] = include_bytes!("../data/digits.csv.gz");
+const DIGITS_CSV_GZ: &[u8] = include_bytes!("../../data/digits.csv.gz");
 
 /// Pixels per image (8×8).
 pub const DIGITS_FEATURES: usize = 64;
@@ -36,7 +36,7 @@ pub struct Batch {
 /// The embedded digits set, pixels scaled by 1/16 into `[0, 1]`.
 ///
 /// ```
-/// let digits = backflow::data::digits().unwrap();
+/// let digits = backflow_app::data::digits().unwrap();
 /// assert_eq!((digits.len(), digits.width()), (1797, 64));
 /// ```
 pub fn digits() -> Result<Dataset> {
