@@ -1,9 +1,11 @@
-//! `Param`: a trainable tensor that an optimiser can replace.
+//! `Param`: a trainable tensor whose values an optimiser updates.
 //!
-//! Tensors are immutable, so a parameter is a shared cell holding its current leaf. The
+//! Tensor data is immutable, so a parameter is a shared cell holding its current leaf. The
 //! forward pass reads it with [`Param::get`]; an optimiser step computes the new values on
-//! raw data and swaps a fresh leaf into the cell with [`Param::set`]. Every clone of a
-//! `Param` (the module's, the optimiser's) sees the swap.
+//! raw data and puts them into the cell with [`Param::set`], keeping the leaf's autograd
+//! identity ([`Tensor::with_values`]): hooks and grad-ready callbacks registered on any
+//! `p.get()` stay registered across steps, as they do on a PyTorch parameter. Every clone
+//! of a `Param` (the module's, the optimiser's) sees the update.
 
 use crate::{Error, Result, Tensor};
 use std::sync::{Arc, RwLock};
@@ -16,7 +18,7 @@ use std::sync::{Arc, RwLock};
 /// let y = (&p.get() * 3.0).sum();
 /// y.backward().unwrap();
 /// assert_eq!(p.grad().unwrap().to_vec(), vec![3.0, 3.0]);
-/// p.set_data(vec![5.0, 6.0]).unwrap(); // a new leaf, with no gradient yet
+/// p.set_data(vec![5.0, 6.0]).unwrap(); // new values; the gradient starts afresh
 /// assert_eq!(p.get().to_vec(), vec![5.0, 6.0]);
 /// assert!(p.grad().is_none());
 /// ```
@@ -45,10 +47,11 @@ impl Param {
         self.cell.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces the parameter with a new leaf holding `value`'s data. Graphs built from the
-    /// old leaf keep it; its gradient is not carried over. Errs if the shape changes.
+    /// Sets the parameter's values to `value`'s data and clears its gradient. The leaf keeps
+    /// its identity, so hooks and grad-ready callbacks registered on it stay; graphs built
+    /// before keep the values they saved. Errs if the shape changes.
     pub fn set(&self, value: Tensor) -> Result<()> {
-        let mut cell = self.cell.write().unwrap_or_else(|e| e.into_inner());
+        let cell = self.cell.read().unwrap_or_else(|e| e.into_inner());
         if value.shape() != cell.shape() {
             return Err(Error::Shape {
                 op: "Param::set",
@@ -57,13 +60,17 @@ impl Param {
                 reason: "a parameter keeps its shape".into(),
             });
         }
-        *cell = value.detach().requires_grad();
-        Ok(())
+        drop(cell);
+        self.set_data(value.to_vec())
     }
 
     /// [`set`](Self::set) from raw values in row-major order.
     pub fn set_data(&self, data: Vec<f32>) -> Result<()> {
-        self.set(Tensor::from_vec(data, &self.shape())?)
+        let mut cell = self.cell.write().unwrap_or_else(|e| e.into_inner());
+        let updated = cell.with_values(data)?;
+        updated.zero_grad();
+        *cell = updated;
+        Ok(())
     }
 
     /// The shape.

@@ -225,6 +225,61 @@ impl<T: Element> Tensor<T> {
         }
     }
 
+    /// This leaf with new values: the result keeps the leaf's autograd identity (its
+    /// accumulated gradient, hooks and grad-ready callbacks) and holds `data`, of the same
+    /// shape. This is how an optimiser updates a parameter: graphs already built keep the old
+    /// values they saved, and the hooks a user registered stay registered. A tensor that
+    /// requires no gradient just gets the new values.
+    ///
+    /// Errs if `data` does not fill the shape, or if this tensor is the output of an op (its
+    /// values are defined by its inputs).
+    ///
+    /// ```
+    /// use backflow::Tensor;
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// let w = Tensor::<f32>::ones(&[2]).requires_grad();
+    /// let calls = Arc::new(AtomicUsize::new(0));
+    /// let seen = Arc::clone(&calls);
+    /// w.on_grad_ready(move |_| {
+    ///     seen.fetch_add(1, Ordering::Relaxed);
+    /// });
+    /// let w2 = w.with_values(vec![5.0, 6.0]).unwrap();
+    /// (&w2 * 2.0).sum().backward().unwrap();
+    /// assert_eq!(calls.load(Ordering::Relaxed), 1); // the callback survived
+    /// assert_eq!(w.grad().unwrap().to_vec(), vec![2.0, 2.0]); // one gradient, shared
+    /// ```
+    pub fn with_values(&self, data: Vec<T>) -> Result<Tensor<T>> {
+        if data.len() != self.numel() {
+            return Err(Error::Invalid {
+                op: "with_values",
+                message: format!(
+                    "{} values cannot fill shape {:?} ({} elements)",
+                    data.len(),
+                    self.shape(),
+                    self.numel()
+                ),
+            });
+        }
+        if !self.is_leaf() {
+            return Err(Error::Invalid {
+                op: "with_values",
+                message: format!(
+                    "the tensor of shape {:?} is the output of `{}`, not a leaf",
+                    self.shape(),
+                    self.inner.node.as_ref().map_or("?", |n| n.op)
+                ),
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                data: Arc::new(data),
+                shape: self.inner.shape.clone(),
+                node: self.inner.node.clone(),
+            }),
+        })
+    }
+
     /// The gradient accumulated into this leaf by backward passes, if any.
     pub fn grad(&self) -> Option<Tensor<T>> {
         match &self.inner.node.as_deref()?.kind {

@@ -1,5 +1,6 @@
 //! Optimisers: they read each parameter's gradient, compute its new values on raw data
-//! (nothing is recorded), and swap a fresh leaf into the [`super::Param`].
+//! (nothing is recorded), and set them into the [`super::Param`], whose leaf keeps its
+//! hooks across steps.
 
 mod adam;
 mod sgd;
@@ -12,8 +13,8 @@ use crate::Result;
 
 /// Updates parameters from their gradients.
 pub trait Optimizer {
-    /// Applies one update to every parameter that has a gradient. Each updated parameter
-    /// becomes a new leaf, so its gradient starts empty for the next pass.
+    /// Applies one update to every parameter that has a gradient. Each updated parameter's
+    /// gradient is cleared, so it starts empty for the next pass; its hooks stay.
     fn step(&mut self) -> Result<()>;
 
     /// The parameters being optimised.
