@@ -10,7 +10,9 @@
 //! - [`exec_graph`], [`exec_oracle`]: the executor-level graph with its tracking task and
 //!   the broken-accumulation mutation;
 //! - [`faults`], [`callers`]: fault injection and concurrent callers on shared leaves;
-//! - [`watchdog`]: deadlines and hang dumps; [`runner`], [`report`]: the whole run.
+//! - [`watchdog`]: deadlines and hang dumps; [`runner`], [`report`]: the whole run;
+//! - [`user_graph`]: [`check_graph`], the same scrutiny for a graph of your own (custom
+//!   ops included).
 //!
 //! ```
 //! use backflow_stress::{run, StressConfig};
@@ -29,6 +31,7 @@ pub mod oracle;
 pub mod recipe;
 pub mod report;
 pub mod runner;
+pub mod user_graph;
 pub mod watchdog;
 
 /// The generic executor, to drive graph types of your own (see [`exec_graph`]).
@@ -37,4 +40,5 @@ pub use oracle::{configs, RunConfig};
 pub use recipe::{GraphSpec, OpMix, Recipe};
 pub use report::{Failure, Summary};
 pub use runner::{check_seed, run, StressConfig};
+pub use user_graph::{check_graph, GraphStress, GraphStressReport};
 pub use watchdog::{run_with_deadline, Hang, Watch, Watchdog};

@@ -187,7 +187,7 @@ pub fn backward<T: Element>(
 /// outputs do not depend on gets `None`.
 ///
 /// ```
-/// use backflow_engine::{grad, BackwardOptions, Tensor};
+/// use backflow::{grad, BackwardOptions, Tensor};
 /// let x = Tensor::<f64>::scalar(3.0).requires_grad();
 /// let y = &x * &x;                       // dy/dx = 2x = 6
 /// let g = grad(&[y], &[], &[x.clone()], &BackwardOptions::new()).unwrap();

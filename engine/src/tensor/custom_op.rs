@@ -12,7 +12,7 @@ use backflow_kernels::Element;
 /// An op defined outside the engine: its forward and its local chain rule.
 ///
 /// ```
-/// use backflow_engine::{BackwardCtx, CustomOp, Result, Tensor};
+/// use backflow::{BackwardCtx, CustomOp, Result, Tensor};
 ///
 /// /// y = x³, with dy/dx = 3x².
 /// struct Cube;

@@ -16,7 +16,7 @@ use std::fmt::Write as _;
 /// The graph behind some tensors, ready to be drawn.
 ///
 /// ```
-/// use backflow_engine::{GraphExport, Tensor};
+/// use backflow::{GraphExport, Tensor};
 /// let a = Tensor::<f32>::scalar(2.0).requires_grad();
 /// let b = Tensor::<f32>::ones(&[3]).requires_grad();
 /// let y = (&a * &b).sum();

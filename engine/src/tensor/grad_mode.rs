@@ -27,7 +27,7 @@ pub fn with_grad_mode<R>(enabled: bool, f: impl FnOnce() -> R) -> R {
 /// Runs `f` without recording graph nodes: results of ops inside do not require grad.
 ///
 /// ```
-/// use backflow_engine::{no_grad, Tensor};
+/// use backflow::{no_grad, Tensor};
 /// let w = Tensor::<f32>::ones(&[2]).requires_grad();
 /// let y = no_grad(|| &w * 2.0);
 /// assert!(!y.needs_grad());

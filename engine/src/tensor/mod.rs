@@ -30,7 +30,7 @@ use std::panic::Location;
 /// Cloning is cheap (a reference count). Data is immutable: ops return new tensors.
 ///
 /// ```
-/// use backflow_engine::Tensor;
+/// use backflow::Tensor;
 /// let x = Tensor::from_vec(vec![1.0f32, 2.0, 3.0], &[3]).unwrap().requires_grad();
 /// let y = (&x * &x).sum();          // y = Σ x²
 /// y.backward().unwrap();
@@ -332,7 +332,7 @@ impl<T: Element> Tensor<T> {
     /// custom ops join the graph.
     ///
     /// ```
-    /// use backflow_engine::Tensor;
+    /// use backflow::Tensor;
     /// // A custom op: y = 3x, with dy/dx = 3.
     /// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2]).unwrap().requires_grad();
     /// let data = x.data().iter().map(|v| 3.0 * v).collect();

@@ -23,7 +23,7 @@ use std::time::Instant;
 /// [`BackwardOptions::stats`](super::BackwardOptions::stats).
 ///
 /// ```
-/// use backflow_engine::{grad, BackwardOptions, BackwardStats, Tensor};
+/// use backflow::{grad, BackwardOptions, BackwardStats, Tensor};
 /// let x = Tensor::<f64>::scalar(1.0).requires_grad();
 /// let y = Tensor::<f64>::scalar(2.0).requires_grad();
 /// let loss = &x.sin() + &y.exp().exp();

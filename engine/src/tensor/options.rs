@@ -8,7 +8,7 @@ use std::path::PathBuf;
 /// How to run a backward pass (a builder).
 ///
 /// ```
-/// use backflow_engine::{Accumulation, BackwardOptions, Scheduler, Tensor};
+/// use backflow::{Accumulation, BackwardOptions, Scheduler, Tensor};
 /// let x = Tensor::<f32>::scalar(2.0).requires_grad();
 /// let y = x.sin();
 /// let opts = BackwardOptions::new()
