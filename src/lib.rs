@@ -23,7 +23,9 @@ pub use backflow_engine::{
     backward, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx, BackwardOptions, Error,
     Result, Scheduler, Tensor,
 };
-pub use backflow_engine::{BackwardStats, CustomOp, GraphExport};
+pub use backflow_engine::{
+    gradcheck, numeric_grads, BackwardStats, CustomOp, GradcheckTolerance, GraphExport,
+};
 pub use backflow_kernels::Element;
 
 /// The README's code blocks, compiled and run as doctests.

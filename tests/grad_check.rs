@@ -6,7 +6,7 @@
 //! scheduler, both with the fused kernel backwards and with the recorded ones
 //! (`create_graph`).
 
-use backflow::{no_grad, BackwardOptions, Scheduler, Tensor};
+use backflow::{BackwardOptions, Scheduler, Tensor};
 
 const STEP: f64 = 1e-5;
 const RTOL: f64 = 1e-6;
@@ -40,26 +40,10 @@ fn loss(f: &dyn Fn(&[T64]) -> T64, xs: &[T64]) -> T64 {
     (&y * &w).sum()
 }
 
-/// Central-difference gradient of `loss(f, inputs)` with respect to each input.
+/// Central-difference gradient of `loss(f, inputs)` with respect to each input (the
+/// library's one finite-difference routine, `backflow::numeric_grads`).
 fn numeric_grads(f: &dyn Fn(&[T64]) -> T64, inputs: &[T64]) -> Vec<Vec<f64>> {
-    no_grad(|| {
-        (0..inputs.len())
-            .map(|i| {
-                (0..inputs[i].numel())
-                    .map(|j| {
-                        let at = |delta: f64| {
-                            let mut xs = inputs.to_vec();
-                            let mut data = xs[i].to_vec();
-                            data[j] += delta;
-                            xs[i] = Tensor::from_vec(data, inputs[i].shape()).unwrap();
-                            loss(f, &xs).item()
-                        };
-                        (at(STEP) - at(-STEP)) / (2.0 * STEP)
-                    })
-                    .collect()
-            })
-            .collect()
-    })
+    backflow::numeric_grads(|xs| Ok(loss(f, xs)), inputs, STEP).unwrap()
 }
 
 /// Checks the gradient of `f` at `inputs` against finite differences, under every

@@ -16,5 +16,6 @@ pub use exec::{Accumulation, Scheduler};
 pub use tensor::grad_mode::{is_grad_enabled, no_grad};
 #[cfg(not(loom))]
 pub use tensor::{
-    backward, grad, BackwardCtx, BackwardOptions, BackwardStats, CustomOp, GraphExport, Tensor,
+    backward, grad, gradcheck, numeric_grads, BackwardCtx, BackwardOptions, BackwardStats,
+    CustomOp, GradcheckTolerance, GraphExport, Tensor,
 };

@@ -13,11 +13,11 @@ mod shape;
 mod softmax;
 mod unary;
 
-#[cfg(test)]
 mod gradcheck;
 
 pub use binary::{binary_backward, binary_forward, Binary};
 pub use element::Element;
+pub use gradcheck::numeric_gradient;
 pub use layout::{concat, concat_backward, transpose};
 pub use matmul::{matmul, matmul_backward};
 pub use reduce::{sum_all, sum_axis, sum_axis_backward};

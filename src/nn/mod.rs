@@ -2,7 +2,7 @@
 //! safetensors weights.
 //!
 //! Parameters are [`Param`]s: shared cells holding a leaf tensor. The forward pass reads
-//! them; an optimiser step swaps in new leaves.
+//! them; an optimiser step sets their new values, keeping each leaf (and its hooks).
 //!
 //! ```
 //! use backflow::nn::{cross_entropy, Adam, Branches, Linear, Merge, Module, Optimizer, Sequential, Tanh};

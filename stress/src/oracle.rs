@@ -12,7 +12,7 @@ use super::build::TensorGraph;
 use super::recipe::Recipe;
 use super::watchdog::Watch;
 use backflow::{backward, grad, Accumulation, BackwardOptions, Result, Scheduler, Tensor};
-use backflow_kernels::Element;
+use backflow_kernels::{numeric_gradient, Element};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -256,28 +256,32 @@ pub fn finite_differences(
                     .collect()
             })
             .collect();
-        let shifted = |sign: f64| -> Vec<Tensor<f64>> {
+        // The directional derivative along v: d/dt objective(base + t·v) at t = 0, by the
+        // library's one central-difference routine.
+        let at = |t: f64| -> Vec<Tensor<f64>> {
             base.iter()
                 .zip(&v)
-                .map(|(t, v)| {
-                    let data = t
-                        .data()
-                        .iter()
-                        .zip(v)
-                        .map(|(x, v)| x + sign * h * v)
-                        .collect();
-                    Tensor::from_vec(data, t.shape()).expect("same shape")
+                .map(|(x, v)| {
+                    let data = x.data().iter().zip(v).map(|(x, v)| x + t * v).collect();
+                    Tensor::from_vec(data, x.shape()).expect("same shape")
                 })
                 .collect()
         };
-        let (plus, minus) = match (
-            recipe.objective(&shifted(1.0)),
-            recipe.objective(&shifted(-1.0)),
-        ) {
-            (Ok(p), Ok(m)) => (p, m),
-            (Err(e), _) | (_, Err(e)) => return Some(format!("objective failed: {e}")),
-        };
-        let numeric = (plus - minus) / (2.0 * h);
+        let mut failure = None;
+        let numeric = numeric_gradient(
+            |t| match recipe.objective(&at(t[0])) {
+                Ok(value) => value,
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    f64::NAN
+                }
+            },
+            &[0.0],
+            h,
+        )[0];
+        if let Some(e) = failure {
+            return Some(format!("objective failed: {e}"));
+        }
         let terms = reference.iter().zip(&v).flat_map(|(g, v)| {
             v.iter()
                 .enumerate()

@@ -15,6 +15,9 @@ use backflow_kernels::Element;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// What a graph builder returns: the one-element loss and the leaves to check.
+pub type Built<T> = Result<(Tensor<T>, Vec<Tensor<T>>)>;
+
 /// How hard [`check_graph`] tries.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GraphStress {
@@ -77,7 +80,7 @@ pub fn check_graph<T, F>(
 ) -> std::result::Result<GraphStressReport, String>
 where
     T: Element,
-    F: Fn() -> Result<(Tensor<T>, Vec<Tensor<T>>)> + Send + Sync + 'static,
+    F: Fn() -> Built<T> + Send + Sync + 'static,
 {
     let build = Arc::new(build);
     let reference = run_timed(label, cfg, &build, RunConfig::reference())?;
@@ -111,7 +114,7 @@ fn concurrent_round<T, F>(
 ) -> std::result::Result<usize, String>
 where
     T: Element,
-    F: Fn() -> Result<(Tensor<T>, Vec<Tensor<T>>)> + Send + Sync + 'static,
+    F: Fn() -> Built<T> + Send + Sync + 'static,
 {
     let callers: Vec<_> = (0..cfg.concurrent_callers)
         .map(|caller| {
@@ -170,7 +173,7 @@ fn run_timed<T, F>(
 ) -> std::result::Result<LeafGrads, String>
 where
     T: Element,
-    F: Fn() -> Result<(Tensor<T>, Vec<Tensor<T>>)> + Send + Sync + 'static,
+    F: Fn() -> Built<T> + Send + Sync + 'static,
 {
     let build = Arc::clone(build);
     run_with_deadline(
@@ -184,10 +187,7 @@ where
 }
 
 /// Builds the graph and differentiates it once under `config`.
-fn run_once<T: Element>(
-    build: &dyn Fn() -> Result<(Tensor<T>, Vec<Tensor<T>>)>,
-    config: RunConfig,
-) -> Result<LeafGrads> {
+fn run_once<T: Element>(build: &dyn Fn() -> Built<T>, config: RunConfig) -> Result<LeafGrads> {
     let (loss, leaves) = build()?;
     loss.backward_with(&config.options(false))?;
     Ok(leaves
