@@ -75,7 +75,7 @@ pub struct TrainReport {
 /// The T1 model shape: `branches` copies of `Linear(inputs, hidden) → tanh →
 /// Linear(hidden, hidden) → tanh` on the same input, concatenated, then
 /// `Linear(branches·hidden, classes)`. Parameters are named as in PyTorch's
-/// `reference/digits_wide.py` (`branches.3.2.weight`, `head.bias`).
+/// `benches/peers/t1_digits.py` (`branches.3.2.weight`, `head.bias`).
 pub fn wide_model(
     inputs: usize,
     branches: usize,
