@@ -28,6 +28,12 @@ pub enum Format {
 
 /// Flags of `backflow graph`.
 #[derive(Args, Debug)]
+#[command(
+    allow_negative_numbers = true,
+    long_about = "Print a computation graph: the seed example W5 (t3 = t1 + t2, t4 = t2*t5, \
+                  t6 = t3*t4, t7 = sin(t6)) or the T1 digits model on one batch, as a Mermaid \
+                  flowchart or Graphviz DOT. See benches/WORKLOADS.md (W5, T1)."
+)]
 pub struct GraphArgs {
     /// The graph to print.
     #[arg(long, value_enum, default_value = "seed")]
@@ -35,8 +41,9 @@ pub struct GraphArgs {
     /// The output format.
     #[arg(long, value_enum, default_value = "mermaid")]
     format: Format,
-    /// Branches of the T1 model (fewer make a smaller picture).
-    #[arg(long, default_value_t = 16)]
+    /// Branches of the T1 model (fewer make a smaller picture; 1 to 256).
+    #[arg(long, default_value_t = 16,
+          value_parser = super::args::count(1, super::train::MAX_BRANCHES))]
     branches: usize,
 }
 
