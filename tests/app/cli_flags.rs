@@ -369,3 +369,30 @@ fn help_explains_the_workloads_and_thread_zero() {
         );
     }
 }
+
+#[test]
+fn a_panicking_stress_check_fails_the_run_with_a_reproducer() {
+    let dir = scratch("panic");
+    let args = [
+        "stress",
+        "--graphs=3",
+        "--nodes=8",
+        "--threads=1,2",
+        "--jobs=2",
+        "--seed=7",
+        "--mutate=panic",
+    ]
+    .map(String::from);
+    let o = run_in(&dir, &args);
+    assert_eq!(o.code, 1, "stdout:\n{}\nstderr:\n{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("[panic]"), "{}", o.stdout);
+    assert!(
+        o.stdout
+            .contains("reproduce with:\n  cargo run --release -- stress --seed 7 --graphs 1"),
+        "{}",
+        o.stdout
+    );
+    assert!(o.stdout.contains("--mutate panic"), "{}", o.stdout);
+    let last = o.stderr.lines().last().unwrap_or("");
+    assert!(last.starts_with("error: 3 failures"), "{}", o.stderr);
+}

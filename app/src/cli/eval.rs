@@ -8,13 +8,7 @@ use std::path::PathBuf;
 
 /// Flags of `backflow eval`.
 #[derive(Args, Debug)]
-#[command(
-    allow_negative_numbers = true,
-    long_about = "Evaluate a T1 model saved by `backflow train --save FILE` on the digits test \\
-                  split (the 20 % of rows that training held out with the same --seed) and \\
-                  print its test accuracy. The numbers of branches and hidden units are read \\
-                  from the file. See benches/WORKLOADS.md (T1)."
-)]
+#[command(allow_negative_numbers = true)]
 pub struct EvalArgs {
     /// The safetensors file written by `backflow train --save`.
     #[arg(long)]

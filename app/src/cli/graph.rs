@@ -28,12 +28,7 @@ pub enum Format {
 
 /// Flags of `backflow graph`.
 #[derive(Args, Debug)]
-#[command(
-    allow_negative_numbers = true,
-    long_about = "Print a computation graph: the seed example W5 (t3 = t1 + t2, t4 = t2*t5, \
-                  t6 = t3*t4, t7 = sin(t6)) or the T1 digits model on one batch, as a Mermaid \
-                  flowchart or Graphviz DOT. See benches/WORKLOADS.md (W5, T1)."
-)]
+#[command(allow_negative_numbers = true)]
 pub struct GraphArgs {
     /// The graph to print.
     #[arg(long, value_enum, default_value = "seed")]

@@ -39,14 +39,44 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Train the wide multi-branch model on the digits data (workload T1).
+    ///
+    /// Train workload T1: the embedded digits data (1,797 8x8 images), shuffled with --seed
+    /// and split 80/20; a model of --branches parallel branches, each Linear(64,h) -> tanh
+    /// -> Linear(h,h) -> tanh on the same input, concatenated, then Linear(branches*h, 10);
+    /// cross-entropy, Adam, mini-batches. Prints the test accuracy, the mean loss of the
+    /// last epoch, the training and backward wall times. Full definition:
+    /// benches/WORKLOADS.md (T1).
     Train(train::TrainArgs),
     /// Evaluate weights saved by `train --save` on the digits test split.
+    ///
+    /// Evaluate a T1 model saved by `backflow train --save FILE` on the digits test split
+    /// (the 20 % of rows that training held out with the same --seed) and print its test
+    /// accuracy. The numbers of branches and hidden units are read from the file. See
+    /// benches/WORKLOADS.md (T1).
     Eval(eval::EvalArgs),
     /// Time the standard workloads' backward pass at several thread counts (W1–W4).
+    ///
+    /// Time the backward pass of the standard workloads (benches/WORKLOADS.md): W1, a
+    /// 100,000-op scalar chain (per-node overhead, ns/node); W2, 64 independent branches of
+    /// 8 tanh(h @ W) layers (parallelism between branches); W3, 10,000 consumers of one
+    /// 64-element tensor (contention on a shared node); W4, the W1 chain with 1,000,000 ops
+    /// (depth and peak memory). Dfs and Kahn are measured once, Parallel at each --threads
+    /// count; speedup and efficiency are against Parallel at 1 thread. Prints a table,
+    /// writes JSON and an SVG plot.
     Scale(scale::ScaleArgs),
     /// Print the seed example's or the T1 model's computation graph (Mermaid or DOT).
+    ///
+    /// Print a computation graph: the seed example W5 (t3 = t1 + t2, t4 = t2*t5, t6 =
+    /// t3*t4, t7 = sin(t6)) or the T1 digits model on one batch, as a Mermaid flowchart or
+    /// Graphviz DOT. See benches/WORKLOADS.md (W5, T1).
     Graph(graph::GraphArgs),
     /// Random DAGs under every scheduler, thread count and mode, with fault injection.
+    ///
+    /// Check the backward pass on random DAGs: every graph runs under Dfs (the reference),
+    /// Kahn and Parallel at each --threads count, in both accumulation modes, at executor
+    /// level too; some get injected faults, an f64 finite-difference check or concurrent
+    /// callers; a watchdog reports hangs. Exits 1 on any mismatch, hang or panicking check,
+    /// printing the command that reproduces the first failing seed.
     Stress(stress::StressArgs),
 }
 

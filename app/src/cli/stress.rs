@@ -14,19 +14,14 @@ use std::time::Duration;
 pub enum Mutation {
     /// Executor-level gradients drop the later of two contributions.
     DropLater,
+    /// Every graph's check panics (the harness gets a NaN fault rate), to see a panicking
+    /// check reported as a failure with its seed.
+    Panic,
 }
 
 /// Flags of `backflow stress`.
 #[derive(Args, Debug)]
-#[command(
-    allow_negative_numbers = true,
-    long_about = "Check the backward pass on random DAGs: every graph runs under Dfs (the \
-                  reference), Kahn and Parallel at each --threads count, in both accumulation \
-                  modes, at executor level too; some get injected faults, an f64 \
-                  finite-difference check or concurrent callers; a watchdog reports hangs. \
-                  Exits 1 on any mismatch, hang or panicking check, printing the command that \
-                  reproduces the first failing seed."
-)]
+#[command(allow_negative_numbers = true)]
 pub struct StressArgs {
     /// Number of random graphs (graph i uses seed + i; at least 1).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
@@ -100,7 +95,11 @@ impl StressArgs {
                 hub_share: self.hub_share,
                 ..GraphSpec::default()
             },
-            fault_rate: self.fault_rate,
+            fault_rate: if self.mutate == Some(Mutation::Panic) {
+                f64::NAN
+            } else {
+                self.fault_rate
+            },
             deadline: self.deadline,
             f64_every: self.f64_every,
             callers_every: self.callers_every,
@@ -125,8 +124,10 @@ impl StressArgs {
             self.f64_every,
             self.callers_every
         );
-        if self.mutate.is_some() {
-            cmd += " --mutate drop-later";
+        match self.mutate {
+            Some(Mutation::DropLater) => cmd += " --mutate drop-later",
+            Some(Mutation::Panic) => cmd += " --mutate panic",
+            None => {}
         }
         cmd
     }

@@ -16,15 +16,7 @@ pub const MAX_HIDDEN: usize = 512;
 
 /// Flags of `backflow train`; the defaults are workload T1.
 #[derive(Args, Debug)]
-#[command(
-    allow_negative_numbers = true,
-    long_about = "Train workload T1: the embedded digits data (1,797 8x8 images), shuffled \
-                  with --seed and split 80/20; a model of --branches parallel branches, each \
-                  Linear(64,h) -> tanh -> Linear(h,h) -> tanh on the same input, concatenated, \
-                  then Linear(branches*h, 10); cross-entropy, Adam, mini-batches. Prints the \
-                  test accuracy, the mean loss of the last epoch, the training and backward \
-                  wall times. Full definition: benches/WORKLOADS.md (T1)."
-)]
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Parallel branches in the block (1 to 256).
     #[arg(long, default_value_t = 16, value_parser = args::count(1, MAX_BRANCHES))]

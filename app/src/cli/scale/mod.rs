@@ -26,16 +26,7 @@ use std::path::Path;
 
 /// Flags of `backflow scale`.
 #[derive(Args, Debug)]
-#[command(
-    allow_negative_numbers = true,
-    long_about = "Time the backward pass of the standard workloads (benches/WORKLOADS.md): W1, a \
-                  100,000-op scalar chain (per-node overhead, ns/node); W2, 64 independent \
-                  branches of 8 tanh(h @ W) layers (parallelism between branches); W3, 10,000 \
-                  consumers of one [64] tensor (contention on a shared node); W4, the W1 chain \
-                  with 1,000,000 ops (depth and peak memory). Dfs and Kahn are measured once, \
-                  Parallel at each --threads count; speedup and efficiency are against Parallel \
-                  at 1 thread. Prints a table, writes JSON and an SVG plot."
-)]
+#[command(allow_negative_numbers = true)]
 pub struct ScaleArgs {
     /// Workloads to run, comma-separated: w1, w2, w3, w4 (see benches/WORKLOADS.md).
     #[arg(long, value_delimiter = ',', default_value = "w1,w2,w3", value_parser = args::workload)]
