@@ -23,7 +23,8 @@ pub struct TrainConfig {
     pub lr: f32,
     /// Seeds the split, the initial weights and the batch order.
     pub seed: u64,
-    /// Threads for the backward pass.
+    /// Threads for the forward branches and the backward pass; 0 means all cores
+    /// ([`backflow::default_threads`]), as for `BackwardOptions::threads(0)`.
     pub threads: usize,
     /// Scheduler for the backward pass.
     pub scheduler: Scheduler,
@@ -135,14 +136,23 @@ pub fn train_digits(
     config: &TrainConfig,
     on_step: impl FnMut(Progress) + Send,
 ) -> Result<(Sequential, TrainReport)> {
+    config.validate()?;
+    let threads = match config.threads {
+        0 => backflow::default_threads(),
+        n => n,
+    };
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads.max(1))
+        .num_threads(threads)
         .build()
         .map_err(|e| Error::Invalid {
             op: "train",
-            message: format!("cannot start {} threads: {e}", config.threads),
+            message: format!("cannot start {threads} threads: {e}"),
         })?;
-    pool.install(|| train_on_pool(config, on_step))
+    let config = TrainConfig {
+        threads,
+        ..config.clone()
+    };
+    pool.install(|| train_on_pool(&config, on_step))
 }
 
 fn train_on_pool(
@@ -157,7 +167,6 @@ fn train_on_pool(
         DIGITS_CLASSES,
         config.seed,
     );
-    config.validate()?;
     let mut opt = Adam::new(model.parameters(), config.lr);
     let opts = BackwardOptions::new()
         .scheduler(config.scheduler)
