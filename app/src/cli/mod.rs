@@ -20,16 +20,29 @@ use std::process::ExitCode;
 /// error 1; either is printed on one line.
 pub type CliResult = Result<(), Box<dyn std::error::Error>>;
 
+/// The end of `backflow --help`: the workloads in a line each, thread counts, exit status.
+const AFTER_HELP: &str = "\
+Workloads (defined in full in benches/WORKLOADS.md):
+  W1 chain    100,000 scalar ops in a row: per-node overhead, in ns/node
+  W2 wide     64 independent branches of 8 tanh(h @ W) layers: parallelism between branches
+  W3 fan-in   10,000 consumers of one tensor: contention on a shared node
+  W4 deep     the W1 chain with 1,000,000 ops: no stack overflow, ns/node, peak memory
+  W5 seed     a five-node graph with known gradients (backflow graph --model seed)
+  W6 fine     1,000 branches of 100 scalar ops: fine-grained parallelism (defined, not run yet)
+  T1 digits   training a 16-branch model on the digits data (backflow train)
+
+Threads: every --threads or --jobs value of 0 means all cores, as
+BackwardOptions::threads(0) does.
+
+Exit status: 0 success, 1 a failed run, 2 a usage error (reported before any work).";
+
 /// backflow: automatic differentiation with a multi-threaded dataflow backward pass.
 #[derive(Parser, Debug)]
 #[command(
     name = "backflow",
     version,
     about,
-    after_help = "The workloads (W1 chain, W2 wide, W3 fan-in, W4 deep, W5 seed, W6 fine-grained \
-                  wide, T1 digits) are defined in benches/WORKLOADS.md. Every --threads or \
-                  --jobs value of 0 means all cores, as BackwardOptions::threads(0) does. Exit \
-                  status: 0 success, 1 a failed run, 2 a usage error."
+    after_help = AFTER_HELP
 )]
 struct Cli {
     #[command(subcommand)]
