@@ -66,7 +66,8 @@ impl Dataset {
         })
     }
 
-    /// Parses CSV lines of `width` numbers followed by an integer label.
+    /// Parses CSV lines of `width` numbers followed by a label, a whole number from 0
+    /// (`3` or `3.0`); a bad field is an error naming its line (counted from 1).
     pub fn parse_csv(text: &str, width: usize) -> Result<Self> {
         let (mut features, mut labels) = (Vec::new(), Vec::new());
         for (n, line) in text
@@ -82,7 +83,10 @@ impl Dataset {
             for f in &fields[..width] {
                 features.push(f.parse::<f32>().map_err(|_| bad("not a number"))?);
             }
-            labels.push(fields[width].parse::<f64>().map_err(|_| bad("bad label"))? as usize);
+            labels
+                .push(parse_label(fields[width]).ok_or_else(|| {
+                    bad("the label is not a whole number from 0 (like 3 or 3.0)")
+                })?);
         }
         Self::new(features, labels, width)
     }
@@ -154,6 +158,18 @@ impl Dataset {
             self.select(rows).batch()
         })
     }
+}
+
+/// A label: a whole number from 0, written as an integer (`3`) or with a zero fraction
+/// (`3.0`, as some exports write it); anything else (`-1`, `3.7`, `nan`, `1e30`) is `None`.
+fn parse_label(field: &str) -> Option<usize> {
+    if let Ok(n) = field.parse::<usize>() {
+        return Some(n);
+    }
+    let x: f64 = field.parse().ok()?;
+    // Below 2^53 every whole f64 is exact, so the cast below is too.
+    let exact = x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x < 9_007_199_254_740_992.0;
+    exact.then_some(x as usize)
 }
 
 fn invalid(message: String) -> Error {

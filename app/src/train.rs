@@ -23,10 +23,41 @@ pub struct TrainConfig {
     pub lr: f32,
     /// Seeds the split, the initial weights and the batch order.
     pub seed: u64,
-    /// Threads for the backward pass.
+    /// Threads for the forward branches and the backward pass; 0 means all cores
+    /// ([`backflow::default_threads`]), as for `BackwardOptions::threads(0)`.
     pub threads: usize,
     /// Scheduler for the backward pass.
     pub scheduler: Scheduler,
+}
+
+impl TrainConfig {
+    /// Checks the settings that cannot work: no branches, hidden units, epochs or batch
+    /// rows, or a learning rate that is not a positive finite number.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |message: String| {
+            Err(Error::Invalid {
+                op: "train",
+                message,
+            })
+        };
+        for (name, value) in [
+            ("branches", self.branches),
+            ("hidden", self.hidden),
+            ("epochs", self.epochs),
+            ("batch", self.batch),
+        ] {
+            if value == 0 {
+                return bad(format!("{name} is 0; it must be at least 1"));
+            }
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad(format!(
+                "lr is {}; it must be a positive finite number",
+                self.lr
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl Default for TrainConfig {
@@ -66,7 +97,7 @@ pub struct TrainReport {
     pub train_time: Duration,
     /// Time spent inside the backward passes.
     pub backward_time: Duration,
-    /// Loss of the last step.
+    /// Mean loss over the last epoch's steps.
     pub final_loss: f32,
     /// Optimiser steps taken.
     pub steps: usize,
@@ -75,7 +106,7 @@ pub struct TrainReport {
 /// The T1 model shape: `branches` copies of `Linear(inputs, hidden) → tanh →
 /// Linear(hidden, hidden) → tanh` on the same input, concatenated, then
 /// `Linear(branches·hidden, classes)`. Parameters are named as in PyTorch's
-/// `reference/digits_wide.py` (`branches.3.2.weight`, `head.bias`).
+/// `benches/peers/t1_digits.py` (`branches.3.2.weight`, `head.bias`).
 pub fn wide_model(
     inputs: usize,
     branches: usize,
@@ -105,14 +136,23 @@ pub fn train_digits(
     config: &TrainConfig,
     on_step: impl FnMut(Progress) + Send,
 ) -> Result<(Sequential, TrainReport)> {
+    config.validate()?;
+    let threads = match config.threads {
+        0 => backflow::default_threads(),
+        n => n,
+    };
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads.max(1))
+        .num_threads(threads)
         .build()
         .map_err(|e| Error::Invalid {
             op: "train",
-            message: format!("cannot start {} threads: {e}", config.threads),
+            message: format!("cannot start {threads} threads: {e}"),
         })?;
-    pool.install(|| train_on_pool(config, on_step))
+    let config = TrainConfig {
+        threads,
+        ..config.clone()
+    };
+    pool.install(|| train_on_pool(&config, on_step))
 }
 
 fn train_on_pool(
@@ -131,11 +171,12 @@ fn train_on_pool(
     let opts = BackwardOptions::new()
         .scheduler(config.scheduler)
         .threads(config.threads);
-    let total_steps = config.epochs * train.len().div_ceil(config.batch.max(1));
+    let total_steps = config.epochs * train.len().div_ceil(config.batch);
     let (mut step, mut final_loss, mut backward_time) = (0, f32::NAN, Duration::ZERO);
     let start = Instant::now();
     for epoch in 0..config.epochs {
         let order_seed = config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let (mut epoch_loss, mut epoch_steps) = (0.0f64, 0usize);
         for batch in train.batches(config.batch, order_seed) {
             let loss = cross_entropy(&model.forward(&batch.x)?, &batch.y)?;
             let t = Instant::now();
@@ -143,14 +184,17 @@ fn train_on_pool(
             backward_time += t.elapsed();
             opt.step()?;
             step += 1;
-            final_loss = loss.item();
+            let loss = loss.item();
+            epoch_loss += f64::from(loss);
+            epoch_steps += 1;
             on_step(Progress {
                 epoch,
                 step,
                 total_steps,
-                loss: final_loss,
+                loss,
             });
         }
+        final_loss = (epoch_loss / epoch_steps.max(1) as f64) as f32;
     }
     let train_time = start.elapsed();
     let report = TrainReport {
@@ -161,6 +205,43 @@ fn train_on_pool(
         steps: step,
     };
     Ok((model, report))
+}
+
+/// The digits test split of a run seeded `seed`: the rows [`train_digits`] holds out.
+pub fn digits_test_split(seed: u64) -> Result<Dataset> {
+    Ok(data::digits()?.split(0.8, seed).1)
+}
+
+/// A [`wide_model`] with the weights that `backflow train --save` (or
+/// [`backflow::nn::save_weights`] on a [`wide_model`]) wrote to `path`; the numbers of
+/// branches and hidden units are read from the file's tensor shapes.
+pub fn load_wide_model(path: &std::path::Path) -> Result<Sequential> {
+    let bad = |message: String| Error::Invalid {
+        op: "load",
+        message: format!("{}: {message}", path.display()),
+    };
+    let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let shape = |name: &str| -> Result<Vec<usize>> {
+        Ok(file
+            .tensor(name)
+            .map_err(|_| bad(format!("no tensor `{name}`: not a T1 model")))?
+            .shape()
+            .to_vec())
+    };
+    let (head, first) = (shape("head.weight")?, shape("branches.0.0.weight")?);
+    let (classes, width, hidden, inputs) = match (head.as_slice(), first.as_slice()) {
+        (&[c, w], &[h, i]) if h > 0 && w % h == 0 => (c, w, h, i),
+        _ => return Err(bad(format!("unexpected shapes {head:?} and {first:?}"))),
+    };
+    if (inputs, classes) != (DIGITS_FEATURES, DIGITS_CLASSES) {
+        return Err(bad(format!(
+            "a model of {inputs} inputs and {classes} classes, not the digits' {DIGITS_FEATURES} and {DIGITS_CLASSES}"
+        )));
+    }
+    let model = wide_model(inputs, width / hidden, hidden, classes, 0);
+    backflow::nn::from_safetensors(&model, &bytes)?;
+    Ok(model)
 }
 
 /// Classification accuracy of `model` on all of `set`, without recording a graph.

@@ -1,4 +1,4 @@
-//! The standard workloads W1–W4 (`shared/WORKLOADS.md`), built once and differentiated
+//! The standard workloads W1–W4 (`benches/WORKLOADS.md`), built once and differentiated
 //! many times: the benches, `backflow scale` and the peer comparison all time the same
 //! graphs.
 //!

@@ -4,22 +4,48 @@
 # it this script says so and exits 0.
 #
 # Usage: benches/peers/compare.sh [--threads 1,2,4] [--workload w1,w2,w3] [--reps 7]
-# Outputs go to $OUT (default target/peers): torch.json, backflow.json, scale.svg.
+#        benches/peers/compare.sh --t1 [--threads N] [--epochs 30]
+# The first form times W1-W4 (benches/WORKLOADS.md) with torch_workloads.py and
+# `backflow scale`; --t1 trains T1 with t1_digits.py and `backflow train` instead
+# (--threads is then one count, default 0: all cores, for both).
+# Outputs go to $OUT (default target/peers): torch.json, backflow.json, scale.svg, or
+# torch-t1.json, backflow-t1.txt.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-threads="" workload="w1,w2,w3" reps=7
+threads="" workload="w1,w2,w3" reps=7 t1=0 epochs=30
+usage() {
+    echo "usage: $0 [--threads LIST] [--workload LIST] [--reps N] | --t1 [--threads N] [--epochs N]" >&2
+    exit 2
+}
 while [ $# -gt 0 ]; do
     case "$1" in
-        --threads) threads="$2"; shift 2 ;;
-        --workload) workload="$2"; shift 2 ;;
-        --reps) reps="$2"; shift 2 ;;
-        *) echo "usage: $0 [--threads LIST] [--workload LIST] [--reps N]" >&2; exit 2 ;;
+        --threads) [ $# -ge 2 ] || usage; threads="$2"; shift 2 ;;
+        --workload) [ $# -ge 2 ] || usage; workload="$2"; shift 2 ;;
+        --reps) [ $# -ge 2 ] || usage; reps="$2"; shift 2 ;;
+        --epochs) [ $# -ge 2 ] || usage; epochs="$2"; shift 2 ;;
+        --t1) t1=1; shift ;;
+        *) usage ;;
     esac
 done
 
 if ! python3 -c 'import torch' 2>/dev/null; then
     echo "compare.sh: skipped: PyTorch is not installed (it comes from PyPI: pip install torch numpy)"
+    exit 0
+fi
+
+out="${OUT:-target/peers}"
+mkdir -p "$out"
+
+if [ "$t1" = 1 ]; then
+    # T1: one after the other, on the same thread count (0: all cores, for both).
+    t="${threads:-0}"
+    cargo build --release --quiet --bin backflow
+    echo "== backflow train (threads $t, $epochs epochs)"
+    cargo run --release --quiet --bin backflow -- train --threads "$t" --epochs "$epochs" \
+        | tee "$out/backflow-t1.txt"
+    echo "== PyTorch T1 (threads $t, $epochs epochs)"
+    python3 benches/peers/t1_digits.py --threads "$t" --epochs "$epochs" --json "$out/torch-t1.json"
     exit 0
 fi
 
@@ -32,8 +58,6 @@ if [ -z "$threads" ]; then
     case ",$threads," in *",$cores,"*) ;; *) threads="$threads,$cores" ;; esac
 fi
 
-out="${OUT:-target/peers}"
-mkdir -p "$out"
 cargo build --release --quiet --bin backflow
 echo "== PyTorch (threads $threads)"
 python3 benches/peers/torch_workloads.py --workload "$workload" --threads "$threads" \

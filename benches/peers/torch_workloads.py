@@ -1,4 +1,4 @@
-"""PyTorch on backflow's standard workloads W1-W4 (see WORKLOADS.md), for compare.sh.
+"""PyTorch on backflow's standard workloads W1-W4 (see benches/WORKLOADS.md), for compare.sh.
 
 Builds each graph once, then times `loss.backward(retain_graph=True)` alone: one warm-up,
 then --reps timed passes, the leaves' .grad cleared between passes outside the timer, as

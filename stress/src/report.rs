@@ -11,7 +11,8 @@ use std::time::Duration;
 pub struct Failure {
     /// The graph's seed.
     pub seed: u64,
-    /// Which check: `tensor`, `exec`, `faults`, `finite differences`, `callers`.
+    /// Which check: `tensor`, `exec`, `faults`, `finite differences`, `callers`, or
+    /// `panic` (a check panicked).
     pub phase: &'static str,
     /// The configuration of the failing run, when it was one run.
     pub config: Option<String>,

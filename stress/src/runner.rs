@@ -144,13 +144,20 @@ fn worker(shared: &Shared, watch: &Watch) {
             break;
         }
         let before = summary.failures.len();
-        check_seed(
-            cfg.seed.wrapping_add(i),
-            cfg,
-            &shared.configs,
-            watch,
-            &mut summary,
-        );
+        let seed = cfg.seed.wrapping_add(i);
+        // A panicking check is a failure of its seed, not a lost worker: the run goes on
+        // (or stops at `max_failures`) and reports it with the seed that reproduces it.
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_seed(seed, cfg, &shared.configs, watch, &mut summary)
+        }));
+        if let Err(payload) = checked {
+            summary.failures.push(Failure {
+                seed,
+                phase: "panic",
+                config: None,
+                message: format!("a check panicked: {}", panic_message(payload.as_ref())),
+            });
+        }
         shared.done.fetch_add(1, Ordering::Relaxed);
         if summary.failures.len() > before
             && shared.failing.fetch_add(1, Ordering::AcqRel) + 1 >= cfg.max_failures
@@ -164,6 +171,15 @@ fn worker(shared: &Shared, watch: &Watch) {
         .unwrap_or_else(|e| e.into_inner())
         .push(summary);
     shared.finished.fetch_add(1, Ordering::Release);
+}
+
+/// The text of a panic's payload (`&str` or `String`), or a placeholder.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(a non-text payload)".to_string())
 }
 
 /// Checks every phase of graph `seed` and adds the results to `summary`.

@@ -153,9 +153,16 @@ impl Watch {
             reported: false,
         };
         *inner.slots[*i].lock().unwrap_or_else(|e| e.into_inner()) = Some(running);
-        let result = f();
-        *inner.slots[*i].lock().unwrap_or_else(|e| e.into_inner()) = None;
-        result
+        // Cleared on the way out even if `f` panics, so a panic is not later reported as a
+        // hang of this slot.
+        struct Clear<'a>(&'a Mutex<Option<Running>>);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                *self.0.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            }
+        }
+        let _clear = Clear(&inner.slots[*i]);
+        f()
     }
 
     /// Whether this worker's watchdog has reported any hang (so workers can stop early).

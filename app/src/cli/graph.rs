@@ -28,6 +28,7 @@ pub enum Format {
 
 /// Flags of `backflow graph`.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct GraphArgs {
     /// The graph to print.
     #[arg(long, value_enum, default_value = "seed")]
@@ -35,8 +36,9 @@ pub struct GraphArgs {
     /// The output format.
     #[arg(long, value_enum, default_value = "mermaid")]
     format: Format,
-    /// Branches of the T1 model (fewer make a smaller picture).
-    #[arg(long, default_value_t = 16)]
+    /// Branches of the T1 model (fewer make a smaller picture; 1 to 256).
+    #[arg(long, default_value_t = 16,
+          value_parser = super::args::count(1, super::train::MAX_BRANCHES))]
     branches: usize,
 }
 

@@ -2,6 +2,7 @@
 //! with fault injection and a watchdog. Exits non-zero on any mismatch or hang, printing
 //! the command that reproduces the first failing seed.
 
+use super::args;
 use super::CliResult;
 use backflow_stress::{GraphSpec, StressConfig};
 use clap::{Args, ValueEnum};
@@ -13,47 +14,51 @@ use std::time::Duration;
 pub enum Mutation {
     /// Executor-level gradients drop the later of two contributions.
     DropLater,
+    /// Every graph's check panics (the harness gets a NaN fault rate), to see a panicking
+    /// check reported as a failure with its seed.
+    Panic,
 }
 
 /// Flags of `backflow stress`.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct StressArgs {
-    /// Number of random graphs (graph i uses seed + i).
-    #[arg(long, default_value_t = 1000)]
+    /// Number of random graphs (graph i uses seed + i; at least 1).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     graphs: u64,
-    /// Stop starting graphs after this long (e.g. 90, 90s, 5m).
-    #[arg(long, value_parser = parse_duration)]
+    /// Stop starting graphs after this long (e.g. 90, 90s, 5m; more than 0, at most a week).
+    #[arg(long, value_parser = args::duration)]
     duration: Option<Duration>,
-    /// Thread counts for the parallel scheduler, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16")]
+    /// Thread counts for the parallel scheduler, comma-separated; 0 means all cores.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4,8,16", value_parser = args::threads)]
     threads: Vec<usize>,
     /// Seed of the first graph.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Ops per graph, at most (each graph draws from [nodes/2, nodes]).
-    #[arg(long, default_value_t = 80)]
+    /// Ops per graph, at most (each graph draws from [nodes/2, nodes]; 1 to 1000000).
+    #[arg(long, default_value_t = 80, value_parser = args::count(1, 1_000_000))]
     nodes: usize,
-    /// Ops per layer (depth = nodes / width).
-    #[arg(long, default_value_t = 6)]
+    /// Ops per layer (depth = nodes / width; 1 to 1000000).
+    #[arg(long, default_value_t = 6, value_parser = args::count(1, 1_000_000))]
     width: usize,
-    /// Leaves per graph.
-    #[arg(long, default_value_t = 6)]
+    /// Leaves per graph (1 to 10000).
+    #[arg(long, default_value_t = 6, value_parser = args::count(1, 10_000))]
     leaves: usize,
-    /// Hub tensors per graph.
-    #[arg(long, default_value_t = 1)]
+    /// Hub tensors per graph (0 to 10000).
+    #[arg(long, default_value_t = 1, value_parser = args::count(0, 10_000))]
     hubs: usize,
-    /// Probability that an op input is a hub.
-    #[arg(long, default_value_t = 0.15)]
+    /// Probability that an op input is a hub, in [0, 1].
+    #[arg(long, default_value_t = 0.15, value_parser = args::probability)]
     hub_share: f64,
-    /// Probability that a graph also gets 1-3 injected faults.
-    #[arg(long, default_value_t = 0.02)]
+    /// Probability that a graph also gets 1-3 injected faults, in [0, 1].
+    #[arg(long, default_value_t = 0.02, value_parser = args::probability)]
     fault_rate: f64,
-    /// Graphs checked at once [default: number of cores].
-    #[arg(long)]
-    jobs: Option<usize>,
-    /// Watchdog deadline of one backward run, in seconds.
-    #[arg(long, default_value_t = 30.0)]
-    deadline: f64,
+    /// Graphs checked at once; 0 means all cores.
+    #[arg(long, default_value = "0", value_parser = args::threads)]
+    jobs: usize,
+    /// Watchdog deadline of one backward run (e.g. 30, 30s, 2m; more than 0, at most a week).
+    #[arg(long, default_value = "30", value_parser = args::duration)]
+    deadline: Duration,
     /// Check every n-th seed in f64 against finite differences (0: never).
     #[arg(long, default_value_t = 16)]
     f64_every: u64,
@@ -63,17 +68,6 @@ pub struct StressArgs {
     /// Inject a deliberate bug, to see it caught.
     #[arg(long)]
     mutate: Option<Mutation>,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (number, unit) = match s.strip_suffix('m') {
-        Some(n) => (n, 60.0),
-        None => (s.strip_suffix('s').unwrap_or(s), 1.0),
-    };
-    let v: f64 = number
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration like 90, 90s or 5m"))?;
-    Ok(Duration::from_secs_f64(v * unit))
 }
 
 impl StressArgs {
@@ -86,8 +80,13 @@ impl StressArgs {
                 self.graphs
             },
             duration: self.duration,
-            threads: self.threads.clone(),
-            jobs: self.jobs.unwrap_or_else(backflow::default_threads),
+            threads: {
+                let mut t = self.threads.clone();
+                t.sort_unstable();
+                t.dedup();
+                t
+            },
+            jobs: self.jobs,
             spec: GraphSpec {
                 nodes: self.nodes,
                 width: self.width,
@@ -96,8 +95,12 @@ impl StressArgs {
                 hub_share: self.hub_share,
                 ..GraphSpec::default()
             },
-            fault_rate: self.fault_rate,
-            deadline: Duration::from_secs_f64(self.deadline),
+            fault_rate: if self.mutate == Some(Mutation::Panic) {
+                f64::NAN
+            } else {
+                self.fault_rate
+            },
+            deadline: self.deadline,
             f64_every: self.f64_every,
             callers_every: self.callers_every,
             drop_later: self.mutate == Some(Mutation::DropLater),
@@ -121,8 +124,10 @@ impl StressArgs {
             self.f64_every,
             self.callers_every
         );
-        if self.mutate.is_some() {
-            cmd += " --mutate drop-later";
+        match self.mutate {
+            Some(Mutation::DropLater) => cmd += " --mutate drop-later",
+            Some(Mutation::Panic) => cmd += " --mutate panic",
+            None => {}
         }
         cmd
     }
@@ -164,9 +169,15 @@ pub fn run(args: StressArgs) -> CliResult {
     if let Some(seed) = seed {
         println!("reproduce with:\n  {}", args.reproduce(seed));
     }
+    let panics = summary
+        .failures
+        .iter()
+        .filter(|f| f.phase == "panic")
+        .count();
     Err(format!(
-        "{} mismatches, {} hangs",
+        "{} failures ({} mismatches, {panics} panicking checks), {} hangs",
         summary.failures.len(),
+        summary.failures.len() - panics,
         summary.hangs.len()
     )
     .into())

@@ -1,5 +1,6 @@
 //! `backflow train`: workload T1 with a progress bar, then accuracy and timings.
 
+use super::args;
 use super::CliResult;
 use backflow::nn::save_weights;
 use backflow::Scheduler;
@@ -8,40 +9,51 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
+/// The most branches `train` and `graph` accept.
+pub const MAX_BRANCHES: usize = 256;
+/// The most hidden units per layer `train` accepts.
+pub const MAX_HIDDEN: usize = 512;
+
 /// Flags of `backflow train`; the defaults are workload T1.
 #[derive(Args, Debug)]
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
-    /// Parallel branches in the block.
-    #[arg(long, default_value_t = 16)]
+    /// Parallel branches in the block (1 to 256).
+    #[arg(long, default_value_t = 16, value_parser = args::count(1, MAX_BRANCHES))]
     branches: usize,
-    /// Width of each branch's hidden layers.
-    #[arg(long, default_value_t = 64)]
+    /// Width of each branch's hidden layers (1 to 512).
+    #[arg(long, default_value_t = 64, value_parser = args::count(1, MAX_HIDDEN))]
     hidden: usize,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 30)]
+    /// Passes over the training set (1 to 100000).
+    #[arg(long, default_value_t = 30, value_parser = args::count(1, 100_000))]
     epochs: usize,
-    /// Rows per mini-batch.
-    #[arg(long, default_value_t = 64)]
+    /// Rows per mini-batch (1 to 1000000; the last batch of an epoch may be smaller).
+    #[arg(long, default_value_t = 64, value_parser = args::count(1, 1_000_000))]
     batch: usize,
-    /// Adam's learning rate.
-    #[arg(long, default_value_t = 1e-2)]
+    /// Adam's learning rate (more than 0, at most 10).
+    #[arg(long, default_value_t = 1e-2, value_parser = args::learning_rate)]
     lr: f32,
-    /// Threads for the backward pass [default: number of cores].
-    #[arg(long)]
-    threads: Option<usize>,
+    /// Threads for the forward branches and the backward pass; 0 means all cores (at
+    /// most 1024).
+    #[arg(long, default_value = "0", value_parser = args::threads)]
+    threads: usize,
     /// Backward scheduler: dfs, kahn or parallel.
     #[arg(long, default_value = "parallel")]
     scheduler: Scheduler,
     /// Seeds the split, the initial weights and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Writes the trained weights to this safetensors file.
+    /// Writes the trained weights to this safetensors file (checked writable before
+    /// training); `backflow eval --load FILE` evaluates them.
     #[arg(long)]
     save: Option<PathBuf>,
 }
 
 /// Trains, showing the running loss, and prints the results.
 pub fn run(args: TrainArgs) -> CliResult {
+    if let Some(path) = &args.save {
+        args::check_writable("--save", path)?;
+    }
     let config = TrainConfig {
         branches: args.branches,
         hidden: args.hidden,
@@ -49,10 +61,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         batch: args.batch,
         lr: args.lr,
         seed: args.seed,
-        threads: args
-            .threads
-            .unwrap_or_else(backflow::default_threads)
-            .max(1),
+        threads: args.threads,
         scheduler: args.scheduler,
     };
     let bar = ProgressBar::new(0).with_style(
@@ -84,7 +93,10 @@ pub fn run(args: TrainArgs) -> CliResult {
         config.lr
     );
     println!("test accuracy : {:.2}%", report.test_accuracy * 100.0);
-    println!("final loss    : {:.4}", report.final_loss);
+    println!(
+        "final loss    : {:.4} (mean of the last epoch)",
+        report.final_loss
+    );
     println!(
         "training time : {:.2} s ({} steps)",
         report.train_time.as_secs_f64(),
@@ -98,7 +110,7 @@ pub fn run(args: TrainArgs) -> CliResult {
     println!("scheduler     : {}", config.scheduler.name());
     println!("allocator     : {}", super::allocator());
     if let Some(path) = args.save {
-        save_weights(&model, &path)?;
+        save_weights(&model, &path).map_err(|e| format!("--save '{}': {e}", path.display()))?;
         println!("weights saved : {}", path.display());
     }
     Ok(())
