@@ -310,3 +310,25 @@ fn branch_gradients_are_bitwise_equal_across_schedulers() {
         }
     }
 }
+
+#[test]
+fn weights_io_errors_name_the_path() {
+    let model = backflow::nn::Linear::new(2, 2, 0);
+    let missing = std::path::Path::new("/nonexistent-dir/w.safetensors");
+    for err in [
+        backflow::nn::save_weights(&model, missing).unwrap_err(),
+        backflow::nn::load_weights(&model, missing).unwrap_err(),
+    ] {
+        match &err {
+            backflow::Error::Io { path, kind, .. } => {
+                assert_eq!(path, missing);
+                assert_eq!(*kind, std::io::ErrorKind::NotFound);
+            }
+            other => panic!("expected an I/O error, got {other:?}"),
+        }
+        assert!(
+            err.to_string().contains("/nonexistent-dir/w.safetensors"),
+            "{err}"
+        );
+    }
+}

@@ -3,7 +3,21 @@
 use thiserror::Error;
 
 /// Everything that can go wrong when building or differentiating a graph.
+///
+/// New variants may be added in minor releases: match with a `_` arm.
+///
+/// ```
+/// use backflow::{Error, Tensor};
+/// let x = Tensor::<f32>::zeros(&[2, 3]);
+/// match x.sum_axis(5) {
+///     Err(Error::Axis { op, axis, shape }) => {
+///         assert_eq!((op, axis, shape), ("sum_axis", 5, vec![2, 3]));
+///     }
+///     other => panic!("expected an axis error, got {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, Error, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// Operand shapes that the op cannot combine.
     #[error("{op}: incompatible shapes {lhs:?} and {rhs:?}: {reason}")]
@@ -17,7 +31,29 @@ pub enum Error {
         /// What the op needed.
         reason: String,
     },
-    /// An argument the op cannot use (an axis out of range, a length that does not match).
+    /// An axis beyond the tensor's rank.
+    #[error("{op}: axis {axis} is out of range for shape {shape:?} (rank {})", shape.len())]
+    Axis {
+        /// The op that rejected the axis.
+        op: &'static str,
+        /// The axis asked for.
+        axis: usize,
+        /// Shape of the tensor.
+        shape: Vec<usize>,
+    },
+    /// Reading or writing a file failed.
+    #[error("{op}: {}: {message}", path.display())]
+    Io {
+        /// The operation that touched the file.
+        op: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// What kind of failure the OS reported.
+        kind: std::io::ErrorKind,
+        /// The OS's message.
+        message: String,
+    },
+    /// An argument the op cannot use (a length that does not match, a bad value).
     #[error("{op}: {message}")]
     Invalid {
         /// The op that rejected its argument.
@@ -55,14 +91,17 @@ pub enum Error {
         op: String,
     },
     /// A backward function failed or panicked.
-    #[error("backward of `{op}` (created at {location}) {how}: {message}")]
+    #[error(
+        "backward of `{op}` (created at {location}) {}: {message}",
+        if *panicked { "panicked" } else { "failed" }
+    )]
     Backward {
         /// The op whose backward failed.
         op: String,
         /// Where the forward op was created.
         location: String,
-        /// "failed" or "panicked".
-        how: &'static str,
+        /// Whether it panicked (rather than returning an error).
+        panicked: bool,
         /// The message or panic payload.
         message: String,
     },
@@ -70,3 +109,15 @@ pub enum Error {
 
 /// Shorthand for results of backflow operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An [`Error::Io`] from `op` on `path`.
+    pub fn io(op: &'static str, path: impl Into<std::path::PathBuf>, e: &std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}

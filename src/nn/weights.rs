@@ -33,8 +33,7 @@ pub fn to_safetensors(module: &dyn Module) -> Result<Vec<u8>> {
 pub fn save_weights(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
     let bytes = to_safetensors(module)?;
-    std::fs::write(path, bytes)
-        .map_err(|e| invalid("save_weights", format!("{}: {e}", path.display())))
+    std::fs::write(path, bytes).map_err(|e| Error::io("save_weights", path, &e))
 }
 
 /// Sets the module's parameters from a safetensors file image. Strict, as PyTorch's
@@ -91,8 +90,7 @@ pub fn from_safetensors(module: &dyn Module, bytes: &[u8]) -> Result<()> {
 /// [`from_safetensors`].
 pub fn load_weights(module: &dyn Module, path: impl AsRef<Path>) -> Result<()> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path)
-        .map_err(|e| invalid("load_weights", format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io("load_weights", path, &e))?;
     from_safetensors(module, &bytes)
 }
 

@@ -39,18 +39,15 @@ impl<T: Element> Tensor<T> {
         ))
     }
 
-    /// Swaps axes `d0` and `d1`. An `Error::Invalid` names the axes and the shape when
-    /// either is out of range.
+    /// Swaps axes `d0` and `d1`. An [`Error::Axis`] names the larger axis and the shape when
+    /// it is out of range.
     #[track_caller]
     pub fn transpose(&self, d0: usize, d1: usize) -> Result<Tensor<T>> {
         if d0 >= self.rank() || d1 >= self.rank() {
-            return Err(Error::Invalid {
+            return Err(Error::Axis {
                 op: "transpose",
-                message: format!(
-                    "axes ({d0}, {d1}) are out of range for shape {:?} (rank {})",
-                    self.shape(),
-                    self.rank()
-                ),
+                axis: d0.max(d1),
+                shape: self.shape().to_vec(),
             });
         }
         if d0 == d1 {
@@ -85,7 +82,7 @@ impl<T: Element> Tensor<T> {
 
     /// Joins `parts` along `axis`. They must have the same rank, greater than `axis`, and
     /// agree on every other dimension; an `Error::Shape` names the first part's shape and
-    /// the one that differs, an `Error::Invalid` an empty list or an axis out of range.
+    /// the one that differs, an `Error::Invalid` an empty list, an [`Error::Axis`] an axis out of range.
     #[track_caller]
     pub fn concat(parts: &[&Tensor<T>], axis: usize) -> Result<Tensor<T>> {
         let Some(first) = parts.first() else {
@@ -95,13 +92,10 @@ impl<T: Element> Tensor<T> {
             });
         };
         if axis >= first.rank() {
-            return Err(Error::Invalid {
+            return Err(Error::Axis {
                 op: "concat",
-                message: format!(
-                    "axis {axis} is out of range for shape {:?} (rank {})",
-                    first.shape(),
-                    first.rank()
-                ),
+                axis,
+                shape: first.shape().to_vec(),
             });
         }
         for part in parts {

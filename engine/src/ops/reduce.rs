@@ -22,17 +22,14 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The sum along `axis`, which is removed from the shape (`[2, 3]` summed along axis 1
-    /// has shape `[2]`). An `Error::Invalid` names the axis and shape when it is out of range.
+    /// has shape `[2]`). An [`Error::Axis`] names the axis and shape when it is out of range.
     #[track_caller]
     pub fn sum_axis(&self, axis: usize) -> Result<Tensor<T>> {
         if axis >= self.rank() {
-            return Err(Error::Invalid {
+            return Err(Error::Axis {
                 op: "sum_axis",
-                message: format!(
-                    "axis {axis} is out of range for shape {:?} (rank {})",
-                    self.shape(),
-                    self.rank()
-                ),
+                axis,
+                shape: self.shape().to_vec(),
             });
         }
         let shape = self.shape().to_vec();

@@ -146,7 +146,7 @@ fn panicked<T: Element>(task: &TensorTask<T>, e: ExecError) -> Error {
     Error::Backward {
         op: e.op,
         location: task.nodes[e.node as usize].location.to_string(),
-        how: if e.panicked { "panicked" } else { "failed" },
+        panicked: e.panicked,
         message: e.message,
     }
 }

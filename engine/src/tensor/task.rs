@@ -46,7 +46,7 @@ impl<T: Element> TensorTask<T> {
         Some(Error::Backward {
             op: node.op.to_string(),
             location: node.location.to_string(),
-            how: "failed",
+            panicked: false,
             message: format!(
                 "anomaly: {what} of shape {:?} holds NaN or infinity",
                 t.shape()
@@ -156,7 +156,7 @@ impl<T: Element> TensorTask<T> {
         Error::Backward {
             op: node.op.to_string(),
             location: node.location.to_string(),
-            how: "failed",
+            panicked: false,
             message,
         }
     }
