@@ -24,7 +24,7 @@ pub use backflow_engine::{
     Result, Scheduler, Tensor,
 };
 pub use backflow_engine::{
-    gradcheck, numeric_grads, BackwardStats, CustomOp, GradcheckTolerance, GraphExport,
+    gradcheck, numeric_grads, BackwardStats, CustomOp, GradFn, GradcheckTolerance, GraphExport,
 };
 pub use backflow_kernels::Element;
 

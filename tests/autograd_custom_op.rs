@@ -57,10 +57,12 @@ impl CustomOp<f64> for ScaledSin {
     ) -> Result<Vec<Option<T64>>> {
         let (a, b) = (&inputs[0], &inputs[1]);
         assert_eq!(output.shape(), g.shape());
-        let ga = ctx.needs[0]
+        let ga = ctx
+            .needs(0)
             .then(|| (g * &b.sin()).sum_to(a.shape()))
             .transpose()?;
-        let gb = ctx.needs[1]
+        let gb = ctx
+            .needs(1)
             .then(|| (&(g * a) * &b.cos()).sum_to(b.shape()))
             .transpose()?;
         Ok(vec![ga, gb])
@@ -76,7 +78,7 @@ fn cube_has_the_closed_form_gradient() {
             .requires_grad();
         let y = Tensor::apply_op(Cube, &[&x]).unwrap();
         assert_eq!(y.to_vec(), vec![-3.375, 0.0, 8.0]);
-        assert_eq!(y.node().unwrap().op(), "cube");
+        assert_eq!(y.grad_fn().unwrap().op(), "cube");
         y.sum().backward_with(&opts).unwrap();
         assert_eq!(
             x.grad().unwrap().to_vec(),

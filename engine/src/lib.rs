@@ -6,7 +6,11 @@ pub mod exec;
 // The tensor layer is not model-checked: loom builds keep only the executor and the shim.
 #[cfg(not(loom))]
 mod ops;
+// Public to the loom models only (engine/tests/loom_*.rs); the library's users never see it.
+#[cfg(loom)]
 pub mod sync;
+#[cfg(not(loom))]
+pub(crate) mod sync;
 #[cfg(not(loom))]
 pub mod tensor;
 
@@ -17,5 +21,5 @@ pub use tensor::grad_mode::{is_grad_enabled, no_grad};
 #[cfg(not(loom))]
 pub use tensor::{
     backward, grad, gradcheck, numeric_grads, BackwardCtx, BackwardOptions, BackwardStats,
-    CustomOp, GradcheckTolerance, GraphExport, Tensor,
+    CustomOp, GradFn, GradcheckTolerance, GraphExport, Tensor,
 };

@@ -130,7 +130,7 @@ pub fn linear<T: Element>(
         vec![n, out],
         &inputs,
         move |gy, ctx| {
-            let need = |i: usize| ctx.needs.get(i).copied().unwrap_or(false);
+            let need = |i: usize| ctx.needs(i);
             // y = x·wᵀ + b, so dx = gy·w, dw = gyᵀ·x, db = Σ_rows gy.
             let mut grads = if ctx.create_graph {
                 vec![
@@ -180,7 +180,7 @@ pub fn linear<T: Element>(
                 });
                 vec![gx.transpose()?, gw.transpose()?, gb.transpose()?]
             };
-            grads.truncate(ctx.needs.len());
+            grads.truncate(ctx.inputs());
             Ok(grads)
         },
     ))

@@ -75,11 +75,6 @@ impl Condvar {
     }
 }
 
-/// Tells loom's scheduler that this thread spins.
-pub fn yield_now() {
-    loom::thread::yield_now();
-}
-
 /// Every model thread shares lane 0: trace lanes are not part of any model.
 pub fn thread_index() -> u32 {
     0

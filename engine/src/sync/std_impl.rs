@@ -41,10 +41,6 @@ impl Condvar {
     }
 }
 
-/// Tells a spinning thread to let others run.
-pub fn yield_now() {
-    std::thread::yield_now();
-}
 
 /// A small number naming the calling thread for its lifetime: 0, 1, 2… in the order
 /// threads first ask (trace lanes use it).

@@ -49,7 +49,7 @@ pub trait CustomOp<T: Element>: Send + Sync + 'static {
     fn forward(&self, inputs: &[&Tensor<T>]) -> Result<Tensor<T>>;
 
     /// From `grad`, the gradient of the output, the gradient of each input (one entry per
-    /// input, `None` where `ctx.needs[i]` is false or the gradient is zero). `inputs` and
+    /// input, `None` where `ctx.needs(i)` is false or the gradient is zero). `inputs` and
     /// `output` are those of the forward call; each returned gradient must have the shape of
     /// its input. With `ctx.create_graph` the pass is recorded, so a backward written with
     /// tensor ops can be differentiated again.

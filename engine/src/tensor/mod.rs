@@ -14,7 +14,8 @@ pub use backward::{backward, grad};
 pub use custom_op::CustomOp;
 pub use export::GraphExport;
 pub use gradcheck::{gradcheck, numeric_grads, GradcheckTolerance};
-pub use node::{BackwardCtx, BackwardFn, GradHook, Node, ReadyHook};
+pub(crate) use node::Node;
+pub use node::{BackwardCtx, GradFn};
 pub use observe::BackwardStats;
 pub use options::BackwardOptions;
 
@@ -324,8 +325,14 @@ impl<T: Element> Tensor<T> {
     }
 
     /// The node that produced this tensor (or its leaf node), if it requires grad.
-    pub fn node(&self) -> Option<&Arc<Node<T>>> {
+    pub(crate) fn node(&self) -> Option<&Arc<Node<T>>> {
         self.inner.node.as_ref()
+    }
+
+    /// A handle on the node that produced this tensor (or on its leaf), if it requires
+    /// grad: see [`GradFn`].
+    pub fn grad_fn(&self) -> Option<GradFn<T>> {
+        self.inner.node.clone().map(GradFn)
     }
 
     /// Records an op: `data` of `shape` computed from `inputs`; `backward` maps the output's

@@ -16,15 +16,48 @@ use std::cell::{Cell, RefCell};
 use std::panic::Location;
 
 /// What a backward function knows of the pass it runs in.
+///
+/// ```
+/// use backflow::{BackwardCtx, BackwardOptions, CustomOp, Result, Tensor};
+/// /// y = a·b, returning a gradient only for the inputs that need one.
+/// struct Mul;
+/// impl CustomOp<f32> for Mul {
+///     fn name(&self) -> &'static str {
+///         "my_mul"
+///     }
+///     fn forward(&self, inputs: &[&Tensor]) -> Result<Tensor> {
+///         inputs[0].try_mul(inputs[1])
+///     }
+///     fn backward(&self, inputs: &[Tensor], _: &Tensor, g: &Tensor, ctx: &BackwardCtx)
+///         -> Result<Vec<Option<Tensor>>> {
+///         assert_eq!(ctx.inputs(), 2);
+///         Ok(vec![ctx.needs(0).then(|| g * &inputs[1]), ctx.needs(1).then(|| g * &inputs[0])])
+///     }
+/// }
+/// let a = Tensor::scalar(3.0).requires_grad();
+/// let b = Tensor::scalar(4.0); // needs no gradient
+/// Tensor::apply_op(Mul, &[&a, &b]).unwrap().backward().unwrap();
+/// assert_eq!(a.grad().unwrap().item(), 4.0);
+/// ```
 #[derive(Clone, Debug)]
 pub struct BackwardCtx {
     /// Whether the backward pass is itself recorded (gradients of gradients).
     pub create_graph: bool,
     /// `needs[i]`: whether input `i` of the op wants a gradient.
-    pub needs: SmallVec<[bool; 4]>,
+    pub(crate) needs: SmallVec<[bool; 4]>,
 }
 
 impl BackwardCtx {
+    /// Whether input `input` of the op wants a gradient (false past the last input).
+    pub fn needs(&self, input: usize) -> bool {
+        self.needs.get(input).copied().unwrap_or(false)
+    }
+
+    /// The op's number of inputs.
+    pub fn inputs(&self) -> usize {
+        self.needs.len()
+    }
+
     /// The contexts without and with `create_graph` for an op of `arity` inputs.
     pub(crate) fn pair<T: Element>(arity: usize, edges: &[InputEdge<T>]) -> [BackwardCtx; 2] {
         let mut needs = SmallVec::from_elem(false, arity);
@@ -40,14 +73,14 @@ impl BackwardCtx {
 
 /// An op's backward: from the gradient of its output, the gradients of its inputs (one
 /// entry per input, `None` where the input needs none).
-pub type BackwardFn<T> =
+pub(crate) type BackwardFn<T> =
     dyn Fn(&Tensor<T>, &BackwardCtx) -> Result<Vec<Option<Tensor<T>>>> + Send + Sync;
 
 /// A hook on the gradient flowing into a tensor; it may replace it.
-pub type GradHook<T> = dyn Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync;
+pub(crate) type GradHook<T> = dyn Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync;
 
 /// A callback told that a leaf's gradient of this pass is final.
-pub type ReadyHook<T> = dyn Fn(&Tensor<T>) + Send + Sync;
+pub(crate) type ReadyHook<T> = dyn Fn(&Tensor<T>) + Send + Sync;
 
 /// An edge from an op to one of its inputs that requires a gradient.
 pub(crate) struct InputEdge<T: Element> {
@@ -80,7 +113,7 @@ pub(crate) enum NodeKind<T: Element> {
 }
 
 /// A node of the recorded graph.
-pub struct Node<T: Element> {
+pub(crate) struct Node<T: Element> {
     /// The op's name (`"leaf"` for leaves).
     pub(crate) op: &'static str,
     pub(crate) kind: NodeKind<T>,
@@ -132,6 +165,55 @@ impl<T: Element> Node<T> {
             NodeKind::Leaf { .. } => &[],
         };
         inputs.iter().map(|e| &e.node)
+    }
+}
+
+/// A handle on the graph node behind a tensor that requires grad (its leaf, or the op
+/// that produced it), from [`Tensor::grad_fn`]: the op's name, where the forward created
+/// it, and identity (two handles are equal when they name the same node). It keeps the
+/// node, and so the tensors its backward saved, alive.
+///
+/// ```
+/// use backflow::Tensor;
+/// let x = Tensor::<f32>::ones(&[2]).requires_grad();
+/// let y = x.sin();
+/// let f = y.grad_fn().unwrap();
+/// assert_eq!(f.op(), "sin");
+/// assert!(!f.is_leaf() && x.grad_fn().unwrap().is_leaf());
+/// assert_eq!(f, y.clone().grad_fn().unwrap());
+/// assert!(x.detach().grad_fn().is_none());
+/// ```
+#[derive(Clone)]
+pub struct GradFn<T: Element = f32>(pub(crate) Arc<Node<T>>);
+
+impl<T: Element> GradFn<T> {
+    /// The op's name (`"leaf"` for a leaf).
+    pub fn op(&self) -> &'static str {
+        self.0.op
+    }
+
+    /// Whether this is a leaf.
+    pub fn is_leaf(&self) -> bool {
+        self.0.is_leaf()
+    }
+
+    /// Where the forward op (or `requires_grad`) was called.
+    pub fn location(&self) -> &'static Location<'static> {
+        self.0.location
+    }
+}
+
+impl<T: Element> PartialEq for GradFn<T> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T: Element> Eq for GradFn<T> {}
+
+impl<T: Element> std::fmt::Debug for GradFn<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GradFn({} at {})", self.0.op, self.0.location)
     }
 }
 
