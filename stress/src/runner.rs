@@ -143,7 +143,7 @@ fn worker(shared: &Shared, watch: &Watch) {
         if i >= cfg.graphs {
             break;
         }
-        let before = summary.failures.len();
+        let (before, graphs_before) = (summary.failures.len(), summary.graphs);
         let seed = cfg.seed.wrapping_add(i);
         // A panicking check is a failure of its seed, not a lost worker: the run goes on
         // (or stops at `max_failures`) and reports it with the seed that reproduces it.
@@ -151,6 +151,8 @@ fn worker(shared: &Shared, watch: &Watch) {
             check_seed(seed, cfg, &shared.configs, watch, &mut summary)
         }));
         if let Err(payload) = checked {
+            // The graph counts as checked, even where it panicked before being counted.
+            summary.graphs = graphs_before + 1;
             summary.failures.push(Failure {
                 seed,
                 phase: "panic",

@@ -20,6 +20,7 @@ fn a_panicking_check_is_a_failure_with_its_seed() {
     assert!(!summary.passed(), "{summary}");
     assert!(summary.hangs.is_empty(), "a panic is not a hang: {summary}");
     assert_eq!(summary.failures.len(), 3, "{summary}");
+    assert_eq!(summary.graphs, 3, "each panicked graph counts as checked");
     assert!(summary.failures.iter().all(|f| f.phase == "panic"));
     assert_eq!(summary.failing_seed(), Some(40));
     assert!(

@@ -87,3 +87,40 @@ pub fn write_svg(path: &Path, rows: &[Row], cores: usize) -> CliResult {
     root.present()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(threads: usize, ms: f64) -> Row {
+        Row {
+            workload: "w2",
+            scheduler: Scheduler::Parallel,
+            threads,
+            nodes: 10,
+            times: vec![ms / 1e3],
+            base_mib: None,
+            peak_mib: None,
+        }
+    }
+
+    #[test]
+    fn the_thread_axis_has_whole_ticks_from_one() {
+        let rows = [row(1, 8.0), row(2, 4.5), row(4, 2.5), row(6, 2.0)];
+        let path = std::env::temp_dir().join(format!("backflow-plot-{}.svg", std::process::id()));
+        write_svg(&path, &rows, 6).unwrap();
+        let svg = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).ok();
+        // The x tick labels sit on one baseline below the plot: collect them in order.
+        let labels: Vec<&str> = svg
+            .split("<text")
+            .filter(|t| t.contains("text-anchor=\"middle\"") && t.contains("dy=\"0.76em\""))
+            .filter_map(|t| t.split('>').nth(1))
+            .map(|t| t.split('<').next().unwrap_or("").trim())
+            .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        assert_eq!(labels, ["1", "2", "4", "6"], "{svg}");
+        let blue = format!("#{:02X}{:02X}{:02X}", 0, 114, 178);
+        assert!(svg.contains(&blue), "the first curve is blue");
+    }
+}
