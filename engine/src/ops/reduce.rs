@@ -36,9 +36,11 @@ impl<T: Element> Tensor<T> {
             });
         }
         let shape = self.shape().to_vec();
-        let data = sum_axis(self.data(), &shape, axis);
         let mut out_shape = shape.clone();
         out_shape.remove(axis);
+        // Only a tensor with no elements can have an output whose count overflows.
+        crate::tensor::checked_len::<T>("sum_axis", &out_shape)?;
+        let data = sum_axis(self.data(), &shape, axis);
         Ok(Tensor::from_op(
             "sum_axis",
             data,
