@@ -343,9 +343,25 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Registers a hook on the gradient flowing into this tensor during backward. The hook
-    /// sees the summed gradient before it is used, and may return a replacement. Hooks run
-    /// in registration order, on whichever worker runs the node. No effect on a tensor that
-    /// requires no gradient.
+    /// sees the summed gradient before it is used, and may return a replacement of the same
+    /// shape. Hooks run in registration order, on whichever worker runs the node. No effect
+    /// on a tensor that requires no gradient.
+    ///
+    /// A replacement of another shape fails the pass with an `Error::Backward` naming the
+    /// tensor's op, where it was created, and both shapes (and, as every failed pass, leaves
+    /// the leaves' gradients as they were).
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// let x = Tensor::<f32>::zeros(&[2, 3]).requires_grad();
+    /// x.register_hook(|g| Some(g * 2.0));
+    /// x.sum().backward().unwrap();
+    /// assert_eq!(x.grad().unwrap().to_vec(), vec![2.0; 6]);
+    /// x.register_hook(|_| Some(Tensor::zeros(&[7])));
+    /// let e = x.sum().backward().unwrap_err();
+    /// assert!(e.to_string().contains("shape [7] for the tensor's shape [2, 3]"));
+    /// assert_eq!(x.grad().unwrap().to_vec(), vec![2.0; 6]); // unchanged
+    /// ```
     pub fn register_hook(
         &self,
         hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync + 'static,
@@ -360,6 +376,24 @@ impl<T: Element> Tensor<T> {
     /// Registers a callback on a leaf, called once per backward pass as soon as this leaf's
     /// gradient from that pass is final, while the rest of the pass may still run (to
     /// overlap communication with backward). It receives this pass's gradient.
+    ///
+    /// The leaf's [`grad`](Self::grad) is written only when the whole pass has succeeded,
+    /// after every callback of the pass: a callback that reads `grad()` sees the value from
+    /// before the pass, and a pass that fails after a callback fired leaves `grad()` as it
+    /// was (the callback has still seen the gradient).
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// use std::sync::{Arc, Mutex};
+    /// let x = Tensor::<f64>::scalar(3.0).requires_grad();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let probe = x.clone();
+    /// x.on_grad_ready(move |g| log.lock().unwrap().push((g.item(), probe.grad().is_some())));
+    /// (&x * &x).backward().unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), vec![(6.0, false)]); // 2x, before the commit
+    /// assert_eq!(x.grad().unwrap().item(), 6.0);
+    /// ```
     pub fn on_grad_ready(&self, hook: impl Fn(&Tensor<T>) + Send + Sync + 'static) {
         if let Some(node) = &self.inner.node {
             node.ready_hooks.lock().push(Arc::new(hook));
