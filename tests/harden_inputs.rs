@@ -18,7 +18,10 @@ fn panic_message(f: impl FnOnce()) -> String {
 
 fn assert_names(e: &backflow::Error, op: &str, shape: &str) {
     let msg = e.to_string();
-    assert!(msg.starts_with(&format!("{op}:")), "`{msg}` does not name {op}");
+    assert!(
+        msg.starts_with(&format!("{op}:")),
+        "`{msg}` does not name {op}"
+    );
     assert!(msg.contains(shape), "`{msg}` does not name {shape}");
 }
 

@@ -132,3 +132,29 @@ fn concat_whose_axis_length_overflows_is_an_error() {
     let both = Tensor::concat(&[&part, &part], 0).unwrap();
     assert_eq!(both.shape(), &[2 * BIG, 0]);
 }
+
+#[test]
+fn concat_and_sum_axis_of_empty_tensors_with_huge_dimensions_return_at_once() {
+    // No elements, but usize::MAX rows before the axis: concat and its backward used to
+    // loop over every one of them (found by tests/fuzz_api.rs).
+    let a = Tensor::<f64>::zeros(&[usize::MAX, 1, 0]).requires_grad();
+    let b = Tensor::<f64>::zeros(&[usize::MAX, 2, 0]).requires_grad();
+    let c = Tensor::concat(&[&a, &b], 1).unwrap();
+    assert_eq!(c.shape(), &[usize::MAX, 3, 0]);
+    let s = c.sum_axis(1).unwrap();
+    assert_eq!(s.shape(), &[usize::MAX, 0]);
+    s.sum().backward().unwrap();
+    assert_eq!(a.grad().unwrap().shape(), &[usize::MAX, 1, 0]);
+    assert_eq!(b.grad().unwrap().shape(), &[usize::MAX, 2, 0]);
+}
+
+#[test]
+fn sum_axis_of_an_empty_tensor_whose_inner_block_count_wraps_is_empty() {
+    // len * inner = 2^32 * 2^32 wrapped to 0: "chunk size must be non-zero" (found by
+    // tests/fuzz_api.rs).
+    let x = Tensor::<f32>::zeros(&[0, BIG, BIG]).requires_grad();
+    let s = x.sum_axis(1).unwrap();
+    assert_eq!((s.shape(), s.numel()), (&[0, BIG][..], 0));
+    s.sum().backward().unwrap();
+    assert_eq!(x.grad().unwrap().shape(), &[0, BIG, BIG]);
+}
