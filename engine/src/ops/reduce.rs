@@ -10,12 +10,14 @@ impl<T: Element> Tensor<T> {
     pub fn sum(&self) -> Tensor<T> {
         let total = sum_all(self.data());
         let shape = self.shape().to_vec();
+        // The input's element count: its gradient's length, known to fit.
+        let len = self.numel();
         Tensor::from_op("sum", vec![total], vec![], &[self], move |gy, ctx| {
             // d/dx_i Σ x = 1: gy repeated to the input's shape
             let g = if ctx.create_graph {
                 gy.broadcast_to(&shape)?
             } else {
-                Tensor::full(&shape, gy.item())
+                Tensor::raw_with(vec![gy.item(); len], &shape)
             };
             Ok(vec![Some(g)])
         })
@@ -66,13 +68,14 @@ impl<T: Element> Tensor<T> {
         let n = T::from_f64(self.numel() as f64);
         let scale = T::one() / n;
         let shape = self.shape().to_vec();
+        let len = self.numel();
         let data = vec![sum_all(self.data()) / n];
         Tensor::from_op("mean", data, vec![], &[self], move |gy, ctx| {
             // d/dx_i (Σ x)/n = 1/n: gy/n repeated to the input's shape
             let g = if ctx.create_graph {
                 gy.affine(scale, T::zero()).broadcast_to(&shape)?
             } else {
-                Tensor::full(&shape, gy.item() / n)
+                Tensor::raw_with(vec![gy.item() / n; len], &shape)
             };
             Ok(vec![Some(g)])
         })
