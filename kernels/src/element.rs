@@ -32,15 +32,42 @@ pub trait Element:
     );
 }
 
-/// Checks that every index the strided `rows×cols` view touches lies inside `len`.
-fn check_extent(len: usize, rows: usize, cols: usize, rs: usize, cs: usize, what: &str) {
+/// Checks that every index the strided `rows×cols` view touches lies inside `len`, with
+/// checked arithmetic (an overflowing extent is out of bounds), and returns the strides as
+/// the `isize`s that `matrixmultiply` takes. A dimension of size 1 is never stepped along,
+/// so its stride is passed as 0 whatever it is.
+///
+/// Panics, naming the operand, its dimensions and strides, when the view does not fit.
+fn check_extent(
+    len: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+    what: &str,
+) -> (isize, isize) {
     if rows == 0 || cols == 0 {
-        return;
+        return (0, 0);
     }
-    let last = (rows - 1) * rs + (cols - 1) * cs;
+    let last = (rows - 1)
+        .checked_mul(rs)
+        .and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)));
     assert!(
-        last < len,
+        last.is_some_and(|last| last < len),
         "gemm: operand {what} of {rows}x{cols} with strides ({rs},{cs}) overruns its buffer of {len}"
+    );
+    // A slice of a non-zero-sized type holds at most isize::MAX elements, and every stride
+    // used to step (its dimension has more than one index) is at most `last < len`.
+    let step = |dim: usize, s: usize| if dim > 1 { s as isize } else { 0 };
+    (step(rows, rs), step(cols, cs))
+}
+
+/// Checks that a dense row-major `m×n` output fits in `len` elements, with checked
+/// arithmetic. Panics, naming the dimensions, otherwise.
+fn check_output(len: usize, m: usize, n: usize) {
+    assert!(
+        m.checked_mul(n).is_some_and(|mn| mn <= len),
+        "gemm: output of {m}x{n} overruns its buffer of {len}"
     );
 }
 
@@ -68,19 +95,22 @@ macro_rules! impl_element {
                 c: &mut [Self],
                 beta: Self,
             ) {
-                check_extent(a.len(), m, k, rsa, csa, "a");
-                check_extent(b.len(), k, n, rsb, csb, "b");
-                assert!(
-                    c.len() >= m * n,
-                    "gemm: output of {m}x{n} overruns its buffer of {}",
-                    c.len()
-                );
+                let (rsa, csa) = check_extent(a.len(), m, k, rsa, csa, "a");
+                let (rsb, csb) = check_extent(b.len(), k, n, rsb, csb, "b");
+                check_output(c.len(), m, n);
                 if m == 0 || n == 0 {
                     return;
                 }
-                // SAFETY:
-                // - every index the strided views of `a` and `b` reach was bounds-checked above;
-                // - `c` is a dense row-major m×n buffer of at least m*n elements, checked above;
+                // SAFETY: `matrixmultiply` reads a[i*rsa + p*csa] for i < m, p < k,
+                // b[p*rsb + j*csb] for p < k, j < n, and writes c[i*n + j] for i < m, j < n.
+                // - `check_extent` proved, in checked arithmetic, that the largest index of
+                //   each strided view of `a` and `b` is below its slice's length (with k == 0
+                //   nothing of `a` or `b` is read);
+                // - `check_output` proved m*n <= c.len() without overflow, so the largest
+                //   index of the dense output, (m-1)*n + n-1 = m*n - 1, is in bounds, and
+                //   n <= c.len() <= isize::MAX makes the row stride `n as isize` exact;
+                // - the strides returned by `check_extent` are at most that largest index
+                //   (below isize::MAX), so the casts to isize do not wrap;
                 // - `c` is a unique borrow, so it cannot alias `a` or `b`.
                 unsafe {
                     $gemm(
@@ -89,11 +119,11 @@ macro_rules! impl_element {
                         n,
                         1.0,
                         a.as_ptr(),
-                        rsa as isize,
-                        csa as isize,
+                        rsa,
+                        csa,
                         b.as_ptr(),
-                        rsb as isize,
-                        csb as isize,
+                        rsb,
+                        csb,
                         beta,
                         c.as_mut_ptr(),
                         n as isize,
@@ -107,3 +137,60 @@ macro_rules! impl_element {
 
 impl_element!(f32, "f32", matrixmultiply::sgemm);
 impl_element!(f64, "f64", matrixmultiply::dgemm);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn panics(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let e = std::panic::catch_unwind(f).expect_err("should panic");
+        e.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn gemm_rejects_an_output_whose_size_overflows() {
+        // m*n = 2^64 wraps to 0: the check must not let an empty output through.
+        let msg = panics(|| {
+            let mut c: Vec<f32> = Vec::new();
+            f32::gemm(
+                1 << 32,
+                0,
+                1 << 32,
+                &[],
+                (0, 1),
+                &[],
+                (1 << 32, 1),
+                &mut c,
+                0.0,
+            );
+        });
+        assert!(msg.contains("output of 4294967296x4294967296"), "{msg}");
+    }
+
+    #[test]
+    fn gemm_rejects_an_operand_whose_extent_overflows() {
+        // (rows-1)*rs wraps to a small number in unchecked arithmetic.
+        let msg = panics(|| {
+            let mut c = vec![0.0f64; 2];
+            f64::gemm(2, 1, 1, &[1.0], (1 << 63, 1), &[1.0], (1, 1), &mut c, 0.0);
+        });
+        assert!(msg.contains("operand a of 2x1"), "{msg}");
+    }
+
+    #[test]
+    fn gemm_ignores_the_stride_of_a_unit_dimension() {
+        let mut c = vec![0.0f32; 1];
+        f32::gemm(
+            1,
+            2,
+            1,
+            &[1.0, 2.0],
+            (usize::MAX, 1),
+            &[3.0, 4.0],
+            (1, usize::MAX),
+            &mut c,
+            0.0,
+        );
+        assert_eq!(c, vec![11.0]);
+    }
+}

@@ -61,10 +61,18 @@ pub fn concat<T: Element>(parts: &[(&[T], &[usize])], axis: usize) -> (Vec<T>, V
             numel(shape),
             "concat: data does not match {shape:?}"
         );
-        out_shape[axis] += shape[axis];
+        out_shape[axis] = out_shape[axis]
+            .checked_add(shape[axis])
+            .unwrap_or_else(|| panic!("concat: the lengths along axis {axis} overflow usize"));
+    }
+    let len = numel(&out_shape);
+    // With no elements, `outer` may still be huge (a shape like [usize::MAX, 0]): nothing
+    // to copy, and no loop over it.
+    if len == 0 {
+        return (Vec::new(), out_shape);
     }
     let (outer, inner) = outer_inner(first, axis);
-    let mut y = Vec::with_capacity(numel(&out_shape));
+    let mut y = Vec::with_capacity(len);
     for o in 0..outer {
         for (data, shape) in parts {
             let run = shape[axis] * inner;
@@ -85,6 +93,15 @@ pub fn concat_backward<T: Element>(
     sizes: &[usize],
 ) -> Vec<Vec<T>> {
     // Concatenation only moves elements, so each part's gradient is its slice of gy.
+    if gy.is_empty() && numel(out_shape) == 0 {
+        // No elements (though `outer` may be huge, as in [usize::MAX, 0]): empty pieces.
+        assert_eq!(
+            sizes.iter().try_fold(0usize, |n, &s| n.checked_add(s)),
+            Some(out_shape[axis]),
+            "concat_backward: sizes {sizes:?} do not fill axis {axis} of {out_shape:?}"
+        );
+        return vec![Vec::new(); sizes.len()];
+    }
     let (outer, inner) = outer_inner(out_shape, axis);
     assert_eq!(
         sizes.iter().sum::<usize>(),
@@ -114,6 +131,18 @@ pub fn concat_backward<T: Element>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concat_of_empty_parts_with_a_huge_outer_size_returns_at_once() {
+        // outer = usize::MAX rows of nothing: used to loop 2^64 times.
+        let parts: [(&[f32], &[usize]); 2] =
+            [(&[], &[usize::MAX, 1, 0]), (&[], &[usize::MAX, 2, 0])];
+        let (y, shape) = concat(&parts, 1);
+        assert!(y.is_empty());
+        assert_eq!(shape, vec![usize::MAX, 3, 0]);
+        let pieces = concat_backward::<f32>(&[], &shape, 1, &[1, 2]);
+        assert_eq!(pieces, vec![Vec::<f32>::new(), Vec::new()]);
+    }
     use crate::gradcheck::{check_vjp, values};
 
     #[test]

@@ -21,6 +21,6 @@ pub use gradcheck::numeric_gradient;
 pub use layout::{concat, concat_backward, transpose};
 pub use matmul::{matmul, matmul_backward};
 pub use reduce::{sum_all, sum_axis, sum_axis_backward};
-pub use shape::{broadcast_shapes, broadcast_to, numel, reduce_to, strides};
+pub use shape::{broadcast_shapes, broadcast_to, checked_numel, numel, reduce_to, strides};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 pub use unary::{unary_backward, unary_forward, Unary};

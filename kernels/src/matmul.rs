@@ -3,17 +3,31 @@
 //! The backward reads the transposed operands through swapped strides instead of
 //! materialising them.
 
+use crate::shape::checked_numel;
 use crate::Element;
+
+/// Whether `len` is exactly `rows * cols`, in checked arithmetic.
+fn fills(len: usize, rows: usize, cols: usize) -> bool {
+    checked_numel(&[rows, cols]) == Some(len)
+}
 
 /// `a·b` for a row-major `m×k` matrix `a` and `k×n` matrix `b`; the result is `m×n`.
 ///
 /// Precondition: `a.len() == m * k` and `b.len() == k * n`.
+///
+/// # Panics
+///
+/// If a precondition is broken, or `m * n` overflows `usize` (the engine reports that as an
+/// error before calling this).
 pub fn matmul<T: Element>(a: &[T], b: &[T], m: usize, k: usize, n: usize) -> Vec<T> {
     assert!(
-        a.len() == m * k && b.len() == k * n,
+        fills(a.len(), m, k) && fills(b.len(), k, n),
         "matmul: data does not match {m}x{k}·{k}x{n}"
     );
-    let mut y = vec![T::zero(); m * n];
+    let len = checked_numel(&[m, n]).unwrap_or_else(|| {
+        panic!("matmul: the output of {m}x{n} has more elements than usize can count")
+    });
+    let mut y = vec![T::zero(); len];
     T::gemm(m, k, n, a, (k, 1), b, (n, 1), &mut y, T::zero());
     y
 }
@@ -34,7 +48,7 @@ pub fn matmul_backward<T: Element>(
     need_b: bool,
 ) -> (Option<Vec<T>>, Option<Vec<T>>) {
     assert!(
-        a.len() == m * k && b.len() == k * n && gy.len() == m * n,
+        fills(a.len(), m, k) && fills(b.len(), k, n) && fills(gy.len(), m, n),
         "matmul_backward: data does not match {m}x{k}·{k}x{n}"
     );
     // y_ij = Σ_p a_ip b_pj, so ∂L/∂a_ip = Σ_j gy_ij b_pj = (gy·bᵀ)_ip
@@ -90,6 +104,12 @@ mod tests {
             check_vjp(|a| matmul(a, &b, m, k, n), &a, &gy, &ga.unwrap());
             check_vjp(|b| matmul(&a, b, m, k, n), &b, &gy, &gb.unwrap());
         }
+    }
+
+    #[test]
+    fn output_size_overflow_panics_instead_of_writing_past_an_empty_buffer() {
+        let r = std::panic::catch_unwind(|| matmul::<f32>(&[], &[], 1 << 32, 0, 1 << 32));
+        assert!(r.is_err());
     }
 
     #[test]

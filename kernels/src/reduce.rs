@@ -39,11 +39,16 @@ pub fn sum_axis<T: Element>(x: &[T], shape: &[usize], axis: usize) -> Vec<T> {
     let (outer, len, inner) = split_axis(shape, axis);
     assert_eq!(
         x.len(),
-        outer * len * inner,
+        numel(shape),
         "sum_axis: data does not match {shape:?}"
     );
-    let mut out = vec![T::zero(); outer * inner];
-    if len == 0 || inner == 0 {
+    let out_len = outer.checked_mul(inner).unwrap_or_else(|| {
+        panic!("sum_axis: the output of {shape:?} without axis {axis} overflows usize")
+    });
+    let mut out = vec![T::zero(); out_len];
+    // With no input elements the sums are all 0; the dimensions may still be huge, so
+    // `len * inner` below could overflow (a shape like [0, 2^32, 2^32]).
+    if x.is_empty() {
         return out;
     }
     // Rows are added in axis order, the same for every output element.
@@ -60,11 +65,11 @@ pub fn sum_axis_backward<T: Element>(gy: &[T], shape: &[usize], axis: usize) -> 
     // ∂(Σ_j x_j)/∂x_j = 1, so every summed element receives the upstream gradient.
     let (outer, len, inner) = split_axis(shape, axis);
     assert_eq!(
-        gy.len(),
-        outer * inner,
+        Some(gy.len()),
+        outer.checked_mul(inner),
         "sum_axis_backward: gy does not match {shape:?}"
     );
-    let mut out = Vec::with_capacity(outer * len * inner);
+    let mut out = Vec::with_capacity(numel(shape));
     if inner == 0 {
         return out;
     }
@@ -118,6 +123,11 @@ mod tests {
         assert_eq!(sum_axis::<f32>(&[], &[2, 0], 1).len(), 2);
         assert_eq!(sum_axis::<f32>(&[], &[0, 2], 1).len(), 0);
         assert_eq!(sum_axis::<f32>(&[], &[2, 0, 3], 1), vec![0.0; 6]);
+        // No elements, but the dimensions around the axis are huge.
+        assert!(sum_axis::<f32>(&[], &[usize::MAX, 2, 0], 1).is_empty());
+        assert!(sum_axis_backward::<f32>(&[], &[usize::MAX, 2, 0], 1).is_empty());
+        assert!(sum_axis::<f32>(&[], &[0, 1 << 32, 1 << 32], 1).is_empty());
+        assert_eq!(sum_axis::<f32>(&[], &[2, 3, 0], 2), vec![0.0; 6]);
         assert_close(&sum_axis_backward(&[1.0, 2.0], &[2, 0], 1), &[], 0.0);
     }
 }

@@ -7,15 +7,47 @@
 use crate::Element;
 
 /// Number of elements of `shape`; the empty shape is a scalar with one element.
+///
+/// # Panics
+///
+/// If the product overflows `usize` (see [`checked_numel`] for the fallible form). A shape
+/// with a zero dimension has zero elements, whatever its other dimensions.
+///
+/// ```
+/// assert_eq!(backflow_kernels::numel(&[2, 3]), 6);
+/// assert_eq!(backflow_kernels::numel(&[usize::MAX, 2, 0]), 0);
+/// ```
+#[track_caller]
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    checked_numel(shape)
+        .unwrap_or_else(|| panic!("shape {shape:?} has more elements than usize can count"))
+}
+
+/// Number of elements of `shape`, or `None` when the product overflows `usize`. A shape with
+/// a zero dimension has zero elements, whatever its other dimensions.
+///
+/// ```
+/// use backflow_kernels::checked_numel;
+/// assert_eq!(checked_numel(&[]), Some(1));
+/// assert_eq!(checked_numel(&[1 << 32, 1 << 32]), None);
+/// assert_eq!(checked_numel(&[1 << 32, 1 << 32, 0]), Some(0));
+/// ```
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    if shape.contains(&0) {
+        return Some(0);
+    }
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// Row-major strides (in elements) of a contiguous tensor of `shape`.
+///
+/// Strides never overflow where they can be used: they are at most the element count of a
+/// shape whose element count fits `usize`. For a shape with zero elements they saturate
+/// (no index reaches them).
 pub fn strides(shape: &[usize]) -> Vec<usize> {
-    let mut out = vec![1; shape.len()];
+    let mut out = vec![1usize; shape.len()];
     for d in (0..shape.len().saturating_sub(1)).rev() {
-        out[d] = out[d + 1] * shape[d + 1];
+        out[d] = out[d + 1].saturating_mul(shape[d + 1]);
     }
     out
 }
@@ -180,6 +212,21 @@ mod tests {
         assert_eq!(numel(&[2, 0, 3]), 0);
         assert_eq!(strides(&[2, 3, 4]), vec![12, 4, 1]);
         assert_eq!(strides(&[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn numel_overflow_is_detected() {
+        assert_eq!(checked_numel(&[1 << 32, 1 << 32]), None);
+        assert_eq!(checked_numel(&[274_177, 67_280_421_310_721]), None);
+        assert_eq!(checked_numel(&[usize::MAX, 2]), None);
+        assert_eq!(checked_numel(&[usize::MAX, 1]), Some(usize::MAX));
+        assert_eq!(checked_numel(&[1 << 32, 1 << 32, 0]), Some(0));
+        assert_eq!(
+            strides(&[0, 1 << 40, 1 << 40]),
+            vec![usize::MAX, 1 << 40, 1]
+        );
+        let caught = std::panic::catch_unwind(|| numel(&[1 << 32, 1 << 32]));
+        assert!(caught.is_err());
     }
 
     #[test]

@@ -21,13 +21,15 @@ pub enum Unary {
     Ln,
     /// Hyperbolic tangent.
     Tanh,
-    /// `max(x, 0)`; its derivative at 0 is taken as 0.
+    /// `max(x, 0)`; its derivative at 0 is taken as 0. NaN propagates (`relu(NaN)` is NaN,
+    /// as in PyTorch and NumPy).
     Relu,
     /// Logistic sigmoid `1 / (1 + e^-x)`.
     Sigmoid,
     /// Square root.
     Sqrt,
-    /// `x^p` for a fixed real exponent `p`.
+    /// `x^p` for a fixed real exponent `p`; for `p = 0` the derivative is 0 everywhere
+    /// (also at `x = 0`, where `p·x^(p-1)` would be `0·∞`).
     Powf(f64),
 }
 
@@ -89,9 +91,10 @@ unary_ops! {
     Unary::Ln => "ln", |x| x.ln(), |x, _y, g| g / x;
     // d/dx tanh x = 1 - tanh(x)^2 = 1 - y^2, reusing the saved output
     Unary::Tanh => "tanh", |x| x.tanh(), |_x, y, g| g * (T::one() - y * y);
-    // d/dx max(x, 0) = [x > 0], choosing 0 at the kink
+    // d/dx max(x, 0) = [x > 0], choosing 0 at the kink; written `x <= 0` so NaN passes
+    // through the forward
     Unary::Relu => "relu",
-        |x| if x > T::zero() { x } else { T::zero() },
+        |x| if x <= T::zero() { T::zero() } else { x },
         |x, _y, g| if x > T::zero() { g } else { T::zero() };
     // d/dx σ(x) = σ(x)(1 - σ(x)) = y(1 - y), reusing the saved output
     Unary::Sigmoid => "sigmoid",
@@ -99,10 +102,11 @@ unary_ops! {
         |_x, y, g| g * y * (T::one() - y);
     // d/dx √x = 1 / (2√x) = 0.5 / y, reusing the saved output
     Unary::Sqrt => "sqrt", |x| x.sqrt(), |_x, y, g| g * T::from_f64(0.5) / y;
-    // d/dx x^p = p x^(p-1)
+    // d/dx x^p = p x^(p-1); for p = 0, x^0 = 1 is constant and the derivative is 0 (the
+    // formula would give 0·∞ = NaN at x = 0)
     Unary::Powf(p) => "powf",
         |x| x.powf(T::from_f64(p)),
-        |x, _y, g| g * T::from_f64(p) * x.powf(T::from_f64(p - 1.0));
+        |x, _y, g| if p == 0.0 { T::zero() } else { g * T::from_f64(p) * x.powf(T::from_f64(p - 1.0)) };
 }
 
 #[cfg(test)]

@@ -114,9 +114,23 @@ pub fn linear<T: Element>(
             });
         }
     }
+    // The output's length, in checked arithmetic: n * out can wrap to a small number, and
+    // the gemm below writes n×out elements.
+    let len = backflow_kernels::checked_numel(&[n, out])
+        .filter(|&len| {
+            len.checked_mul(std::mem::size_of::<T>())
+                .is_some_and(|b| b <= isize::MAX as usize)
+        })
+        .ok_or_else(|| {
+            shape_error(
+                x,
+                w,
+                &format!("the output [{n}, {out}] has too many elements"),
+            )
+        })?;
     let mut y = match b {
         Some(b) => b.data().repeat(n),
-        None => vec![T::zero(); n * out],
+        None => vec![T::zero(); len],
     };
     // y = x·wᵀ + y: wᵀ is [in, out], element (p, j) at w[j*k + p], so strides (1, k).
     let beta = if b.is_some() { T::one() } else { T::zero() };

@@ -4,8 +4,22 @@ use crate::{Error, Result, Tensor};
 
 /// Mean cross-entropy of `logits` (`[batch, classes]`) against integer `labels`.
 ///
-/// Stable for large logits: it is `-mean(Σ_c onehot_c · log_softmax(logits)_c)`, and
-/// `log_softmax` shifts each row by its maximum, so nothing overflows.
+/// Stable for large logits: it is `-mean_rows(log_softmax(logits)[row, label])`, and
+/// `log_softmax` shifts each row by its maximum, so nothing overflows. It picks each row's
+/// target entry instead of multiplying by a one-hot mask, so a `-inf` logit on another
+/// class (a masked-out class) costs nothing and its gradient is 0, not `0·(-inf)` = NaN.
+/// Recorded as one node; its backward is `(softmax(logits) - onehot) / batch`.
+///
+/// ```
+/// use backflow::{nn::cross_entropy, Tensor};
+/// let logits = Tensor::from_vec(vec![f32::NEG_INFINITY, 0.0, 0.0, 0.0], &[2, 2])
+///     .unwrap()
+///     .requires_grad();
+/// let loss = cross_entropy(&logits, &[1, 0]).unwrap();
+/// assert!((loss.item() - 2f32.ln() / 2.0).abs() < 1e-6); // (0 + ln 2) / 2
+/// loss.backward().unwrap();
+/// assert!(logits.grad().unwrap().data().iter().all(|g| g.is_finite()));
+/// ```
 ///
 /// ```
 /// use backflow::{nn::cross_entropy, Tensor};
@@ -30,7 +44,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
             ),
         });
     }
-    let mut onehot = vec![0.0f32; batch * classes];
+    let mut onehot = vec![0.0f32; logits.numel()];
     for (row, &label) in labels.iter().enumerate() {
         if label >= classes {
             return Err(Error::Invalid {
@@ -43,9 +57,37 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
         }
         onehot[row * classes + label] = 1.0;
     }
+    let log_probs = backflow_kernels::log_softmax(logits.data(), classes);
+    let picked: f32 = labels
+        .iter()
+        .enumerate()
+        .map(|(row, &label)| log_probs[row * classes + label])
+        .sum();
+    let scale = 1.0 / batch as f32;
     let mask = Tensor::from_vec(onehot, logits.shape())?;
-    let picked = logits.log_softmax().try_mul(&mask)?.sum();
-    Ok(&picked * (-1.0 / batch as f32))
+    let saved = logits.clone();
+    Ok(Tensor::from_op(
+        "cross_entropy",
+        vec![-picked * scale],
+        vec![],
+        &[logits],
+        move |gy, ctx| {
+            // L = -(1/B) Σ_r log_softmax(x)[r, t_r], and d log_softmax(x)[r, t]/dx_rc =
+            // [c = t] - softmax(x)_rc, so dL/dx = (softmax(x) - onehot) / B.
+            if ctx.create_graph {
+                let diff = saved.softmax().try_sub(&mask)?;
+                return Ok(vec![Some(&diff.try_mul(gy)? * scale)]);
+            }
+            let g = gy.item() * scale;
+            let probs = backflow_kernels::softmax(saved.data(), classes);
+            let grad = probs
+                .iter()
+                .zip(mask.data())
+                .map(|(&p, &m)| (p - m) * g)
+                .collect();
+            Ok(vec![Some(Tensor::from_vec(grad, saved.shape())?)])
+        },
+    ))
 }
 
 /// Mean squared error `mean((prediction - target)²)`; the shapes must broadcast.

@@ -7,10 +7,42 @@ use crate::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::path::Path;
 
+/// An `Error::Invalid` of `op` naming the first parameter name that appears twice (a file
+/// holds one tensor per name, so such a module cannot round-trip).
+fn check_unique(op: &'static str, params: &[(String, super::Param)]) -> Result<()> {
+    let mut seen = std::collections::HashSet::with_capacity(params.len());
+    for (name, p) in params {
+        if !seen.insert(name.as_str()) {
+            return Err(invalid(
+                op,
+                format!(
+                    "two parameters are named `{name}` (the second of shape {:?}): give the \
+                     module's children distinct names",
+                    p.shape()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The module's parameters as a safetensors file image.
+///
+/// An `Error::Invalid` of op `save_weights` names a parameter name that appears twice in
+/// the module (for example two children pushed under one name).
+///
+/// ```
+/// use backflow::nn::{to_safetensors, Linear, Sequential};
+/// let twice = Sequential::new()
+///     .push_named("fc", Linear::new(2, 2, 0))
+///     .push_named("fc", Linear::new(2, 2, 1));
+/// let e = to_safetensors(&twice).unwrap_err();
+/// assert!(e.to_string().contains("two parameters are named `fc.weight`"));
+/// ```
 pub fn to_safetensors(module: &dyn Module) -> Result<Vec<u8>> {
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = module
-        .named_parameters()
+    let params = module.named_parameters();
+    check_unique("save_weights", &params)?;
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = params
         .into_iter()
         .map(|(name, p)| {
             let t = p.get();
@@ -43,6 +75,7 @@ pub fn from_safetensors(module: &dyn Module, bytes: &[u8]) -> Result<()> {
     let file =
         SafeTensors::deserialize(bytes).map_err(|e| invalid("load_weights", e.to_string()))?;
     let params = module.named_parameters();
+    check_unique("load_weights", &params)?;
     let mut unexpected: Vec<String> = file
         .names()
         .into_iter()

@@ -1,6 +1,7 @@
 //! `broadcast_to` and its adjoint `sum_to`: each is the other's backward.
 
 use crate::error::{Error, Result};
+use crate::tensor::checked_len;
 use crate::Tensor;
 use backflow_kernels::{broadcast_shapes, broadcast_to, reduce_to, Element};
 
@@ -19,6 +20,7 @@ impl<T: Element> Tensor<T> {
         if self.shape() == shape {
             return Ok(self.clone());
         }
+        checked_len::<T>("broadcast_to", shape)?;
         let data = broadcast_to(self.data(), self.shape(), shape);
         let from = self.shape().to_vec();
         Ok(Tensor::from_op(

@@ -2,15 +2,17 @@
 //! crate-private `narrow` (a slice along one axis) that is `concat`'s adjoint.
 
 use crate::error::{Error, Result};
+use crate::tensor::checked_len;
 use crate::Tensor;
-use backflow_kernels::{concat, concat_backward, numel, transpose, Element};
+use backflow_kernels::{checked_numel, concat, concat_backward, transpose, Element};
 
 impl<T: Element> Tensor<T> {
     /// The same elements, in the same row-major order, viewed with `shape`. An
     /// `Error::Shape` names both shapes when their element counts differ.
     #[track_caller]
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor<T>> {
-        if numel(shape) != self.numel() {
+        let wanted = checked_numel(shape);
+        if wanted != Some(self.numel()) {
             return Err(Error::Shape {
                 op: "reshape",
                 lhs: self.shape().to_vec(),
@@ -18,7 +20,7 @@ impl<T: Element> Tensor<T> {
                 reason: format!(
                     "{} elements cannot be viewed as {} elements",
                     self.numel(),
-                    numel(shape)
+                    wanted.map_or_else(|| "more than usize::MAX".to_string(), |n| n.to_string())
                 ),
             });
         }
@@ -109,6 +111,22 @@ impl<T: Element> Tensor<T> {
                 });
             }
         }
+        // The output's length along `axis`, and its element count, must not overflow.
+        let total = parts
+            .iter()
+            .try_fold(0usize, |n, p| n.checked_add(p.shape()[axis]));
+        let Some(total) = total else {
+            return Err(Error::Invalid {
+                op: "concat",
+                message: format!(
+                    "the lengths along axis {axis} of parts of shape {:?} overflow usize",
+                    first.shape()
+                ),
+            });
+        };
+        let mut out_shape = first.shape().to_vec();
+        out_shape[axis] = total;
+        checked_len::<T>("concat", &out_shape)?;
         let slices: Vec<(&[T], &[usize])> = parts.iter().map(|p| (p.data(), p.shape())).collect();
         let (data, shape) = concat(&slices, axis);
         let sizes: Vec<usize> = parts.iter().map(|p| p.shape()[axis]).collect();

@@ -24,6 +24,11 @@ impl<T: Element> Tensor<T> {
                 "the columns of the left operand must equal the rows of the right",
             ));
         }
+        if crate::tensor::checked_len::<T>("matmul", &[m, n]).is_err() {
+            return Err(shape_error(&format!(
+                "the output [{m}, {n}] has too many elements"
+            )));
+        }
         let data = matmul(self.data(), other.data(), m, k, n);
         let (a, b) = (self.clone(), other.clone());
         Ok(Tensor::from_op(

@@ -10,12 +10,14 @@ impl<T: Element> Tensor<T> {
     pub fn sum(&self) -> Tensor<T> {
         let total = sum_all(self.data());
         let shape = self.shape().to_vec();
+        // The input's element count: its gradient's length, known to fit.
+        let len = self.numel();
         Tensor::from_op("sum", vec![total], vec![], &[self], move |gy, ctx| {
             // d/dx_i Σ x = 1: gy repeated to the input's shape
             let g = if ctx.create_graph {
                 gy.broadcast_to(&shape)?
             } else {
-                Tensor::full(&shape, gy.item())
+                Tensor::raw_with(vec![gy.item(); len], &shape)
             };
             Ok(vec![Some(g)])
         })
@@ -33,9 +35,11 @@ impl<T: Element> Tensor<T> {
             });
         }
         let shape = self.shape().to_vec();
-        let data = sum_axis(self.data(), &shape, axis);
         let mut out_shape = shape.clone();
         out_shape.remove(axis);
+        // Only a tensor with no elements can have an output whose count overflows.
+        crate::tensor::checked_len::<T>("sum_axis", &out_shape)?;
+        let data = sum_axis(self.data(), &shape, axis);
         Ok(Tensor::from_op(
             "sum_axis",
             data,
@@ -61,13 +65,14 @@ impl<T: Element> Tensor<T> {
         let n = T::from_f64(self.numel() as f64);
         let scale = T::one() / n;
         let shape = self.shape().to_vec();
+        let len = self.numel();
         let data = vec![sum_all(self.data()) / n];
         Tensor::from_op("mean", data, vec![], &[self], move |gy, ctx| {
             // d/dx_i (Σ x)/n = 1/n: gy/n repeated to the input's shape
             let g = if ctx.create_graph {
                 gy.affine(scale, T::zero()).broadcast_to(&shape)?
             } else {
-                Tensor::full(&shape, gy.item() / n)
+                Tensor::raw_with(vec![gy.item() / n; len], &shape)
             };
             Ok(vec![Some(g)])
         })

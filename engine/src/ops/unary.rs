@@ -118,6 +118,8 @@ fn recorded_derivative<T: Element>(op: Unary, x: &Tensor<T>, gy: &Tensor<T>) -> 
             gy * &(&s * &(-&s + one))
         }
         Unary::Sqrt => gy * &(x.sqrt().powf(-1.0) * T::from_f64(0.5)),
+        // x^0 = 1 is constant: 0 everywhere, not 0·x^-1 (NaN at 0).
+        Unary::Powf(0.0) => gy * T::zero(),
         Unary::Powf(p) => gy * &(x.powf(p - 1.0) * T::from_f64(p)),
     })
 }

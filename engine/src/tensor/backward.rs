@@ -122,8 +122,11 @@ fn run<T: Element>(
         detect_anomaly: opts.detect_anomaly,
         capture,
         captured: Mutex::new(vec![None; n_inputs]),
+        staged: Mutex::new(Vec::new()),
         error: Mutex::new(None),
-        observer: Observer::new(opts.stats.as_ref(), opts.trace.as_deref()),
+        // Opens the trace file now: a path that cannot be written fails the call before
+        // any gradient is computed.
+        observer: Observer::new(opts.stats.as_ref(), opts.trace.as_deref())?,
     });
     let result = exec::execute(Arc::new(plan), Arc::clone(&task), seeds, &opts.exec);
     let written = match &task.observer {
@@ -138,7 +141,17 @@ fn run<T: Element>(
             .unwrap_or_else(|| panicked(&task, e)));
     }
     written?;
-    let captured = std::mem::take(&mut *task.captured.lock());
+    // All or nothing: the leaves' `.grad()` change only once every node has succeeded.
+    task.commit();
+    let mut captured = std::mem::take(&mut *task.captured.lock());
+    // An input listed twice is one node, captured into its first slot: copy it to the rest.
+    if let Some(wanted) = &wanted {
+        for i in 0..wanted.len() {
+            if let Some(first) = wanted[..i].iter().position(|&k| k == wanted[i]) {
+                captured[i] = captured[first].clone();
+            }
+        }
+    }
     Ok(captured)
 }
 
@@ -162,6 +175,10 @@ impl<T: Element> Tensor<T> {
 
     /// Computes the gradient of this one-element tensor with respect to every leaf it
     /// depends on, summing into their [`grad`](Tensor::grad), with the default options.
+    ///
+    /// All or nothing: the leaves' gradients are summed in only once the whole pass has
+    /// succeeded; a pass that returns `Err` leaves every `grad()` as it was, under every
+    /// scheduler.
     pub fn backward(&self) -> Result<()> {
         self.backward_with(&BackwardOptions::default())
     }
@@ -184,7 +201,7 @@ pub fn backward<T: Element>(
 
 /// Gradients of `outputs` with respect to `inputs`, without touching any `.grad()` (like
 /// `torch.autograd.grad`). Only nodes with a path to an input run. An input that the
-/// outputs do not depend on gets `None`.
+/// outputs do not depend on gets `None`; an input listed twice gets its gradient twice.
 ///
 /// ```
 /// use backflow::{grad, BackwardOptions, Tensor};

@@ -21,7 +21,7 @@ pub use options::BackwardOptions;
 
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, Ordering};
-use backflow_kernels::{numel, Element};
+use backflow_kernels::{checked_numel, numel, Element};
 use node::{InputEdge, NodeKind};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -76,6 +76,25 @@ impl<T: Element> std::fmt::Debug for Tensor<T> {
     }
 }
 
+/// The number of elements of `shape`, checked for `op`: an `Error::Invalid` naming `op` and
+/// the shape when the count overflows `usize` or its buffer of `T` would exceed `isize::MAX`
+/// bytes (the most any allocation can hold).
+pub(crate) fn checked_len<T: Element>(op: &'static str, shape: &[usize]) -> Result<usize> {
+    checked_numel(shape)
+        .filter(|&n| {
+            n.checked_mul(std::mem::size_of::<T>())
+                .is_some_and(|bytes| bytes <= isize::MAX as usize)
+        })
+        .ok_or_else(|| Error::Invalid {
+            op,
+            message: format!(
+                "shape {shape:?} has too many elements: their count or their size in bytes \
+                 ({}) overflows what one buffer can hold",
+                T::NAME
+            ),
+        })
+}
+
 impl<T: Element> Tensor<T> {
     /// A tensor from raw parts, without a node. Panics if `data` does not fill `shape`.
     pub(crate) fn raw(data: Vec<T>, shape: Vec<usize>) -> Self {
@@ -98,15 +117,22 @@ impl<T: Element> Tensor<T> {
         }
     }
 
-    /// A tensor of `shape` holding `data` in row-major order.
+    /// A tensor of `shape` holding `data` in row-major order. An `Error::Invalid` names the
+    /// shape when `data` does not fill it exactly (or its element count overflows `usize`).
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// assert!(Tensor::from_vec(vec![1.0f32, 2.0], &[2, 1]).is_ok());
+    /// assert!(Tensor::from_vec(vec![7.0f32], &[274177, 67280421310721]).is_err());
+    /// ```
     pub fn from_vec(data: Vec<T>, shape: &[usize]) -> Result<Self> {
-        if data.len() != numel(shape) {
+        let len = checked_len::<T>("from_vec", shape)?;
+        if data.len() != len {
             return Err(Error::Invalid {
                 op: "from_vec",
                 message: format!(
-                    "{} values cannot fill shape {shape:?} ({} elements)",
+                    "{} values cannot fill shape {shape:?} ({len} elements)",
                     data.len(),
-                    numel(shape)
                 ),
             });
         }
@@ -118,25 +144,83 @@ impl<T: Element> Tensor<T> {
         Self::raw(vec![value], vec![])
     }
 
+    /// A tensor of `shape` filled with `value`, or an `Error::Invalid` naming `full` and the
+    /// shape when its element count (or size in bytes) overflows.
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// assert_eq!(Tensor::try_full(&[2], 7.0f32).unwrap().to_vec(), vec![7.0, 7.0]);
+    /// let e = Tensor::try_full(&[1 << 32, 1 << 32], 0.0f32).unwrap_err();
+    /// assert!(e.to_string().contains("full: shape [4294967296, 4294967296]"));
+    /// ```
+    pub fn try_full(shape: &[usize], value: T) -> Result<Self> {
+        Self::try_full_for("full", shape, value)
+    }
+
+    fn try_full_for(op: &'static str, shape: &[usize], value: T) -> Result<Self> {
+        let len = checked_len::<T>(op, shape)?;
+        Ok(Self::raw_with(vec![value; len], shape))
+    }
+
+    /// A tensor of zeros, or an `Error::Invalid` naming `zeros` and the shape when its
+    /// element count (or size in bytes) overflows.
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// assert!(Tensor::<f32>::try_zeros(&[usize::MAX, 2]).is_err());
+    /// ```
+    pub fn try_zeros(shape: &[usize]) -> Result<Self> {
+        Self::try_full_for("zeros", shape, T::zero())
+    }
+
     /// A tensor of `shape` filled with `value`.
+    ///
+    /// # Panics
+    ///
+    /// If the element count of `shape` (or its size in bytes) overflows, with a message
+    /// naming `full` and the shape; [`try_full`](Self::try_full) returns that as an error.
+    #[track_caller]
     pub fn full(shape: &[usize], value: T) -> Self {
-        Self::raw_with(vec![value; numel(shape)], shape)
+        Self::try_full(shape, value).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A tensor of zeros.
+    ///
+    /// # Panics
+    ///
+    /// If the element count of `shape` (or its size in bytes) overflows, with a message
+    /// naming `zeros` and the shape; [`try_zeros`](Self::try_zeros) returns that as an error.
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// let z = Tensor::<f32>::zeros(&[2, 0]);
+    /// assert_eq!(z.numel(), 0);
+    /// ```
+    #[track_caller]
     pub fn zeros(shape: &[usize]) -> Self {
-        Self::full(shape, T::zero())
+        Self::try_zeros(shape).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// A tensor of ones.
+    ///
+    /// # Panics
+    ///
+    /// As [`zeros`](Self::zeros), naming `ones`.
+    #[track_caller]
     pub fn ones(shape: &[usize]) -> Self {
-        Self::full(shape, T::one())
+        Self::try_full_for("ones", shape, T::one()).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Standard normal samples from a generator seeded with `seed` (same seed, same values).
+    ///
+    /// # Panics
+    ///
+    /// As [`zeros`](Self::zeros), naming `randn`.
+    #[track_caller]
     pub fn randn(shape: &[usize], seed: u64) -> Self {
+        let len = checked_len::<T>("randn", shape).unwrap_or_else(|e| panic!("{e}"));
         let mut rng = StdRng::seed_from_u64(seed);
-        let data = (0..numel(shape))
+        let data = (0..len)
             .map(|_| {
                 let v: f64 = StandardNormal.sample(&mut rng);
                 T::from_f64(v)
@@ -147,8 +231,26 @@ impl<T: Element> Tensor<T> {
 
     /// This tensor's values as a new leaf that requires a gradient: backward passes sum
     /// into its [`grad`](Self::grad).
+    ///
+    /// A tensor that already requires a gradient is returned unchanged: an op's result stays
+    /// in the graph (gradients flow through it to the leaves it came from, as in PyTorch),
+    /// and a leaf keeps its gradient. To start a new leaf from a computed value, use
+    /// [`detach`](Self::detach) first.
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// let x = Tensor::<f64>::scalar(2.0).requires_grad();
+    /// let h = (&x * 3.0).requires_grad(); // still computed from x
+    /// (&h * &h).backward().unwrap();       // d(9x²)/dx = 18x = 36
+    /// assert_eq!(x.grad().unwrap().item(), 36.0);
+    /// let fresh = h.detach().requires_grad(); // a new leaf
+    /// assert!(fresh.is_leaf());
+    /// ```
     #[track_caller]
     pub fn requires_grad(self) -> Self {
+        if self.inner.node.is_some() {
+            return self;
+        }
         let node = Node::new(
             "leaf",
             NodeKind::Leaf {
@@ -299,9 +401,25 @@ impl<T: Element> Tensor<T> {
     }
 
     /// Registers a hook on the gradient flowing into this tensor during backward. The hook
-    /// sees the summed gradient before it is used, and may return a replacement. Hooks run
-    /// in registration order, on whichever worker runs the node. No effect on a tensor that
-    /// requires no gradient.
+    /// sees the summed gradient before it is used, and may return a replacement of the same
+    /// shape. Hooks run in registration order, on whichever worker runs the node. No effect
+    /// on a tensor that requires no gradient.
+    ///
+    /// A replacement of another shape fails the pass with an `Error::Backward` naming the
+    /// tensor's op, where it was created, and both shapes (and, as every failed pass, leaves
+    /// the leaves' gradients as they were).
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// let x = Tensor::<f32>::zeros(&[2, 3]).requires_grad();
+    /// x.register_hook(|g| Some(g * 2.0));
+    /// x.sum().backward().unwrap();
+    /// assert_eq!(x.grad().unwrap().to_vec(), vec![2.0; 6]);
+    /// x.register_hook(|_| Some(Tensor::zeros(&[7])));
+    /// let e = x.sum().backward().unwrap_err();
+    /// assert!(e.to_string().contains("shape [7] for the tensor's shape [2, 3]"));
+    /// assert_eq!(x.grad().unwrap().to_vec(), vec![2.0; 6]); // unchanged
+    /// ```
     pub fn register_hook(
         &self,
         hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync + 'static,
@@ -316,6 +434,24 @@ impl<T: Element> Tensor<T> {
     /// Registers a callback on a leaf, called once per backward pass as soon as this leaf's
     /// gradient from that pass is final, while the rest of the pass may still run (to
     /// overlap communication with backward). It receives this pass's gradient.
+    ///
+    /// The leaf's [`grad`](Self::grad) is written only when the whole pass has succeeded,
+    /// after every callback of the pass: a callback that reads `grad()` sees the value from
+    /// before the pass, and a pass that fails after a callback fired leaves `grad()` as it
+    /// was (the callback has still seen the gradient).
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// use std::sync::{Arc, Mutex};
+    /// let x = Tensor::<f64>::scalar(3.0).requires_grad();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// let probe = x.clone();
+    /// x.on_grad_ready(move |g| log.lock().unwrap().push((g.item(), probe.grad().is_some())));
+    /// (&x * &x).backward().unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), vec![(6.0, false)]); // 2x, before the commit
+    /// assert_eq!(x.grad().unwrap().item(), 6.0);
+    /// ```
     pub fn on_grad_ready(&self, hook: impl Fn(&Tensor<T>) + Send + Sync + 'static) {
         if let Some(node) = &self.inner.node {
             node.ready_hooks.lock().push(Arc::new(hook));
@@ -351,6 +487,12 @@ impl<T: Element> Tensor<T> {
     /// y.sum().backward().unwrap();
     /// assert_eq!(x.grad().unwrap().to_vec(), vec![3.0, 3.0]);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `data` does not hold exactly the elements of `shape`, with a message naming `op`,
+    /// the data length and the shape; [`try_from_op`](Self::try_from_op) returns that as an
+    /// error instead.
     #[track_caller]
     pub fn from_op(
         op: &'static str,
@@ -365,6 +507,31 @@ impl<T: Element> Tensor<T> {
         Self::record(op, Arc::new(data), shape, inputs, backward)
     }
 
+    /// [`from_op`](Self::from_op) that returns an `Error::Invalid` naming `op`, the data
+    /// length and the shape when `data` does not fill `shape`, instead of panicking.
+    ///
+    /// ```
+    /// use backflow_engine::Tensor;
+    /// let x = Tensor::<f32>::zeros(&[2]).requires_grad();
+    /// let e = Tensor::try_from_op("bad", vec![1.0], vec![2], &[&x], |gy, _| Ok(vec![Some(gy.clone())]))
+    ///     .unwrap_err();
+    /// assert!(e.to_string().starts_with("bad: 1 values"));
+    /// ```
+    #[track_caller]
+    pub fn try_from_op(
+        op: &'static str,
+        data: Vec<T>,
+        shape: Vec<usize>,
+        inputs: &[&Tensor<T>],
+        backward: impl Fn(&Tensor<T>, &BackwardCtx) -> Result<Vec<Option<Tensor<T>>>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Result<Tensor<T>> {
+        check_fills(op, data.len(), &shape)?;
+        Ok(Self::record(op, Arc::new(data), shape, inputs, backward))
+    }
+
     /// [`from_op`](Self::from_op) over data already shared with the backward closure.
     #[track_caller]
     pub(crate) fn record(
@@ -377,11 +544,9 @@ impl<T: Element> Tensor<T> {
             + Sync
             + 'static,
     ) -> Tensor<T> {
-        assert_eq!(
-            data.len(),
-            numel(&shape),
-            "{op}: output data does not fill shape {shape:?}"
-        );
+        if let Err(e) = check_fills(op, data.len(), &shape) {
+            panic!("{e}");
+        }
         let mut out = Self {
             inner: Arc::new(Inner {
                 data,
@@ -416,4 +581,18 @@ impl<T: Element> Tensor<T> {
         Arc::get_mut(&mut out.inner).expect("fresh tensor").node = Some(Arc::new(node));
         out
     }
+}
+
+/// An `Error::Invalid` naming `op` unless `len` values fill `shape` exactly.
+fn check_fills(op: &'static str, len: usize, shape: &[usize]) -> Result<()> {
+    if checked_numel(shape) == Some(len) {
+        return Ok(());
+    }
+    Err(Error::Invalid {
+        op,
+        message: format!(
+            "{len} values do not fill the output shape {shape:?} ({} elements)",
+            checked_numel(shape).map_or_else(|| "overflowing".to_string(), |n| n.to_string())
+        ),
+    })
 }

@@ -88,6 +88,9 @@ struct Lane {
 /// The spans of one traced pass, and where to write them.
 struct Recorder {
     path: PathBuf,
+    /// Opened (created or truncated) before the pass, so that an unwritable path fails the
+    /// call before any gradient is computed.
+    file: Mutex<Option<std::fs::File>>,
     start: Instant,
     lanes: Box<[CachePadded<Mutex<Lane>>]>,
 }
@@ -100,20 +103,30 @@ pub(super) struct Observer {
 
 impl Observer {
     /// The observer for these options, or `None` when neither stats nor a trace is asked.
-    pub(super) fn new(stats: Option<&SharedStats>, trace: Option<&Path>) -> Option<Self> {
+    /// Opens the trace file, if any: an `Error::Invalid` of op `trace` names the path when it
+    /// cannot be created.
+    pub(super) fn new(stats: Option<&SharedStats>, trace: Option<&Path>) -> Result<Option<Self>> {
         if stats.is_none() && trace.is_none() {
-            return None;
+            return Ok(None);
         }
-        Some(Self {
+        let trace = match trace {
+            None => None,
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(|e| cannot_write(path, &e))?;
+                Some(Recorder {
+                    path: path.to_path_buf(),
+                    file: Mutex::new(Some(file)),
+                    start: Instant::now(),
+                    lanes: (0..LANES)
+                        .map(|_| CachePadded::new(Mutex::default()))
+                        .collect(),
+                })
+            }
+        };
+        Ok(Some(Self {
             stats: stats.map(|s| Arc::clone(&s.0)),
-            trace: trace.map(|path| Recorder {
-                path: path.to_path_buf(),
-                start: Instant::now(),
-                lanes: (0..LANES)
-                    .map(|_| CachePadded::new(Mutex::default()))
-                    .collect(),
-            }),
-        })
+            trace,
+        }))
     }
 
     /// Runs node `node` through `run`, counting and timing it as asked.
@@ -152,10 +165,18 @@ impl Observer {
             return Ok(());
         };
         let json = trace.to_json(nodes);
-        std::fs::write(&trace.path, json).map_err(|e| Error::Invalid {
-            op: "trace",
-            message: format!("cannot write {}: {e}", trace.path.display()),
-        })
+        let Some(mut file) = trace.file.lock().take() else {
+            return Ok(());
+        };
+        std::io::Write::write_all(&mut file, json.as_bytes())
+            .map_err(|e| cannot_write(&trace.path, &e))
+    }
+}
+
+fn cannot_write(path: &Path, e: &std::io::Error) -> Error {
+    Error::Invalid {
+        op: "trace",
+        message: format!("cannot write {}: {e}", path.display()),
     }
 }
 

@@ -26,6 +26,10 @@ pub(super) struct TensorTask<T: Element> {
     /// With `grad()`: per dense node, the index of the requested input it is, if any.
     pub(super) capture: Option<Vec<Option<usize>>>,
     pub(super) captured: Mutex<Vec<Option<Tensor<T>>>>,
+    /// Without `capture`: each leaf's gradient from this pass, by dense index, summed into
+    /// its `.grad()` by [`commit`](Self::commit) only once the whole pass has succeeded, so
+    /// that a failed pass leaves every `.grad()` as it was, under every scheduler.
+    pub(super) staged: Mutex<Vec<(u32, Tensor<T>)>>,
     /// The typed error behind the first `Err` a node returned.
     pub(super) error: Mutex<Option<Error>>,
     /// Stats and trace, when asked for; `None` costs one branch per node.
@@ -37,6 +41,21 @@ impl<T: Element> TensorTask<T> {
         let message = e.to_string();
         self.error.lock().get_or_insert(e);
         message
+    }
+
+    /// Sums the staged gradients of a successful pass into their leaves' `.grad()`.
+    pub(super) fn commit(&self) {
+        let staged = std::mem::take(&mut *self.staged.lock());
+        for (index, grad) in staged {
+            if let NodeKind::Leaf { grad: store } = &self.nodes[index as usize].kind {
+                let mut store = store.lock();
+                let total = match store.take() {
+                    Some(old) => with_grad_mode(self.create_graph, || &old + &grad),
+                    None => grad,
+                };
+                *store = Some(total);
+            }
+        }
     }
 
     fn anomaly(&self, node: &Node<T>, what: &str, t: &Tensor<T>) -> Option<Error> {
@@ -71,6 +90,17 @@ impl<T: Element> TensorTask<T> {
             let hooks = node.hooks.lock().clone();
             for hook in hooks {
                 if let Some(replaced) = with_grad_mode(self.create_graph, || hook(&grad)) {
+                    if replaced.shape() != grad.shape() {
+                        return Err(self.bad_output(
+                            node,
+                            format!(
+                                "a hook on this tensor returned a gradient of shape {:?} for \
+                                 the tensor's shape {:?}",
+                                replaced.shape(),
+                                grad.shape()
+                            ),
+                        ));
+                    }
                     grad = replaced;
                 }
             }
@@ -85,20 +115,18 @@ impl<T: Element> TensorTask<T> {
             self.captured.lock()[slot] = Some(grad.clone());
         }
         match &node.kind {
-            NodeKind::Leaf { grad: store } => {
-                if self.capture.is_none() {
-                    let mut store = store.lock();
-                    let total = match store.take() {
-                        Some(old) => with_grad_mode(self.create_graph, || &old + &grad),
-                        None => grad.clone(),
-                    };
-                    *store = Some(total);
-                }
+            NodeKind::Leaf { .. } => {
+                // Each leaf runs once per pass, on the sum of its contributions: `grad` is
+                // final here, so the ready hooks see it mid-pass, while `.grad()` is only
+                // written by `commit` once the whole pass has succeeded.
                 if hooked {
                     let ready = node.ready_hooks.lock().clone();
                     for hook in ready {
                         hook(&grad);
                     }
+                }
+                if self.capture.is_none() {
+                    self.staged.lock().push((index, grad));
                 }
                 Ok(())
             }
