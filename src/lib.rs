@@ -24,8 +24,8 @@ pub mod workloads;
 
 pub use backflow_engine::exec;
 pub use backflow_engine::{
-    backward, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx, BackwardOptions, Error,
-    Result, Scheduler, Tensor,
+    backward, checkpoint, enable_grad, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx,
+    BackwardOptions, Error, Result, Scheduler, Tensor,
 };
 pub use backflow_engine::{BackwardStats, CustomOp, GraphExport};
 pub use backflow_kernels::Element;

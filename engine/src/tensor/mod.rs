@@ -1,6 +1,7 @@
 //! `Tensor`: a cheap-to-clone handle to immutable data, plus the graph node that produced it.
 
 mod backward;
+mod checkpoint;
 mod custom_op;
 mod export;
 pub(crate) mod grad_mode;
@@ -10,6 +11,7 @@ mod options;
 mod task;
 
 pub use backward::{backward, grad};
+pub use checkpoint::checkpoint;
 pub use custom_op::CustomOp;
 pub use export::GraphExport;
 pub use node::{BackwardCtx, BackwardFn, GradHook, Node, ReadyHook};
