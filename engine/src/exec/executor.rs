@@ -28,10 +28,13 @@ pub(super) trait Pass: Send + Sync {
     fn help(&self);
 }
 
+/// A registered pass. (Boxed inside the `Arc` because loom's `Arc` cannot hold a `dyn`.)
+pub(super) type PassRef = Arc<Box<dyn Pass>>;
+
 /// The registered passes and the helpers' bookkeeping, under one lock.
 struct State {
     /// Passes now running with room for helpers, by registration id.
-    passes: Vec<(u64, Arc<dyn Pass>)>,
+    passes: Vec<(u64, PassRef)>,
     next_id: u64,
     /// Where the next scan starts, so that no pass is always looked at last.
     cursor: usize,
@@ -43,7 +46,7 @@ struct State {
 
 impl State {
     /// A pass that wants help, starting the scan at the cursor.
-    fn pick(&mut self) -> Option<Arc<dyn Pass>> {
+    fn pick(&mut self) -> Option<PassRef> {
         let n = self.passes.len();
         for k in 0..n {
             let i = (self.cursor + k) % n;
@@ -111,7 +114,7 @@ fn helper_cap() -> usize {
 }
 
 /// Adds a running pass that may take helpers; returns the id to [`unregister`] it with.
-pub(super) fn register(pass: Arc<dyn Pass>) -> u64 {
+pub(super) fn register(pass: PassRef) -> u64 {
     let mut state = executor().state.lock();
     let id = state.next_id;
     state.next_id += 1;

@@ -95,7 +95,7 @@ pub(super) fn run<T: Task>(
         plan,
         task,
     });
-    let id = (slots > 1).then(|| executor::register(Arc::clone(&shared) as Arc<dyn Pass>));
+    let id = (slots > 1).then(|| executor::register(Arc::new(Box::new(Arc::clone(&shared)))));
     shared.own(seeds, &own);
     if let Some(id) = id {
         executor::unregister(id);
@@ -107,7 +107,7 @@ pub(super) fn run<T: Task>(
     }
 }
 
-impl<T: Task> Pass for Shared<T> {
+impl<T: Task> Pass for Arc<Shared<T>> {
     fn wants_help(&self) -> bool {
         // Relaxed: a snapshot for choosing a pass; `help` re-checks under the real protocol.
         !self.closed.load(Ordering::Relaxed)
