@@ -10,7 +10,7 @@ use backflow::{BackwardCtx, BackwardOptions, CustomOp, Result, Scheduler, Tensor
 use common::{exec_configs, watchdog};
 use rayon::prelude::*;
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Seconds each configuration may take before it counts as hung.
 const DEADLINE: u64 = 60;
@@ -203,5 +203,49 @@ fn any_thread_count_is_accepted_and_clamped() {
                 assert!(x.grad().is_some());
             });
         }
+    }
+}
+
+#[test]
+fn inside_a_user_rayon_pool_rayon_and_nested_passes_never_hang() {
+    // Called from a rayon worker, a pass is also helped by that pool's threads: rayon's
+    // work-stealing waits (par_iter in a backward) and nested passes must still finish.
+    let par = |t: &Tensor<f64>| Tensor::apply_op(ParSin, &[t]).expect("apply");
+    let (x, loss) = graph(120, 6, par);
+    loss.backward_with(&BackwardOptions::new().scheduler(Scheduler::Dfs))
+        .expect("reference");
+    let want = bits(&x.grad().expect("grad"));
+    let pool = Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(4)
+            .build()
+            .expect("pool"),
+    );
+    for opts in exec_configs() {
+        let label = format!(
+            "user pool {}/{}",
+            opts.get_scheduler().name(),
+            opts.get_threads()
+        );
+        let (want, pool) = (want.clone(), Arc::clone(&pool));
+        watchdog(&label, DEADLINE, move || {
+            pool.install(|| {
+                (0..4).into_par_iter().for_each(|_| {
+                    let (x, loss) = graph(120, 6, par);
+                    // A hook that runs a whole pass of another graph, from inside this one.
+                    let (inner_x, inner_loss) = graph(120, 7, |t| t.sin());
+                    let inner = Mutex::new(Some(inner_loss));
+                    let inner_opts = opts.clone();
+                    x.on_grad_ready(move |_| {
+                        if let Some(l) = inner.lock().unwrap().take() {
+                            l.backward_with(&inner_opts).expect("inner backward");
+                        }
+                    });
+                    loss.backward_with(&opts).expect("backward");
+                    assert_eq!(bits(&x.grad().expect("grad")), want);
+                    assert!(inner_x.grad().is_some(), "the nested pass ran");
+                });
+            });
+        });
     }
 }

@@ -26,6 +26,9 @@ pub(super) trait Pass: Send + Sync {
     /// Joins the pass as a helper if a slot is free and the pass still runs, runs its jobs
     /// while any are found, and leaves. Never blocks on the pass.
     fn help(&self);
+
+    /// [`help`](Pass::help), from a job that [`rayon_help`] queued on the caller's rayon pool.
+    fn help_from_rayon(&self);
 }
 
 /// A registered pass. (Boxed inside the `Arc` because loom's `Arc` cannot hold a `dyn`.)
@@ -34,8 +37,8 @@ pub(super) type PassRef = Arc<Box<dyn Pass>>;
 /// The registered passes and the helpers' bookkeeping, under one lock.
 struct State {
     /// Passes now running with room for helpers, by registration id.
-    passes: Vec<(u64, PassRef)>,
-    next_id: u64,
+    passes: Vec<(usize, PassRef)>,
+    next_id: usize,
     /// Where the next scan starts, so that no pass is always looked at last.
     cursor: usize,
     /// Set once by [`shutdown`] (loom models only): helpers exit.
@@ -114,7 +117,7 @@ fn helper_cap() -> usize {
 }
 
 /// Adds a running pass that may take helpers; returns the id to [`unregister`] it with.
-pub(super) fn register(pass: PassRef) -> u64 {
+pub(super) fn register(pass: PassRef) -> usize {
     let mut state = executor().state.lock();
     let id = state.next_id;
     state.next_id += 1;
@@ -123,7 +126,7 @@ pub(super) fn register(pass: PassRef) -> u64 {
 }
 
 /// Removes a pass once it has ended.
-pub(super) fn unregister(id: u64) {
+pub(super) fn unregister(id: usize) {
     let removed = {
         let mut state = executor().state.lock();
         let i = state.passes.iter().position(|(p, _)| *p == id);
@@ -171,6 +174,29 @@ pub(super) fn want_helper() {
             exec.spawned.fetch_sub(1, Ordering::Relaxed);
         }
     }
+}
+
+/// Queues on the calling thread's rayon pool a job that helps pass `id` once (if it still
+/// runs): when `backward` is called from a rayon worker (`backflow train`, a user's pool),
+/// that pool's idle threads help too, instead of a second set of threads competing for the
+/// cores. Such a job never blocks on the pass, so a rayon wait that steals it gets it back
+/// after at most the jobs it finds; that is what makes it safe, where a captive worker loop
+/// was not.
+#[cfg(not(loom))]
+pub(super) fn rayon_help(id: usize) {
+    rayon::spawn(move || {
+        let pass = {
+            let state = executor().state.lock();
+            state
+                .passes
+                .iter()
+                .find(|(p, _)| *p == id)
+                .map(|(_, pass)| Arc::clone(pass))
+        };
+        if let Some(pass) = pass {
+            pass.help_from_rayon();
+        }
+    });
 }
 
 /// A helper's life: help whichever pass wants it, else sleep until woken.

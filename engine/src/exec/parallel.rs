@@ -55,6 +55,13 @@ struct Shared<T: Task> {
     joined: AtomicUsize,
     /// Helpers inside [`Pass::help`]; the owner returns only once it is zero after closing.
     active: AtomicUsize,
+    /// The pass's registration id (set once, before any job runs).
+    id: AtomicUsize,
+    /// Whether the owner is a worker of a rayon pool with a thread per slot: then that
+    /// pool's threads are asked to help, rather than the executor's.
+    rayon: bool,
+    /// Jobs queued on that pool that have not started helping yet.
+    rayon_pending: AtomicUsize,
     /// The owner announces here that it is about to sleep; read by wakers after a fence.
     owner_sleeping: AtomicBool,
     lock: Mutex<()>,
@@ -89,6 +96,9 @@ pub(super) fn run<T: Task>(
         free: Mutex::new(locals),
         joined: AtomicUsize::new(0),
         active: AtomicUsize::new(0),
+        id: AtomicUsize::new(usize::MAX),
+        rayon: slots > 1 && in_rayon_pool(slots),
+        rayon_pending: AtomicUsize::new(0),
         owner_sleeping: AtomicBool::new(false),
         lock: Mutex::new(()),
         wake: Condvar::new(),
@@ -96,6 +106,11 @@ pub(super) fn run<T: Task>(
         task,
     });
     let id = (slots > 1).then(|| executor::register(Arc::new(Box::new(Arc::clone(&shared)))));
+    if let Some(id) = id {
+        // Relaxed: read by this thread, and by helpers that found the pass through the
+        // registry's lock (which orders this store before their reads).
+        shared.id.store(id, Ordering::Relaxed);
+    }
     shared.own(seeds, &own);
     if let Some(id) = id {
         executor::unregister(id);
@@ -113,6 +128,12 @@ impl<T: Task> Pass for Arc<Shared<T>> {
         !self.closed.load(Ordering::Relaxed)
             && self.joined.load(Ordering::Relaxed) + 1 < self.slots
             && !self.queue.is_empty()
+    }
+
+    fn help_from_rayon(&self) {
+        // Relaxed: only bounds how many jobs are queued.
+        self.rayon_pending.fetch_sub(1, Ordering::Relaxed);
+        self.help();
     }
 
     fn help(&self) {
@@ -240,9 +261,34 @@ impl<T: Task> Shared<T> {
         fence(Ordering::SeqCst);
         self.notify_owner();
         // Relaxed: a hint; a missed helper only costs parallelism, never progress.
-        if self.slots > 1 && self.joined.load(Ordering::Relaxed) + 1 < self.slots {
-            executor::want_helper();
+        let joined = self.joined.load(Ordering::Relaxed);
+        if self.slots > 1 && joined + 1 < self.slots {
+            if self.rayon {
+                self.want_rayon_helper(joined);
+            } else {
+                executor::want_helper();
+            }
         }
+    }
+
+    /// Queues a helping job on the owner's rayon pool, unless enough are queued already.
+    fn want_rayon_helper(&self, joined: usize) {
+        #[cfg(not(loom))]
+        {
+            // Relaxed: the counter only bounds how many jobs are queued.
+            let pending = self.rayon_pending.load(Ordering::Relaxed);
+            if joined + pending + 1 < self.slots
+                && self
+                    .rayon_pending
+                    .compare_exchange(pending, pending + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // Relaxed: see where it is stored.
+                executor::rayon_help(self.id.load(Ordering::Relaxed));
+            }
+        }
+        #[cfg(loom)]
+        let _ = joined;
     }
 
     /// Fences, then wakes the owner if it announced sleep.
@@ -357,6 +403,19 @@ impl<T: Task> Shared<T> {
             }
         }
         self.close();
+    }
+}
+
+/// Whether the calling thread is a worker of a rayon pool with at least `slots` threads.
+fn in_rayon_pool(slots: usize) -> bool {
+    #[cfg(not(loom))]
+    {
+        rayon::current_thread_index().is_some() && rayon::current_num_threads() >= slots
+    }
+    #[cfg(loom)]
+    {
+        let _ = slots;
+        false
     }
 }
 
