@@ -28,6 +28,7 @@ pub(super) trait Pass: Send + Sync {
     fn help(&self);
 
     /// [`help`](Pass::help), from a job that [`rayon_help`] queued on the caller's rayon pool.
+    #[cfg(not(loom))]
     fn help_from_rayon(&self);
 }
 
@@ -103,7 +104,7 @@ global! {
 pub fn max_threads() -> usize {
     #[cfg(not(loom))]
     {
-        super::default_threads().max(8).min(256)
+        super::default_threads().clamp(8, 256)
     }
     #[cfg(loom)]
     {

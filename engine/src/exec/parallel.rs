@@ -130,6 +130,7 @@ impl<T: Task> Pass for Arc<Shared<T>> {
             && !self.queue.is_empty()
     }
 
+    #[cfg(not(loom))]
     fn help_from_rayon(&self) {
         // Relaxed: only bounds how many jobs are queued.
         self.rayon_pending.fetch_sub(1, Ordering::Relaxed);
@@ -288,7 +289,7 @@ impl<T: Task> Shared<T> {
             }
         }
         #[cfg(loom)]
-        let _ = joined;
+        let _ = (joined, &self.rayon_pending);
     }
 
     /// Fences, then wakes the owner if it announced sleep.
