@@ -70,6 +70,9 @@ struct Executor {
     wake: Condvar,
     /// Helpers between announcing sleep and waking; read by pushers after a `SeqCst` fence.
     idle: AtomicUsize,
+    /// Set when an idle helper has been notified and has not woken yet: further pushes then
+    /// spare their wake-ups (that helper scans every pass when it wakes).
+    waking: AtomicBool,
     /// Helper threads started (or being started), at most [`helper_cap`].
     spawned: AtomicUsize,
     /// Set when the OS refused a thread: passes then run with the helpers there are.
@@ -91,6 +94,7 @@ global! {
         }),
         wake: Condvar::new(),
         idle: AtomicUsize::new(0),
+        waking: AtomicBool::new(false),
         spawned: AtomicUsize::new(0),
         spawn_failed: AtomicBool::new(false),
         #[cfg(loom)]
@@ -144,8 +148,17 @@ pub(super) fn want_helper() {
     // SeqCst: pairs with the fence in `helper_loop` (Dekker): either that helper's second look
     // sees the caller's work, or the caller sees it idle here and wakes it.
     if exec.idle.load(Ordering::SeqCst) > 0 {
+        // Relaxed: a hint (see `waking`); a helper on its way will look at every pass.
+        if exec.waking.load(Ordering::Relaxed) {
+            return;
+        }
         let _state = exec.state.lock();
-        exec.wake.notify_one();
+        // Under the lock, `idle` counts only helpers inside `wait_for`: one of them wakes,
+        // and clears `waking` once it holds the lock again.
+        // Relaxed: the lock orders these with the helpers' updates.
+        if exec.idle.load(Ordering::Relaxed) > 0 && !exec.waking.swap(true, Ordering::Relaxed) {
+            exec.wake.notify_one();
+        }
         return;
     }
     // Relaxed: the counter only bounds how many threads start; no data is published by it.
@@ -222,6 +235,8 @@ fn helper_loop() {
         let idle = !state.shutdown && !state.passes.iter().any(|(_, p)| p.wants_help());
         if idle {
             state = exec.wake.wait_for(state, IDLE_NAP);
+            // Relaxed: written under the lock, like the pushers' swap.
+            exec.waking.store(false, Ordering::Relaxed);
         }
         // SeqCst: as for the increment.
         exec.idle.fetch_sub(1, Ordering::SeqCst);
