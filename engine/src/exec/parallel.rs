@@ -6,9 +6,11 @@
 use super::executor::{self, Pass};
 use super::queue::{Local, ReadyQueue};
 use super::{
-    output_for, run_node, seed_slots, ExecError, ExecOptions, Gradient, Plan, StripedBuffers, Task,
+    output_for, panic_message, run_node, seed_slots, ExecError, ExecOptions, Gradient, Plan,
+    StripedBuffers, Task,
 };
 use crate::sync::{fence, Arc, AtomicBool, AtomicU32, AtomicUsize, Condvar, Mutex, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 /// Plans smaller than this run on the calling thread alone: waking helpers costs more than
@@ -111,14 +113,41 @@ pub(super) fn run<T: Task>(
         // registry's lock (which orders this store before their reads).
         shared.id.store(id, Ordering::Relaxed);
     }
-    shared.own(seeds, &own);
-    if let Some(id) = id {
-        executor::unregister(id);
+    {
+        // Unregisters the pass on the way out; if the owner unwinds (a panic outside the
+        // nodes' callbacks, which are caught), it first closes the pass and waits for its
+        // helpers, so that none runs a job after `execute` has left.
+        let _end = End {
+            shared: &shared,
+            id,
+        };
+        shared.own(seeds, &own);
     }
     let error = shared.error.lock().take();
     match error {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Ends a pass when its owner leaves `run`, normally or by unwinding.
+struct End<'a, T: Task> {
+    shared: &'a Shared<T>,
+    id: Option<usize>,
+}
+
+impl<T: Task> Drop for End<'_, T> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.shared.close();
+            // SeqCst: as in `own`, after `closed` is set.
+            while self.shared.active.load(Ordering::SeqCst) > 0 {
+                crate::sync::yield_now();
+            }
+        }
+        if let Some(id) = self.id {
+            executor::unregister(id);
+        }
     }
 }
 
@@ -147,7 +176,18 @@ impl<T: Task> Pass for Arc<Shared<T>> {
             if let Some(local) = local {
                 // Relaxed: only a hint for `wants_help` and `push`.
                 self.joined.fetch_add(1, Ordering::Relaxed);
-                self.work_as_helper(&local);
+                // Callbacks' panics are caught per node; this catches one outside them (a
+                // `Gradient::accumulate` that panics), which would otherwise kill the helper
+                // and leave the owner waiting for it. It fails the pass instead.
+                let worked = catch_unwind(AssertUnwindSafe(|| self.work_as_helper(&local)));
+                if let Err(payload) = worked {
+                    self.fail(ExecError {
+                        node: 0,
+                        op: "(executor)".to_string(),
+                        message: panic_message(payload.as_ref()),
+                        panicked: true,
+                    });
+                }
                 self.joined.fetch_sub(1, Ordering::Relaxed);
                 self.free.lock().push(local);
             }
