@@ -232,3 +232,76 @@ fn a_deep_chain_plans_without_recursion() {
     assert_eq!(plan.len(), n as usize);
     assert_eq!(plan.order().first(), Some(&0));
 }
+
+/// A gradient whose sum panics: a panic outside the nodes' callbacks.
+#[derive(Clone, Debug)]
+struct Boom;
+
+impl Gradient for Boom {
+    fn accumulate(self, _later: Boom) -> Boom {
+        panic!("accumulate failed");
+    }
+}
+
+/// Node 0 fans out to 1..=80, which all feed node 81.
+struct FanIn;
+
+impl Task for FanIn {
+    type Grad = Boom;
+    fn run(
+        &self,
+        node: u32,
+        grad: Option<Boom>,
+        out: &mut Vec<Option<Boom>>,
+    ) -> Result<(), String> {
+        match node {
+            0 => out.extend((1..=80).map(|_| grad.clone())),
+            1..=80 => out.push(grad),
+            _ => {}
+        }
+        Ok(())
+    }
+    fn describe(&self, node: u32) -> String {
+        format!("fan{node}")
+    }
+}
+
+#[test]
+fn a_panic_outside_the_callbacks_ends_the_pass_instead_of_hanging_it() {
+    let (plan, _) = Plan::build(
+        &[0u32],
+        |&n| n,
+        |&n, out| match n {
+            0 => out.extend(1..=80),
+            1..=80 => out.push(81),
+            _ => {}
+        },
+        None,
+    );
+    let plan = Arc::new(plan);
+    for threads in [2, 4, 8] {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let plan = Arc::clone(&plan);
+        std::thread::spawn(move || {
+            let opts = ExecOptions {
+                scheduler: Scheduler::Parallel,
+                threads,
+                accumulation: Accumulation::Deterministic,
+            };
+            let result = catch_unwind(AssertUnwindSafe(|| {
+                execute(plan, Arc::new(FanIn), vec![Some(Boom)], &opts)
+            }));
+            // Either the owner's own panic, or a helper's turned into the pass's error.
+            let ended = match result {
+                Ok(Err(e)) => e.panicked && e.message.contains("accumulate failed"),
+                Ok(Ok(())) => false,
+                Err(_) => true,
+            };
+            let _ = tx.send(ended);
+        });
+        let ended = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the pass hung");
+        assert!(ended, "{threads} threads");
+    }
+}

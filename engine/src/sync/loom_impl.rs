@@ -75,7 +75,20 @@ impl Condvar {
     }
 }
 
+/// Tells loom's scheduler that this thread spins.
+pub fn yield_now() {
+    loom::thread::yield_now();
+}
+
 /// Every model thread shares lane 0: trace lanes are not part of any model.
 pub fn thread_index() -> u32 {
     0
+}
+
+/// A handle to a model thread started by [`spawn`].
+pub type JoinHandle = loom::thread::JoinHandle<()>;
+
+/// Starts a model thread running `f` (loom threads cannot fail to start).
+pub fn spawn(_name: String, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle> {
+    Ok(loom::thread::spawn(f))
 }

@@ -34,13 +34,12 @@ impl Condvar {
     pub fn notify_one(&self) {
         self.0.notify_one();
     }
-
-    /// Wakes every waiter.
-    pub fn notify_all(&self) {
-        self.0.notify_all();
-    }
 }
 
+/// Tells a spinning thread to let others run.
+pub fn yield_now() {
+    std::thread::yield_now();
+}
 
 /// A small number naming the calling thread for its lifetime: 0, 1, 2… in the order
 /// threads first ask (trace lanes use it).
@@ -51,4 +50,12 @@ pub fn thread_index() -> u32 {
         static INDEX: u32 = NEXT.fetch_add(1, Ordering::Relaxed);
     }
     INDEX.with(|i| *i)
+}
+
+/// A handle to a helper thread started by [`spawn`].
+pub type JoinHandle = std::thread::JoinHandle<()>;
+
+/// Starts a named thread running `f`; `Err` when the OS refuses one.
+pub fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle> {
+    std::thread::Builder::new().name(name).spawn(f)
 }

@@ -127,6 +127,7 @@ fn run<T: Element>(
         // Opens the trace file now: a path that cannot be written fails the call before
         // any gradient is computed.
         observer: Observer::new(opts.stats.as_ref(), opts.trace.as_deref())?,
+        exec: opts.exec,
     });
     let result = exec::execute(Arc::new(plan), Arc::clone(&task), seeds, &opts.exec);
     let written = match &task.observer {
