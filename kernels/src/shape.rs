@@ -18,6 +18,7 @@ use crate::Element;
 /// assert_eq!(backflow_kernels::numel(&[usize::MAX, 2, 0]), 0);
 /// ```
 #[track_caller]
+#[inline]
 pub fn numel(shape: &[usize]) -> usize {
     checked_numel(shape)
         .unwrap_or_else(|| panic!("shape {shape:?} has more elements than usize can count"))
@@ -32,11 +33,14 @@ pub fn numel(shape: &[usize]) -> usize {
 /// assert_eq!(checked_numel(&[1 << 32, 1 << 32]), None);
 /// assert_eq!(checked_numel(&[1 << 32, 1 << 32, 0]), Some(0));
 /// ```
+#[inline]
 pub fn checked_numel(shape: &[usize]) -> Option<usize> {
-    if shape.contains(&0) {
-        return Some(0);
+    match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        Some(n) => Some(n),
+        // The product overflowed before reaching a zero dimension: the count is still 0.
+        None if shape.contains(&0) => Some(0),
+        None => None,
     }
-    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// Row-major strides (in elements) of a contiguous tensor of `shape`.

@@ -147,9 +147,11 @@ fn run<T: Element>(
     let mut captured = std::mem::take(&mut *task.captured.lock());
     // An input listed twice is one node, captured into its first slot: copy it to the rest.
     if let Some(wanted) = &wanted {
-        for i in 0..wanted.len() {
-            if let Some(first) = wanted[..i].iter().position(|&k| k == wanted[i]) {
-                captured[i] = captured[first].clone();
+        let mut first: rustc_hash::FxHashMap<usize, usize> = Default::default();
+        for (i, &key) in wanted.iter().enumerate() {
+            let j = *first.entry(key).or_insert(i);
+            if j != i {
+                captured[i] = captured[j].clone();
             }
         }
     }
