@@ -20,8 +20,8 @@ pub mod nn;
 
 pub use backflow_engine::exec::default_threads;
 pub use backflow_engine::{
-    backward, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx, BackwardOptions, Error,
-    Result, Scheduler, Tensor,
+    backward, checkpoint, enable_grad, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx,
+    BackwardOptions, Error, Result, Scheduler, Tensor,
 };
 pub use backflow_engine::{
     gradcheck, numeric_grads, BackwardStats, CustomOp, GradcheckTolerance, GraphExport,

@@ -13,9 +13,9 @@ pub mod tensor;
 pub use error::{Error, Result};
 pub use exec::{Accumulation, Scheduler};
 #[cfg(not(loom))]
-pub use tensor::grad_mode::{is_grad_enabled, no_grad};
+pub use tensor::grad_mode::{enable_grad, is_grad_enabled, no_grad};
 #[cfg(not(loom))]
 pub use tensor::{
-    backward, grad, gradcheck, numeric_grads, BackwardCtx, BackwardOptions, BackwardStats,
-    CustomOp, GradcheckTolerance, GraphExport, Tensor,
+    backward, checkpoint, grad, gradcheck, numeric_grads, BackwardCtx, BackwardOptions,
+    BackwardStats, CustomOp, GradcheckTolerance, GraphExport, Tensor,
 };

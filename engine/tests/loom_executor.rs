@@ -144,7 +144,11 @@ fn diamond(threads: usize, accumulation: Accumulation) {
 fn check(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     builder.preemption_bound.get_or_insert(3);
-    builder.check(f);
+    builder.check(move || {
+        f();
+        // The executor's helpers must finish before the execution ends.
+        backflow_engine::exec::shutdown();
+    });
 }
 
 #[test]

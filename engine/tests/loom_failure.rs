@@ -149,6 +149,8 @@ fn fails(fail: &'static [u32], fault: Fault, threads: usize) {
                 "n{n} ran twice"
             );
         }
+        // The executor's helpers must finish before the execution ends.
+        backflow_engine::exec::shutdown();
     });
 }
 

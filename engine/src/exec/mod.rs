@@ -5,15 +5,18 @@
 //! See `README.md` beside this file for the algorithm.
 
 pub mod accumulate;
+mod executor;
 mod parallel;
 pub mod plan;
-mod pool;
 mod queue;
 mod serial;
 #[cfg(test)]
 mod tests;
 
 pub use accumulate::{Accumulation, Gradient, StripedBuffers};
+pub use executor::max_threads;
+#[cfg(loom)]
+pub use executor::{set_owner_helps, shutdown};
 pub use plan::{Edge, Plan};
 
 use crate::sync::Arc;
@@ -108,7 +111,8 @@ impl std::error::Error for ExecError {}
 pub struct ExecOptions {
     /// The scheduling algorithm.
     pub scheduler: Scheduler,
-    /// Worker threads for [`Scheduler::Parallel`], the caller included (at least 1).
+    /// Threads for [`Scheduler::Parallel`], the caller included: 0 means every core
+    /// ([`default_threads`]); more than [`max_threads`] means [`max_threads`].
     pub threads: usize,
     /// How contributions are summed.
     pub accumulation: Accumulation,
@@ -129,6 +133,17 @@ pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
+}
+
+/// The thread count a pass really uses for a requested `threads`: 0 means every core, and
+/// no pass uses more than [`max_threads`].
+pub fn clamp_threads(threads: usize) -> usize {
+    let threads = if threads == 0 {
+        default_threads()
+    } else {
+        threads
+    };
+    threads.min(max_threads())
 }
 
 /// Runs the backward pass of `plan`: seed `j` is the gradient given for `plan.seeds()[j]`.

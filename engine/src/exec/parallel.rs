@@ -1,12 +1,15 @@
 //! The concurrent Kahn executor: atomic in-degree counters release ready nodes onto the
-//! work-stealing [`ReadyQueue`]; contributions meet in [`StripedBuffers`].
+//! pass's work-stealing [`ReadyQueue`]; contributions meet in [`StripedBuffers`]. The calling
+//! thread owns the pass and runs it; helpers of the process-wide executor join while it has
+//! ready work (see `executor.rs`).
 
+use super::executor::{self, Pass};
 use super::queue::{Local, ReadyQueue};
 use super::{
-    output_for, pool, run_node, seed_slots, ExecError, ExecOptions, Gradient, Plan, StripedBuffers,
-    Task,
+    output_for, run_node, seed_slots, ExecError, ExecOptions, Gradient, Plan, StripedBuffers, Task,
 };
-use crate::sync::{Arc, AtomicBool, AtomicU32, AtomicUsize, Mutex, Ordering};
+use crate::sync::{fence, Arc, AtomicBool, AtomicU32, AtomicUsize, Condvar, Mutex, Ordering};
+use std::time::Duration;
 
 /// Plans smaller than this run on the calling thread alone: waking helpers costs more than
 /// such a graph's whole backward pass.
@@ -15,6 +18,10 @@ const INLINE_BELOW: usize = 64;
 /// Under loom every (non-empty) plan uses the helpers, so the models exercise them.
 #[cfg(loom)]
 const INLINE_BELOW: usize = 1;
+
+/// Longest nap of a waiting owner before it looks again; a safety net under the wake-up
+/// protocol, not the mechanism.
+const NAP: Duration = Duration::from_millis(1);
 
 /// A released node and its final gradient.
 struct Job<G> {
@@ -36,27 +43,45 @@ struct Shared<T: Task> {
     /// Nodes not yet finished; the decrement that reaches zero closes the queue.
     remaining: AtomicUsize,
     queue: ReadyQueue<Job<T::Grad>>,
-    /// Set by the first failure; workers then stop running nodes.
-    failed: AtomicBool,
+    /// Set when the pass ends: every node finished, or one failed. No job runs after it.
+    closed: AtomicBool,
     /// The first failure (first error wins).
     error: Mutex<Option<ExecError>>,
-    /// Each worker's end of the queue, taken by that worker when it starts.
-    locals: Mutex<Vec<Option<JobLocal<T>>>>,
+    /// Threads that may run jobs at once, the owner included.
+    slots: usize,
+    /// The queue ends of the helper slots not taken.
+    free: Mutex<Vec<JobLocal<T>>>,
+    /// Helpers holding a slot.
+    joined: AtomicUsize,
+    /// Helpers inside [`Pass::help`]; the owner returns only once it is zero after closing.
+    active: AtomicUsize,
+    /// The pass's registration id (set once, before any job runs).
+    id: AtomicUsize,
+    /// Whether the owner is a worker of a rayon pool with a thread per slot: then that
+    /// pool's threads are asked to help, rather than the executor's.
+    rayon: bool,
+    /// Jobs queued on that pool that have not started helping yet.
+    rayon_pending: AtomicUsize,
+    /// The owner announces here that it is about to sleep; read by wakers after a fence.
+    owner_sleeping: AtomicBool,
+    lock: Mutex<()>,
+    wake: Condvar,
 }
 
-/// Runs `plan` with `opts.threads` workers, the calling thread among them.
+/// Runs `plan` on the calling thread (its owner) with up to `opts.threads - 1` helpers.
 pub(super) fn run<T: Task>(
     plan: Arc<Plan>,
     task: Arc<T>,
     seeds: Vec<Option<T::Grad>>,
     opts: &ExecOptions,
 ) -> Result<(), ExecError> {
-    let workers = if plan.len() < INLINE_BELOW {
+    let slots = if plan.len() < INLINE_BELOW {
         1
     } else {
-        opts.threads.max(1)
+        super::clamp_threads(opts.threads)
     };
-    let (queue, locals) = ReadyQueue::new(workers);
+    let (queue, mut locals) = ReadyQueue::new(slots);
+    let own = locals.remove(0);
     let shared = Arc::new(Shared {
         indegree: (0..plan.len() as u32)
             .filter(|&i| plan.shared_index(i).is_some())
@@ -65,29 +90,31 @@ pub(super) fn run<T: Task>(
         buffers: StripedBuffers::new(plan.shared_count(), opts.accumulation),
         remaining: AtomicUsize::new(plan.len()),
         queue,
-        failed: AtomicBool::new(false),
+        closed: AtomicBool::new(false),
         error: Mutex::new(None),
-        locals: Mutex::new(locals.into_iter().map(Some).collect()),
+        slots,
+        free: Mutex::new(locals),
+        joined: AtomicUsize::new(0),
+        active: AtomicUsize::new(0),
+        id: AtomicUsize::new(usize::MAX),
+        rayon: slots > 1 && in_rayon_pool(slots),
+        rayon_pending: AtomicUsize::new(0),
+        owner_sleeping: AtomicBool::new(false),
+        lock: Mutex::new(()),
+        wake: Condvar::new(),
         plan,
         task,
     });
-    let seeded = Mutex::new(Some(seeds));
-    let work = {
-        let shared = Arc::clone(&shared);
-        Arc::new(move |i: usize| {
-            let local = shared.locals.lock()[i]
-                .take()
-                .expect("one worker per local");
-            let first = if i == 0 {
-                let seeds = seeded.lock().take().unwrap_or_default();
-                shared.seed(seeds, &local)
-            } else {
-                None
-            };
-            shared.work(first, &local);
-        })
-    };
-    pool::run_workers(workers, work);
+    let id = (slots > 1).then(|| executor::register(Arc::new(Box::new(Arc::clone(&shared)))));
+    if let Some(id) = id {
+        // Relaxed: read by this thread, and by helpers that found the pass through the
+        // registry's lock (which orders this store before their reads).
+        shared.id.store(id, Ordering::Relaxed);
+    }
+    shared.own(seeds, &own);
+    if let Some(id) = id {
+        executor::unregister(id);
+    }
     let error = shared.error.lock().take();
     match error {
         Some(e) => Err(e),
@@ -95,7 +122,198 @@ pub(super) fn run<T: Task>(
     }
 }
 
+impl<T: Task> Pass for Arc<Shared<T>> {
+    fn wants_help(&self) -> bool {
+        // Relaxed: a snapshot for choosing a pass; `help` re-checks under the real protocol.
+        !self.closed.load(Ordering::Relaxed)
+            && self.joined.load(Ordering::Relaxed) + 1 < self.slots
+            && !self.queue.is_empty()
+    }
+
+    #[cfg(not(loom))]
+    fn help_from_rayon(&self) {
+        // Relaxed: only bounds how many jobs are queued.
+        self.rayon_pending.fetch_sub(1, Ordering::Relaxed);
+        self.help();
+    }
+
+    fn help(&self) {
+        // SeqCst: with the owner's store of `closed` then load of `active` (in `own`), either
+        // the owner sees this helper and waits for it, or this helper sees the pass closed
+        // and runs nothing: no job runs after the owner returns.
+        self.active.fetch_add(1, Ordering::SeqCst);
+        if !self.closed.load(Ordering::SeqCst) {
+            let local = self.free.lock().pop();
+            if let Some(local) = local {
+                // Relaxed: only a hint for `wants_help` and `push`.
+                self.joined.fetch_add(1, Ordering::Relaxed);
+                self.work_as_helper(&local);
+                self.joined.fetch_sub(1, Ordering::Relaxed);
+                self.free.lock().push(local);
+            }
+        }
+        // SeqCst: pairs with the owner's load of `active` (see above and `wake_owner`).
+        self.active.fetch_sub(1, Ordering::SeqCst);
+        self.wake_owner();
+    }
+}
+
 impl<T: Task> Shared<T> {
+    /// The owner's part: seed the pass, then run its jobs, sleeping when none is ready,
+    /// until it has closed and no helper is left inside it.
+    fn own(&self, seeds: Vec<Option<T::Grad>>, local: &JobLocal<T>) {
+        let mut outputs = Vec::new();
+        let mut next = self.seed(seeds, local);
+        if !executor::owner_helps() {
+            // Negative control (loom only): hand everything to the helpers.
+            if let Some(job) = next.take() {
+                self.push(local, job);
+            }
+        }
+        #[cfg(not(loom))]
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            while executor::owner_helps() {
+                // Acquire: pairs with the Release side of `close` (its SeqCst store).
+                if self.closed.load(Ordering::Acquire) {
+                    break;
+                }
+                let job = match next.take() {
+                    Some(job) => job,
+                    None => match self.queue.find(local) {
+                        Some(job) => job,
+                        None => break,
+                    },
+                };
+                next = self.run_job(job, &mut outputs, local);
+                #[cfg(not(loom))]
+                backoff.reset();
+            }
+            // SeqCst: see `help`; the owner reads `closed` before `active`.
+            if self.closed.load(Ordering::SeqCst) && self.active.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            #[cfg(not(loom))]
+            if !backoff.is_completed() {
+                backoff.snooze();
+                continue;
+            }
+            let guard = self.lock.lock();
+            // SeqCst: announce, fence, look again (Dekker with `wake_owner`): either this look
+            // sees the push, close or leave that happened, or its author sees this flag.
+            self.owner_sleeping.store(true, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+            let may_sleep = if self.closed.load(Ordering::SeqCst) {
+                self.active.load(Ordering::SeqCst) > 0
+            } else {
+                !executor::owner_helps() || self.queue.is_empty()
+            };
+            let guard = if may_sleep {
+                self.wake.wait_for(guard, NAP)
+            } else {
+                guard
+            };
+            // Relaxed: only this thread sets it; a stale `true` costs a waker one lock.
+            self.owner_sleeping.store(false, Ordering::Relaxed);
+            drop(guard);
+            #[cfg(not(loom))]
+            backoff.reset();
+        }
+    }
+
+    /// A helper's part: run jobs while any are found (after a short spin), then return.
+    fn work_as_helper(&self, local: &JobLocal<T>) {
+        let mut outputs = Vec::new();
+        #[cfg(not(loom))]
+        let backoff = crossbeam_utils::Backoff::new();
+        loop {
+            // Acquire: pairs with the Release side of `close` (its SeqCst store).
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let Some(job) = self.queue.find(local) else {
+                #[cfg(not(loom))]
+                if !backoff.is_completed() {
+                    backoff.snooze();
+                    continue;
+                }
+                return;
+            };
+            let mut next = Some(job);
+            while let Some(job) = next.take() {
+                // Acquire: as above; after a failure queued jobs are dropped unrun.
+                if self.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                next = self.run_job(job, &mut outputs, local);
+            }
+            #[cfg(not(loom))]
+            backoff.reset();
+        }
+    }
+
+    /// Makes `job` available to the pass's threads: wakes the owner if it sleeps, and asks
+    /// the executor for a helper if a slot is free.
+    fn push(&self, local: &JobLocal<T>, job: Job<T::Grad>) {
+        self.queue.push(local, job);
+        // SeqCst: pairs with the owner's fence in `own` and the idle helpers' fence in the
+        // executor (Dekker): either the sleeper's second look sees this job, or this thread
+        // sees the sleeper and wakes it.
+        fence(Ordering::SeqCst);
+        self.notify_owner();
+        // Relaxed: a hint; a missed helper only costs parallelism, never progress.
+        let joined = self.joined.load(Ordering::Relaxed);
+        if self.slots > 1 && joined + 1 < self.slots {
+            if self.rayon {
+                self.want_rayon_helper(joined);
+            } else {
+                executor::want_helper();
+            }
+        }
+    }
+
+    /// Queues a helping job on the owner's rayon pool, unless enough are queued already.
+    fn want_rayon_helper(&self, joined: usize) {
+        #[cfg(not(loom))]
+        {
+            // Relaxed: the counter only bounds how many jobs are queued.
+            let pending = self.rayon_pending.load(Ordering::Relaxed);
+            if joined + pending + 1 < self.slots
+                && self
+                    .rayon_pending
+                    .compare_exchange(pending, pending + 1, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                // Relaxed: see where it is stored.
+                executor::rayon_help(self.id.load(Ordering::Relaxed));
+            }
+        }
+        #[cfg(loom)]
+        let _ = (joined, &self.rayon_pending);
+    }
+
+    /// Fences, then wakes the owner if it announced sleep.
+    fn wake_owner(&self) {
+        // SeqCst: pairs with the owner's fence in `own` (see there).
+        fence(Ordering::SeqCst);
+        self.notify_owner();
+    }
+
+    /// Wakes the owner if it announced sleep; the caller has issued a `SeqCst` fence.
+    fn notify_owner(&self) {
+        // SeqCst: read after the caller's fence (Dekker with the owner's announcement).
+        if self.owner_sleeping.load(Ordering::SeqCst) {
+            let _guard = self.lock.lock();
+            self.wake.notify_one();
+        }
+    }
+
+    /// Ends the pass: no job runs from now on; the owner wakes to wait for its helpers.
+    fn close(&self) {
+        // SeqCst: part of the handshake in `help`; also publishes (Release) the pass's end.
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake_owner();
+    }
     /// Delivers the seeds; returns the first node they release, pushing the others.
     fn seed(
         &self,
@@ -121,31 +339,12 @@ impl<T: Task> Shared<T> {
         if kept.is_none() {
             *kept = Some(job);
         } else {
-            self.queue.push(local, job);
-        }
-    }
-
-    /// The worker loop: run the kept successor, else take from the queue, until closed.
-    fn work(&self, mut next: Option<Job<T::Grad>>, local: &Local<Job<T::Grad>>) {
-        let mut outputs = Vec::new();
-        loop {
-            let job = match next.take() {
-                Some(job) => job,
-                None => match self.queue.pop(local) {
-                    Some(job) => job,
-                    None => return,
-                },
-            };
-            if self.failed.load(Ordering::Acquire) {
-                // Drain: a failure stopped the pass; the job is dropped unrun.
-                return;
-            }
-            next = self.run_job(job, &mut outputs, local);
+            self.push(local, job);
         }
     }
 
     /// Runs one released node and delivers its contributions; returns one released
-    /// successor for this worker to run next.
+    /// successor for this thread to run next.
     fn run_job(
         &self,
         job: Job<T::Grad>,
@@ -163,10 +362,10 @@ impl<T: Task> Shared<T> {
                 self.keep_or_push(&mut kept, ready, local);
             }
         }
-        // AcqRel: the last finisher must see every other worker's deliveries before it
-        // closes the queue (pairs with the other workers' Release here).
+        // AcqRel: the last finisher must see every other thread's deliveries before it
+        // closes the pass (pairs with the other threads' Release here).
         if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.queue.close();
+            self.close();
         }
         kept
     }
@@ -204,8 +403,20 @@ impl<T: Task> Shared<T> {
                 *first = Some(e);
             }
         }
-        self.failed.store(true, Ordering::Release);
-        self.queue.close();
+        self.close();
+    }
+}
+
+/// Whether the calling thread is a worker of a rayon pool with at least `slots` threads.
+fn in_rayon_pool(slots: usize) -> bool {
+    #[cfg(not(loom))]
+    {
+        rayon::current_thread_index().is_some() && rayon::current_num_threads() >= slots
+    }
+    #[cfg(loom)]
+    {
+        let _ = slots;
+        false
     }
 }
 

@@ -1,18 +1,10 @@
-//! The ready queue that workers take released nodes from.
+//! The ready queue of one backward pass: where released nodes wait for a thread.
 //!
-//! In production: crossbeam-deque, one LIFO deque per worker plus a shared injector, with
-//! stealing; idle workers sleep on a condition variable. Under loom, whose model cannot see
-//! inside crossbeam, the same interface is a `Mutex<VecDeque>` with a `Condvar`, as
-//! DESIGN.md prescribes, so the models still cover release, accumulation and completion.
-
-#[cfg(not(loom))]
-use crate::sync::{fence, AtomicUsize};
-use crate::sync::{AtomicBool, Condvar, Mutex, Ordering};
-use std::time::Duration;
-
-/// Longest nap of an idle worker before it looks again; a safety net under the wake-up
-/// protocol, not the mechanism.
-const NAP: Duration = Duration::from_millis(1);
+//! It never blocks: sleeping and waking belong to the pass (`parallel.rs`) and to the
+//! executor's helpers (`executor.rs`). In production it is crossbeam-deque, one LIFO deque
+//! per slot plus a shared injector, with stealing. Under loom, whose model cannot see inside
+//! crossbeam, the same interface is a `Mutex<VecDeque>`, as DESIGN.md prescribes, so the
+//! models still cover release, accumulation, hand-off and completion.
 
 #[cfg(not(loom))]
 pub(super) use deque::{Local, ReadyQueue};
@@ -21,30 +13,24 @@ pub(super) use locked::{Local, ReadyQueue};
 
 #[cfg(not(loom))]
 mod deque {
-    use super::*;
     use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 
-    /// A worker's own end of the queue.
+    /// One slot's own end of the queue, held by whichever thread occupies the slot.
     pub(in crate::exec) struct Local<J> {
         worker: Worker<J>,
         index: usize,
     }
 
-    /// Work-stealing deques with sleeping idle workers.
+    /// Work-stealing deques, one per slot, and an injector.
     pub(in crate::exec) struct ReadyQueue<J> {
         injector: Injector<J>,
         stealers: Vec<Stealer<J>>,
-        closed: AtomicBool,
-        /// Workers between announcing sleep and waking; read by pushers after a SeqCst fence.
-        sleepers: AtomicUsize,
-        lock: Mutex<()>,
-        wake: Condvar,
     }
 
     impl<J: Send> ReadyQueue<J> {
-        /// A queue for `workers` workers and their local ends.
-        pub fn new(workers: usize) -> (Self, Vec<Local<J>>) {
-            let locals: Vec<Local<J>> = (0..workers)
+        /// A queue with `slots` slots and their local ends.
+        pub fn new(slots: usize) -> (Self, Vec<Local<J>>) {
+            let locals: Vec<Local<J>> = (0..slots)
                 .map(|index| Local {
                     worker: Worker::new_lifo(),
                     index,
@@ -53,27 +39,18 @@ mod deque {
             let queue = Self {
                 injector: Injector::new(),
                 stealers: locals.iter().map(|l| l.worker.stealer()).collect(),
-                closed: AtomicBool::new(false),
-                sleepers: AtomicUsize::new(0),
-                lock: Mutex::new(()),
-                wake: Condvar::new(),
             };
             (queue, locals)
         }
 
-        /// Makes `job` available to every worker.
+        /// Makes `job` available to every thread of the pass. The caller wakes whoever
+        /// should run it.
         pub fn push(&self, local: &Local<J>, job: J) {
             local.worker.push(job);
-            // SeqCst: pairs with the fence in pop() (Dekker): either the sleeper sees the job,
-            // or this thread sees the sleeper and wakes it.
-            fence(Ordering::SeqCst);
-            if self.sleepers.load(Ordering::SeqCst) > 0 {
-                let _guard = self.lock.lock();
-                self.wake.notify_one();
-            }
         }
 
-        fn find(&self, local: &Local<J>) -> Option<J> {
+        /// A job from `local`, the injector or another slot; `None` if none was found.
+        pub fn find(&self, local: &Local<J>) -> Option<J> {
             if let Some(job) = local.worker.pop() {
                 return Some(job);
             }
@@ -98,101 +75,51 @@ mod deque {
             }
         }
 
-        /// The next job, waiting while there is none; `None` once the queue is closed.
-        pub fn pop(&self, local: &Local<J>) -> Option<J> {
-            let backoff = crossbeam_utils::Backoff::new();
-            loop {
-                if self.closed.load(Ordering::Acquire) {
-                    return None;
-                }
-                if let Some(job) = self.find(local) {
-                    return Some(job);
-                }
-                if !backoff.is_completed() {
-                    backoff.snooze();
-                    continue;
-                }
-                let guard = self.lock.lock();
-                self.sleepers.fetch_add(1, Ordering::SeqCst);
-                // SeqCst: pairs with the fence in push().
-                fence(Ordering::SeqCst);
-                let idle = !self.closed.load(Ordering::Acquire)
-                    && self.injector.is_empty()
-                    && self.stealers.iter().all(|s| s.is_empty());
-                let guard = if idle {
-                    self.wake.wait_for(guard, NAP)
-                } else {
-                    guard
-                };
-                self.sleepers.fetch_sub(1, Ordering::SeqCst);
-                drop(guard);
-                backoff.reset();
-            }
-        }
-
-        /// Wakes every worker and makes `pop` return `None` from now on.
-        pub fn close(&self) {
-            self.closed.store(true, Ordering::Release);
-            let _guard = self.lock.lock();
-            self.wake.notify_all();
+        /// Whether no job is waiting (a snapshot: callers order it with `SeqCst` fences).
+        pub fn is_empty(&self) -> bool {
+            self.injector.is_empty() && self.stealers.iter().all(|s| s.is_empty())
         }
     }
 }
 
 #[cfg(loom)]
 mod locked {
-    use super::*;
+    use crate::sync::Mutex;
     use std::collections::VecDeque;
 
-    /// A worker's own end of the queue (nothing: the model has one shared queue).
+    /// One slot's own end of the queue (nothing: the model has one shared queue).
     pub(in crate::exec) struct Local<J>(std::marker::PhantomData<J>);
 
-    /// One locked FIFO with a condition variable.
+    /// One locked FIFO.
     pub(in crate::exec) struct ReadyQueue<J> {
         jobs: Mutex<VecDeque<J>>,
-        closed: AtomicBool,
-        wake: Condvar,
     }
 
     impl<J: Send> ReadyQueue<J> {
-        /// A queue for `workers` workers and their local ends.
-        pub fn new(workers: usize) -> (Self, Vec<Local<J>>) {
+        /// A queue with `slots` slots and their local ends.
+        pub fn new(slots: usize) -> (Self, Vec<Local<J>>) {
             let queue = Self {
                 jobs: Mutex::new(VecDeque::new()),
-                closed: AtomicBool::new(false),
-                wake: Condvar::new(),
             };
             (
                 queue,
-                (0..workers).map(|_| Local(Default::default())).collect(),
+                (0..slots).map(|_| Local(Default::default())).collect(),
             )
         }
 
-        /// Makes `job` available to every worker.
+        /// Makes `job` available to every thread of the pass.
         pub fn push(&self, _local: &Local<J>, job: J) {
             self.jobs.lock().push_back(job);
-            self.wake.notify_one();
         }
 
-        /// The next job, waiting while there is none; `None` once the queue is closed.
-        pub fn pop(&self, _local: &Local<J>) -> Option<J> {
-            let mut jobs = self.jobs.lock();
-            loop {
-                if self.closed.load(Ordering::Acquire) {
-                    return None;
-                }
-                if let Some(job) = jobs.pop_front() {
-                    return Some(job);
-                }
-                jobs = self.wake.wait_for(jobs, NAP);
-            }
+        /// The oldest job, if any.
+        pub fn find(&self, _local: &Local<J>) -> Option<J> {
+            self.jobs.lock().pop_front()
         }
 
-        /// Wakes every worker and makes `pop` return `None` from now on.
-        pub fn close(&self) {
-            let _jobs = self.jobs.lock();
-            self.closed.store(true, Ordering::Release);
-            self.wake.notify_all();
+        /// Whether no job is waiting.
+        pub fn is_empty(&self) -> bool {
+            self.jobs.lock().is_empty()
         }
     }
 }

@@ -84,3 +84,11 @@ pub fn yield_now() {
 pub fn thread_index() -> u32 {
     0
 }
+
+/// A handle to a model thread started by [`spawn`].
+pub type JoinHandle = loom::thread::JoinHandle<()>;
+
+/// Starts a model thread running `f` (loom threads cannot fail to start).
+pub fn spawn(_name: String, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle> {
+    Ok(loom::thread::spawn(f))
+}

@@ -56,3 +56,11 @@ pub fn thread_index() -> u32 {
     }
     INDEX.with(|i| *i)
 }
+
+/// A handle to a helper thread started by [`spawn`].
+pub type JoinHandle = std::thread::JoinHandle<()>;
+
+/// Starts a named thread running `f`; `Err` when the OS refuses one.
+pub fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> std::io::Result<JoinHandle> {
+    std::thread::Builder::new().name(name).spawn(f)
+}

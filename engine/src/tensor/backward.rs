@@ -124,6 +124,7 @@ fn run<T: Element>(
         captured: Mutex::new(vec![None; n_inputs]),
         error: Mutex::new(None),
         observer: Observer::new(opts.stats.as_ref(), opts.trace.as_deref()),
+        exec: opts.exec,
     });
     let result = exec::execute(Arc::new(plan), Arc::clone(&task), seeds, &opts.exec);
     let written = match &task.observer {

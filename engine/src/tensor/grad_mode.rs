@@ -35,3 +35,16 @@ pub fn with_grad_mode<R>(enabled: bool, f: impl FnOnce() -> R) -> R {
 pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
     with_grad_mode(false, f)
 }
+
+/// Runs `f` with graph recording on, even inside [`no_grad`] (its pair).
+///
+/// ```
+/// # use backflow_engine as backflow; // the engine's doctests cannot see the root crate
+/// use backflow::{enable_grad, no_grad, Tensor};
+/// let w = Tensor::<f32>::ones(&[2]).requires_grad();
+/// let y = no_grad(|| enable_grad(|| &w * 2.0));
+/// assert!(y.needs_grad());
+/// ```
+pub fn enable_grad<R>(f: impl FnOnce() -> R) -> R {
+    with_grad_mode(true, f)
+}

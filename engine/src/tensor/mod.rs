@@ -1,6 +1,7 @@
 //! `Tensor`: a cheap-to-clone handle to immutable data, plus the graph node that produced it.
 
 mod backward;
+mod checkpoint;
 mod custom_op;
 mod export;
 pub(crate) mod grad_mode;
@@ -11,6 +12,7 @@ mod options;
 mod task;
 
 pub use backward::{backward, grad};
+pub use checkpoint::checkpoint;
 pub use custom_op::CustomOp;
 pub use export::GraphExport;
 pub use gradcheck::{gradcheck, numeric_grads, GradcheckTolerance};

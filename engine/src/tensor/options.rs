@@ -41,9 +41,20 @@ impl BackwardOptions {
         self
     }
 
-    /// Worker threads for `Parallel`, the caller included (0 means one).
+    /// Threads for `Parallel`, the caller included. 0 means every core
+    /// ([`default_threads`](crate::exec::default_threads)); any count is clamped to
+    /// [`max_threads`](crate::exec::max_threads) (`max(cores, 8)`, at most 256), so
+    /// `threads(usize::MAX)` is fine. The helper threads are shared by every pass of the
+    /// process and started on first need; if the OS refuses one, passes run with fewer.
+    ///
+    /// ```
+    /// # use backflow_engine as backflow; // the engine's doctests cannot see the root crate
+    /// use backflow::{exec, BackwardOptions};
+    /// assert_eq!(BackwardOptions::new().threads(usize::MAX).get_threads(), exec::max_threads());
+    /// assert_eq!(BackwardOptions::new().threads(0).get_threads(), exec::clamp_threads(0));
+    /// ```
     pub fn threads(mut self, threads: usize) -> Self {
-        self.exec.threads = threads.max(1);
+        self.exec.threads = crate::exec::clamp_threads(threads);
         self
     }
 

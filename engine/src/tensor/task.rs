@@ -6,15 +6,27 @@ use super::node::{Node, NodeKind};
 use super::observe::Observer;
 use super::Tensor;
 use crate::error::{Error, Result};
-use crate::exec::{Gradient, Task};
+use crate::exec::{ExecOptions, Gradient, Task};
 use crate::sync::{Arc, Mutex, Ordering};
 use backflow_kernels::Element;
+use std::cell::Cell;
 
 impl<T: Element> Gradient for Tensor<T> {
     fn accumulate(self, later: Self) -> Self {
         // Recorded only when the contributions themselves require grad (create_graph).
         with_grad_mode(true, || &self + &later)
     }
+}
+
+thread_local! {
+    /// The options of the pass whose node this thread is running, if any.
+    static CURRENT_EXEC: Cell<Option<ExecOptions>> = const { Cell::new(None) };
+}
+
+/// The scheduler, threads and accumulation of the pass whose node runs on this thread (for
+/// nested passes such as [`checkpoint`](super::checkpoint)'s).
+pub(super) fn current_exec() -> Option<ExecOptions> {
+    CURRENT_EXEC.with(Cell::get)
 }
 
 /// Adapts the graph's nodes to the executor.
@@ -30,6 +42,8 @@ pub(super) struct TensorTask<T: Element> {
     pub(super) error: Mutex<Option<Error>>,
     /// Stats and trace, when asked for; `None` costs one branch per node.
     pub(super) observer: Option<Observer>,
+    /// How this pass runs, for passes nested in its nodes.
+    pub(super) exec: ExecOptions,
 }
 
 impl<T: Element> TensorTask<T> {
@@ -171,6 +185,13 @@ impl<T: Element> Task for TensorTask<T> {
         grad: Option<Tensor<T>>,
         out: &mut Vec<Option<Tensor<T>>>,
     ) -> Result<(), String> {
+        struct Restore(Option<ExecOptions>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT_EXEC.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(CURRENT_EXEC.with(|c| c.replace(Some(self.exec))));
         let result = match &self.observer {
             None => self.run_node(node, grad, out),
             Some(observer) => observer.observe(node, || self.run_node(node, grad, out)),

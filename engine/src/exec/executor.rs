@@ -1,0 +1,268 @@
+//! The process-wide executor: one lazily grown, bounded set of helper threads shared by
+//! every backward pass of the process.
+//!
+//! A pass registers here while it runs. Helpers are never captive: an idle helper picks a
+//! registered pass that has ready work and a free slot, joins it, runs its jobs while it finds
+//! any, leaves, and looks for another pass or sleeps. The thread that called `backward` (the
+//! pass's owner) does not depend on helpers at all: it runs its pass alone if no helper comes,
+//! so every wake-up here is best-effort and only ever costs parallelism when missed.
+//!
+//! See `README.md` beside this file for the design and the argument that no pass deadlocks.
+
+use crate::sync::{
+    fence, global, spawn, Arc, AtomicBool, AtomicUsize, Condvar, JoinHandle, Mutex, Ordering,
+};
+use std::time::Duration;
+
+/// Longest sleep of an idle helper before it looks at the passes again: a safety net under
+/// the wake-up protocol (which is best-effort: the owner never needs a helper).
+const IDLE_NAP: Duration = Duration::from_millis(50);
+
+/// What the executor needs of a running pass.
+pub(super) trait Pass: Send + Sync {
+    /// Whether the pass has ready work and a free helper slot (a snapshot).
+    fn wants_help(&self) -> bool;
+
+    /// Joins the pass as a helper if a slot is free and the pass still runs, runs its jobs
+    /// while any are found, and leaves. Never blocks on the pass.
+    fn help(&self);
+
+    /// [`help`](Pass::help), from a job that [`rayon_help`] queued on the caller's rayon pool.
+    #[cfg(not(loom))]
+    fn help_from_rayon(&self);
+}
+
+/// A registered pass. (Boxed inside the `Arc` because loom's `Arc` cannot hold a `dyn`.)
+pub(super) type PassRef = Arc<Box<dyn Pass>>;
+
+/// The registered passes and the helpers' bookkeeping, under one lock.
+struct State {
+    /// Passes now running with room for helpers, by registration id.
+    passes: Vec<(usize, PassRef)>,
+    next_id: usize,
+    /// Where the next scan starts, so that no pass is always looked at last.
+    cursor: usize,
+    /// Set once by [`shutdown`] (loom models only): helpers exit.
+    shutdown: bool,
+    /// The helpers' handles, for [`shutdown`] to join (kept under loom only).
+    handles: Vec<JoinHandle>,
+}
+
+impl State {
+    /// A pass that wants help, starting the scan at the cursor.
+    fn pick(&mut self) -> Option<PassRef> {
+        let n = self.passes.len();
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            if self.passes[i].1.wants_help() {
+                self.cursor = (i + 1) % n;
+                return Some(Arc::clone(&self.passes[i].1));
+            }
+        }
+        None
+    }
+}
+
+/// The one executor of the process (of the model execution, under loom).
+struct Executor {
+    state: Mutex<State>,
+    /// Idle helpers sleep here.
+    wake: Condvar,
+    /// Helpers between announcing sleep and waking; read by pushers after a `SeqCst` fence.
+    idle: AtomicUsize,
+    /// Helper threads started (or being started), at most [`helper_cap`].
+    spawned: AtomicUsize,
+    /// Set when the OS refused a thread: passes then run with the helpers there are.
+    spawn_failed: AtomicBool,
+    /// Negative control of the loom models: owners wait without running jobs.
+    #[cfg(loom)]
+    owner_helps: AtomicBool,
+}
+
+global! {
+    /// The executor, created on first use.
+    fn executor() -> Executor = Executor {
+        state: Mutex::new(State {
+            passes: Vec::new(),
+            next_id: 0,
+            cursor: 0,
+            shutdown: false,
+            handles: Vec::new(),
+        }),
+        wake: Condvar::new(),
+        idle: AtomicUsize::new(0),
+        spawned: AtomicUsize::new(0),
+        spawn_failed: AtomicBool::new(false),
+        #[cfg(loom)]
+        owner_helps: AtomicBool::new(true),
+    };
+}
+
+/// The most threads one pass may use, the caller included: `threads(n)` is clamped to it.
+/// It is `max(available cores, 8)`, at most 256; helpers for the whole process number at
+/// most one less. Under loom it is 3, so models stay small.
+pub fn max_threads() -> usize {
+    #[cfg(not(loom))]
+    {
+        super::default_threads().clamp(8, 256)
+    }
+    #[cfg(loom)]
+    {
+        3
+    }
+}
+
+/// The most helper threads the process starts: every pass's owner is a thread of its own.
+fn helper_cap() -> usize {
+    max_threads() - 1
+}
+
+/// Adds a running pass that may take helpers; returns the id to [`unregister`] it with.
+pub(super) fn register(pass: PassRef) -> usize {
+    let mut state = executor().state.lock();
+    let id = state.next_id;
+    state.next_id += 1;
+    state.passes.push((id, pass));
+    id
+}
+
+/// Removes a pass once it has ended.
+pub(super) fn unregister(id: usize) {
+    let removed = {
+        let mut state = executor().state.lock();
+        let i = state.passes.iter().position(|(p, _)| *p == id);
+        i.map(|i| state.passes.swap_remove(i))
+    };
+    // The pass (and the task it holds) drops here, outside the lock.
+    drop(removed);
+}
+
+/// A pass has work and a free slot: wakes an idle helper, or starts one while fewer than
+/// [`helper_cap`] exist. The caller has pushed the work, then issued a `SeqCst` fence.
+pub(super) fn want_helper() {
+    let exec = executor();
+    // SeqCst: pairs with the fence in `helper_loop` (Dekker): either that helper's second look
+    // sees the caller's work, or the caller sees it idle here and wakes it.
+    if exec.idle.load(Ordering::SeqCst) > 0 {
+        let _state = exec.state.lock();
+        exec.wake.notify_one();
+        return;
+    }
+    // Relaxed: the counter only bounds how many threads start; no data is published by it.
+    let n = exec.spawned.load(Ordering::Relaxed);
+    if n >= helper_cap() || exec.spawn_failed.load(Ordering::Relaxed) {
+        return;
+    }
+    // Relaxed: as above; the CAS only keeps concurrent starters within the cap.
+    if exec
+        .spawned
+        .compare_exchange(n, n + 1, Ordering::Relaxed, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    match spawn(format!("backflow-helper-{}", n + 1), helper_loop) {
+        Ok(handle) => {
+            if cfg!(loom) {
+                exec.state.lock().handles.push(handle);
+            }
+        }
+        Err(_) => {
+            // Degrade: the passes run with the helpers that exist (their owners alone at
+            // worst); no panic, and no retry on every push.
+            // Relaxed: a hint that stops further attempts.
+            exec.spawn_failed.store(true, Ordering::Relaxed);
+            exec.spawned.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Queues on the calling thread's rayon pool a job that helps pass `id` once (if it still
+/// runs): when `backward` is called from a rayon worker (`backflow train`, a user's pool),
+/// that pool's idle threads help too, instead of a second set of threads competing for the
+/// cores. Such a job never blocks on the pass, so a rayon wait that steals it gets it back
+/// after at most the jobs it finds; that is what makes it safe, where a captive worker loop
+/// was not.
+#[cfg(not(loom))]
+pub(super) fn rayon_help(id: usize) {
+    rayon::spawn(move || {
+        let pass = {
+            let state = executor().state.lock();
+            state
+                .passes
+                .iter()
+                .find(|(p, _)| *p == id)
+                .map(|(_, pass)| Arc::clone(pass))
+        };
+        if let Some(pass) = pass {
+            pass.help_from_rayon();
+        }
+    });
+}
+
+/// A helper's life: help whichever pass wants it, else sleep until woken.
+fn helper_loop() {
+    let exec = executor();
+    let mut state = exec.state.lock();
+    loop {
+        if state.shutdown {
+            return;
+        }
+        if let Some(pass) = state.pick() {
+            drop(state);
+            pass.help();
+            drop(pass);
+            state = exec.state.lock();
+            continue;
+        }
+        // SeqCst: announce, then fence, then look again (pairs with the fence a pusher issues
+        // before `want_helper` reads `idle`).
+        exec.idle.fetch_add(1, Ordering::SeqCst);
+        fence(Ordering::SeqCst);
+        let idle = !state.shutdown && !state.passes.iter().any(|(_, p)| p.wants_help());
+        if idle {
+            state = exec.wake.wait_for(state, IDLE_NAP);
+        }
+        // SeqCst: as for the increment.
+        exec.idle.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Whether owners run their pass's jobs while they wait (always, except in the loom models'
+/// negative controls).
+pub(super) fn owner_helps() -> bool {
+    #[cfg(loom)]
+    {
+        // Relaxed: set before the model's passes start, on the same thread.
+        executor().owner_helps.load(Ordering::Relaxed)
+    }
+    #[cfg(not(loom))]
+    {
+        true
+    }
+}
+
+/// Negative control of the loom models: with `false`, a pass's owner only seeds it and then
+/// waits without running any of its jobs (the old captive design's failure). Call at the
+/// start of each model execution.
+#[cfg(loom)]
+pub fn set_owner_helps(helps: bool) {
+    // Relaxed: read later on this thread, or on threads it starts.
+    executor().owner_helps.store(helps, Ordering::Relaxed);
+}
+
+/// Stops and joins every helper (loom models only: loom requires every thread to finish
+/// before an execution ends). Call at the end of each model execution.
+#[cfg(loom)]
+pub fn shutdown() {
+    let exec = executor();
+    let handles = {
+        let mut state = exec.state.lock();
+        state.shutdown = true;
+        exec.wake.notify_all();
+        std::mem::take(&mut state.handles)
+    };
+    for handle in handles {
+        handle.join().expect("loom helper panicked");
+    }
+}
