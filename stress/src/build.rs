@@ -57,6 +57,19 @@ impl Recipe {
     /// Builds the graph on the given leaves (one per recipe leaf, any family shape), so
     /// that several recipes can share them.
     pub fn build_on<T: Element>(&self, leaves: &[Tensor<T>]) -> Result<TensorGraph<T>> {
+        self.build_with(leaves, &mut |_, t| Ok(t))
+    }
+
+    /// Builds the graph on the given leaves like [`Recipe::build_on`], passing each op's
+    /// output through `each(op index, output)` before anything consumes it: the function
+    /// may register hooks on it or wrap it in an op of its own (the re-entrant check's
+    /// custom op does). Whatever it returns takes the output's place, as input of later
+    /// ops and as root.
+    pub fn build_with<T: Element>(
+        &self,
+        leaves: &[Tensor<T>],
+        each: &mut dyn FnMut(usize, Tensor<T>) -> Result<Tensor<T>>,
+    ) -> Result<TensorGraph<T>> {
         assert_eq!(
             leaves.len(),
             self.leaves.len(),
@@ -78,6 +91,7 @@ impl Recipe {
                 t = fault(&t, kind);
                 nodes += 1;
             }
+            let t = each(i, t)?;
             tensors.push(t);
             bounds.push(bound);
         }

@@ -10,6 +10,9 @@
 //! - [`exec_graph`], [`exec_oracle`]: the executor-level graph with its tracking task and
 //!   the broken-accumulation mutation;
 //! - [`faults`], [`callers`]: fault injection and concurrent callers on shared leaves;
+//! - [`reentrant`]: graphs whose hooks, `on_grad_ready` callbacks and custom ops run
+//!   nested backward passes; [`unequal`]: an independent caller that must progress while
+//!   another's slow branch blocks;
 //! - [`watchdog`]: deadlines and hang dumps; [`runner`], [`report`]: the whole run;
 //! - [`user_graph`]: [`check_graph`], the same scrutiny for a graph of your own (custom
 //!   ops included).
@@ -29,8 +32,10 @@ pub mod faults;
 pub mod op;
 pub mod oracle;
 pub mod recipe;
+pub mod reentrant;
 pub mod report;
 pub mod runner;
+pub mod unequal;
 pub mod user_graph;
 pub mod watchdog;
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 pub struct Failure {
     /// The graph's seed.
     pub seed: u64,
-    /// Which check: `tensor`, `exec`, `faults`, `finite differences`, `callers`, or
-    /// `panic` (a check panicked).
+    /// Which check: `tensor`, `exec`, `faults`, `finite differences`, `callers`,
+    /// `reentrant`, `unequal callers`, or `panic` (a check panicked).
     pub phase: &'static str,
     /// The configuration of the failing run, when it was one run.
     pub config: Option<String>,
@@ -55,6 +55,14 @@ pub struct Summary {
     pub caller_checks: u64,
     /// Backward runs made by concurrent callers.
     pub caller_runs: u64,
+    /// Re-entrant checks (graphs whose hooks, callbacks or custom ops run nested passes).
+    pub reentrant_checks: u64,
+    /// Inner (nested) passes those checks ran, all depths.
+    pub inner_passes: u64,
+    /// Unequal-callers checks (an independent caller beside a blocked slow branch).
+    pub unequal_checks: u64,
+    /// Passes the independent caller B completed while caller A's branch blocked.
+    pub b_passes: u64,
     /// Every failure, with its seed.
     pub failures: Vec<Failure>,
     /// Runs the watchdog reported as hung.
@@ -117,6 +125,10 @@ impl Summary {
         self.fd_checks += other.fd_checks;
         self.caller_checks += other.caller_checks;
         self.caller_runs += other.caller_runs;
+        self.reentrant_checks += other.reentrant_checks;
+        self.inner_passes += other.inner_passes;
+        self.unequal_checks += other.unequal_checks;
+        self.b_passes += other.b_passes;
         self.failures.extend(other.failures.iter().cloned());
         self.hangs.extend(other.hangs.iter().cloned());
     }
@@ -134,7 +146,8 @@ impl Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let runs: u64 = self.runs.iter().sum::<u64>() + self.caller_runs;
+        let runs: u64 =
+            self.runs.iter().sum::<u64>() + self.caller_runs + self.inner_passes + self.b_passes;
         let per = |n: u64| n as f64 / self.graphs.max(1) as f64;
         writeln!(f, "{:<28}{:>14}", "graphs", self.graphs)?;
         writeln!(
@@ -169,6 +182,16 @@ impl fmt::Display for Summary {
             f,
             "{:<28}{:>14}   ({} caller runs)",
             "concurrent-caller checks", self.caller_checks, self.caller_runs
+        )?;
+        writeln!(
+            f,
+            "{:<28}{:>14}   ({} inner passes)",
+            "re-entrant checks", self.reentrant_checks, self.inner_passes
+        )?;
+        writeln!(
+            f,
+            "{:<28}{:>14}   ({} caller-B passes)",
+            "unequal-caller checks", self.unequal_checks, self.b_passes
         )?;
         writeln!(
             f,

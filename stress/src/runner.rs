@@ -1,15 +1,17 @@
 //! The stress run: many seeds, checked concurrently on every core, under one watchdog.
 //!
 //! Graph `i` of a run uses seed `seed + i`, and everything about it (its size, whether it
-//! gets faults, an f64 finite-difference check or a concurrent-callers check) is drawn
-//! from that seed alone, so `--seed S --graphs 1` reproduces graph `S` exactly.
+//! gets faults, an f64 finite-difference check, a concurrent-callers, re-entrant or
+//! unequal-callers check) is drawn from that seed alone, so `--seed S --graphs 1` reproduces graph `S` exactly.
 
 use super::callers::check_callers;
 use super::exec_oracle::check_exec;
 use super::faults::check_faults;
 use super::oracle::{check_recipe, configs, finite_differences, RunConfig};
 use super::recipe::{GraphSpec, Recipe};
+use super::reentrant::{check_reentrant, ReentrantMutation};
 use super::report::{Failure, Summary};
+use super::unequal::{check_unequal, UnequalMutation};
 use super::watchdog::{Watch, Watchdog};
 use backflow_kernels::Element;
 use rand::rngs::StdRng;
@@ -41,6 +43,15 @@ pub struct StressConfig {
     pub f64_every: u64,
     /// Seeds divisible by this get a concurrent-callers check (0: never).
     pub callers_every: u64,
+    /// Seeds divisible by this get a re-entrant check: hooks, `on_grad_ready` callbacks and
+    /// a custom op that run nested backward passes (0: never).
+    pub reentrant_every: u64,
+    /// The deepest nesting of the re-entrant check; each such seed draws from
+    /// `1..=reentrant_depth`.
+    pub reentrant_depth: usize,
+    /// Seeds divisible by this get an unequal-callers check: an independent caller must
+    /// finish its passes while another caller's slow branch blocks (0: never).
+    pub unequal_every: u64,
     /// The mutation: executor-level gradients drop their later contribution.
     pub drop_later: bool,
     /// Stop after this many failing graphs.
@@ -63,6 +74,9 @@ impl Default for StressConfig {
             deadline: Duration::from_secs(30),
             f64_every: 16,
             callers_every: 64,
+            reentrant_every: 8,
+            reentrant_depth: 3,
+            unequal_every: 16,
             drop_later: false,
             max_failures: 5,
         }
@@ -232,7 +246,39 @@ pub fn check_seed(
             });
         }
     }
+    if cfg.reentrant_every > 0 && seed % cfg.reentrant_every == 0 {
+        let r = check_reentrant::<f32>(
+            seed,
+            &spec,
+            cfg.reentrant_depth,
+            configs,
+            f32::EPSILON as f64,
+            ReentrantMutation::None,
+            watch,
+        );
+        summary.reentrant_checks += 1;
+        summary.inner_passes += r.inner_passes;
+        summary.record(seed, "reentrant", &r.runs, r.failures);
+    }
+    if cfg.unequal_every > 0 && seed % cfg.unequal_every == 0 {
+        let u = check_unequal::<f32>(
+            seed,
+            &spec,
+            UNEQUAL_B_PASSES,
+            configs,
+            f32::EPSILON as f64,
+            cfg.deadline / 2,
+            UnequalMutation::None,
+            watch,
+        );
+        summary.unequal_checks += 1;
+        summary.b_passes += u.b_passes;
+        summary.record(seed, "unequal callers", &u.runs, u.failures);
+    }
 }
+
+/// The passes caller B runs in each unequal-callers run of [`check_seed`].
+pub const UNEQUAL_B_PASSES: usize = 4;
 
 fn check_tensor<T: Element>(
     seed: u64,

@@ -221,6 +221,8 @@ const STRESS_BASE: &[(&str, &str)] = &[
     ("--duration", "2s"),
     ("--f64-every", "0"),
     ("--callers-every", "0"),
+    ("--reentrant-every", "0"),
+    ("--unequal-every", "0"),
 ];
 
 #[test]
@@ -241,6 +243,9 @@ fn stress_flags_follow_the_rule() {
         "--deadline",
         "--f64-every",
         "--callers-every",
+        "--reentrant-every",
+        "--reentrant-depth",
+        "--unequal-every",
     ];
     let errors = sweep(&dir, "stress", STRESS_BASE, &flags);
     assert!(errors >= flags.len() * 5, "{errors} usage errors");
@@ -253,6 +258,8 @@ fn stress_flags_follow_the_rule() {
         ("--hub-share", "nan"),
         ("--fault-rate", "nan"),
         ("--nodes", "18446744073709551615"),
+        ("--reentrant-depth", "0"),
+        ("--reentrant-depth", "9"),
     ] {
         let args = line("stress", STRESS_BASE, flag, value);
         assert_eq!(check(&dir, &args, flag, value), 2, "stress {flag}={value}");

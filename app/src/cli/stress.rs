@@ -65,6 +65,17 @@ pub struct StressArgs {
     /// Run a concurrent-callers check on every n-th seed (0: never).
     #[arg(long, default_value_t = 64)]
     callers_every: u64,
+    /// Run a re-entrant check on every n-th seed: hooks, on_grad_ready callbacks and a
+    /// custom op that run nested backward passes (0: never).
+    #[arg(long, default_value_t = 8)]
+    reentrant_every: u64,
+    /// Deepest nesting of the re-entrant check; each such seed draws from 1..=depth (1 to 8).
+    #[arg(long, default_value_t = 3, value_parser = args::count(1, 8))]
+    reentrant_depth: usize,
+    /// Run an unequal-callers check on every n-th seed: an independent caller must finish
+    /// its passes while another caller's slow branch blocks (0: never).
+    #[arg(long, default_value_t = 16)]
+    unequal_every: u64,
     /// Inject a deliberate bug, to see it caught.
     #[arg(long)]
     mutate: Option<Mutation>,
@@ -103,6 +114,9 @@ impl StressArgs {
             deadline: self.deadline,
             f64_every: self.f64_every,
             callers_every: self.callers_every,
+            reentrant_every: self.reentrant_every,
+            reentrant_depth: self.reentrant_depth,
+            unequal_every: self.unequal_every,
             drop_later: self.mutate == Some(Mutation::DropLater),
             ..StressConfig::default()
         }
@@ -113,7 +127,8 @@ impl StressArgs {
         let threads: Vec<String> = self.threads.iter().map(usize::to_string).collect();
         let mut cmd = format!(
             "cargo run --release -- stress --seed {seed} --graphs 1 --nodes {} --width {} --leaves {} --hubs {} \
-             --hub-share {} --fault-rate {} --threads {} --f64-every {} --callers-every {}",
+             --hub-share {} --fault-rate {} --threads {} --f64-every {} --callers-every {} \
+             --reentrant-every {} --reentrant-depth {} --unequal-every {}",
             self.nodes,
             self.width,
             self.leaves,
@@ -122,7 +137,10 @@ impl StressArgs {
             self.fault_rate,
             threads.join(","),
             self.f64_every,
-            self.callers_every
+            self.callers_every,
+            self.reentrant_every,
+            self.reentrant_depth,
+            self.unequal_every
         );
         match self.mutate {
             Some(Mutation::DropLater) => cmd += " --mutate drop-later",
