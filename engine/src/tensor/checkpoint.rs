@@ -21,7 +21,6 @@ use backflow_kernels::Element;
 /// to the recomputed segment.
 ///
 /// ```
-/// # use backflow_engine as backflow; // the engine's doctests cannot see the root crate
 /// use backflow::{checkpoint, Tensor};
 /// let w = Tensor::<f64>::scalar(3.0).requires_grad();
 /// let x = Tensor::<f64>::scalar(2.0);

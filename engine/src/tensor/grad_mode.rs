@@ -39,7 +39,6 @@ pub fn no_grad<R>(f: impl FnOnce() -> R) -> R {
 /// Runs `f` with graph recording on, even inside [`no_grad`] (its pair).
 ///
 /// ```
-/// # use backflow_engine as backflow; // the engine's doctests cannot see the root crate
 /// use backflow::{enable_grad, no_grad, Tensor};
 /// let w = Tensor::<f32>::ones(&[2]).requires_grad();
 /// let y = no_grad(|| enable_grad(|| &w * 2.0));

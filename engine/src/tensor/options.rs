@@ -48,7 +48,6 @@ impl BackwardOptions {
     /// process and started on first need; if the OS refuses one, passes run with fewer.
     ///
     /// ```
-    /// # use backflow_engine as backflow; // the engine's doctests cannot see the root crate
     /// use backflow::{exec, BackwardOptions};
     /// assert_eq!(BackwardOptions::new().threads(usize::MAX).get_threads(), exec::max_threads());
     /// assert_eq!(BackwardOptions::new().threads(0).get_threads(), exec::clamp_threads(0));
