@@ -6,8 +6,8 @@
 use super::executor::{self, Pass};
 use super::queue::{Local, ReadyQueue};
 use super::{
-    output_for, panic_message, run_node, seed_slots, ExecError, ExecOptions, Gradient, Plan,
-    StripedBuffers, Task,
+    output_for, panic_message, run_node, seed_slots, ExecError, ExecOptions, Plan, StripedBuffers,
+    Task,
 };
 use crate::sync::{fence, Arc, AtomicBool, AtomicU32, AtomicUsize, Condvar, Mutex, Ordering};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -459,7 +459,3 @@ fn in_rayon_pool(slots: usize) -> bool {
         false
     }
 }
-
-// The gradient type must cross threads inside jobs.
-#[allow(dead_code)]
-fn assert_send<G: Gradient>() {}

@@ -2,7 +2,8 @@
 //!
 //! It never blocks: sleeping and waking belong to the pass (`parallel.rs`) and to the
 //! executor's helpers (`executor.rs`). In production it is crossbeam-deque, one LIFO deque
-//! per slot plus a shared injector, with stealing. Under loom, whose model cannot see inside
+//! per slot, with stealing (each job is pushed by a thread holding a slot, so no shared
+//! injector is needed). Under loom, whose model cannot see inside
 //! crossbeam, the same interface is a `Mutex<VecDeque>`, as DESIGN.md prescribes, so the
 //! models still cover release, accumulation, hand-off and completion.
 
@@ -13,7 +14,7 @@ pub(super) use locked::{Local, ReadyQueue};
 
 #[cfg(not(loom))]
 mod deque {
-    use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+    use crossbeam_deque::{Steal, Stealer, Worker};
 
     /// One slot's own end of the queue, held by whichever thread occupies the slot.
     pub(in crate::exec) struct Local<J> {
@@ -21,9 +22,8 @@ mod deque {
         index: usize,
     }
 
-    /// Work-stealing deques, one per slot, and an injector.
+    /// Work-stealing deques, one per slot.
     pub(in crate::exec) struct ReadyQueue<J> {
-        injector: Injector<J>,
         stealers: Vec<Stealer<J>>,
     }
 
@@ -37,7 +37,6 @@ mod deque {
                 })
                 .collect();
             let queue = Self {
-                injector: Injector::new(),
                 stealers: locals.iter().map(|l| l.worker.stealer()).collect(),
             };
             (queue, locals)
@@ -49,18 +48,13 @@ mod deque {
             local.worker.push(job);
         }
 
-        /// A job from `local`, the injector or another slot; `None` if none was found.
+        /// A job from `local` or another slot; `None` if none was found.
         pub fn find(&self, local: &Local<J>) -> Option<J> {
             if let Some(job) = local.worker.pop() {
                 return Some(job);
             }
             loop {
                 let mut retry = false;
-                match self.injector.steal_batch_and_pop(&local.worker) {
-                    Steal::Success(job) => return Some(job),
-                    Steal::Retry => retry = true,
-                    Steal::Empty => {}
-                }
                 let n = self.stealers.len();
                 for k in 1..n {
                     match self.stealers[(local.index + k) % n].steal() {
@@ -77,7 +71,7 @@ mod deque {
 
         /// Whether no job is waiting (a snapshot: callers order it with `SeqCst` fences).
         pub fn is_empty(&self) -> bool {
-            self.injector.is_empty() && self.stealers.iter().all(|s| s.is_empty())
+            self.stealers.iter().all(|s| s.is_empty())
         }
     }
 }
