@@ -20,7 +20,6 @@ use backflow::{
     grad, gradcheck, BackwardCtx, BackwardOptions, CustomOp, Element, GradcheckTolerance, Result,
     Scheduler, Tensor,
 };
-use std::slice::from_ref;
 
 /// softplus(x) = ln(1 + eˣ), elementwise.
 struct Softplus;
@@ -139,7 +138,7 @@ fn main() -> Result<()> {
         ..GradcheckTolerance::default()
     };
     for opts in configs() {
-        gradcheck(|v| f(&v[0]), from_ref(&x), &opts, tol)?;
+        gradcheck(|v| f(&v[0]), &[&x], &opts, tol)?;
     }
     println!("gradcheck (f64, central differences): max |analytic - numeric| < 1e-8: ok");
 
@@ -147,10 +146,10 @@ fn main() -> Result<()> {
     let x = Tensor::<f64>::scalar(0.0).requires_grad();
     let y = Tensor::apply_op(Softplus, &[&x])?;
     let recorded = BackwardOptions::new().create_graph(true);
-    let d1 = grad(from_ref(&y), &[], from_ref(&x), &recorded)?[0]
+    let d1 = grad(&[&y], &[], &[&x], &recorded)?[0]
         .clone()
         .expect("y depends on x");
-    let d2 = grad(from_ref(&d1), &[], from_ref(&x), &BackwardOptions::new())?[0]
+    let d2 = grad(&[&d1], &[], &[&x], &BackwardOptions::new())?[0]
         .clone()
         .expect("d1 depends on x");
     println!(

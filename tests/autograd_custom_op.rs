@@ -7,7 +7,6 @@ use backflow::{
     grad, gradcheck, no_grad, BackwardCtx, BackwardOptions, CustomOp, Error, GradcheckTolerance,
     Result, Scheduler, Tensor,
 };
-use std::slice::from_ref;
 
 type T64 = Tensor<f64>;
 
@@ -104,8 +103,7 @@ fn gradcheck_against_finite_differences() {
         ..GradcheckTolerance::default()
     };
     for opts in configs() {
-        gradcheck(|v| Ok(f(&v[0])), from_ref(&x0), &opts, tol)
-            .unwrap_or_else(|e| panic!("{opts:?}: {e}"));
+        gradcheck(|v| Ok(f(&v[0])), &[&x0], &opts, tol).unwrap_or_else(|e| panic!("{opts:?}: {e}"));
     }
 }
 
@@ -140,16 +138,10 @@ fn second_derivative_through_a_custom_backward() {
     for opts in configs() {
         let x = T64::scalar(1.5).requires_grad();
         let y = Tensor::apply_op(Cube, &[&x]).unwrap();
-        let d1 = grad(
-            from_ref(&y),
-            &[],
-            from_ref(&x),
-            &opts.clone().create_graph(true),
-        )
-        .unwrap();
+        let d1 = grad(&[&y], &[], &[&x], &opts.clone().create_graph(true)).unwrap();
         let d1 = d1[0].clone().unwrap();
         assert_eq!(d1.item(), 6.75);
-        let d2 = grad(from_ref(&d1), &[], from_ref(&x), &opts).unwrap();
+        let d2 = grad(&[&d1], &[], &[&x], &opts).unwrap();
         assert_eq!(d2[0].as_ref().unwrap().item(), 9.0, "{opts:?}");
     }
 }

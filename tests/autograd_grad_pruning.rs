@@ -3,7 +3,6 @@
 //! `.grad()` untouched. Under every scheduler, `Parallel` at 2 and 4 threads.
 
 use backflow::{grad, BackwardStats, Tensor};
-use std::slice::from_ref;
 
 mod common;
 use common::configs;
@@ -26,7 +25,7 @@ fn only_the_path_to_the_input_runs() {
         let loss = &a + &b;
         let stats = BackwardStats::new();
         let counted = opts.clone().stats(stats.clone()).retain_graph(true);
-        let g = grad(from_ref(&loss), &[], from_ref(&x), &counted).unwrap();
+        let g = grad(&[&loss], &[], &[&x], &counted).unwrap();
         assert_eq!(stats.nodes_run(), 12, "{opts:?}");
         assert!(
             x.grad().is_none() && y.grad().is_none(),
@@ -82,7 +81,7 @@ fn a_wide_graph_runs_only_the_requested_branches() {
         let inputs: Vec<Tensor> = weights[..ASKED].iter().map(|ws| ws[0].clone()).collect();
         let stats = BackwardStats::new();
         let counted = opts.clone().stats(stats.clone()).retain_graph(true);
-        let g = grad(from_ref(&loss), &[], &inputs, &counted).unwrap();
+        let g = grad(&[&loss], &[], &inputs.iter().collect::<Vec<_>>(), &counted).unwrap();
         assert_eq!(
             stats.nodes_run(),
             (BRANCHES - 1) + ASKED * (1 + 2 * DEPTH + 1),
@@ -118,9 +117,9 @@ fn an_input_the_outputs_do_not_depend_on_gets_none_and_runs_nothing() {
         let loss = x.exp();
         let stats = BackwardStats::new();
         let g = grad(
-            &[loss],
+            &[&loss],
             &[],
-            from_ref(&unrelated),
+            &[&unrelated],
             &opts.clone().stats(stats.clone()),
         )
         .unwrap();

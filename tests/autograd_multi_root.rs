@@ -1,9 +1,8 @@
-//! Multi-root backward: `backflow::backward(&[y1, y2], &[g1, g2], opts)` gives the sum of
+//! Multi-root backward: `backflow::backward(&[&y1, &y2], &[&g1, &g2], opts)` gives the sum of
 //! the separate passes `y1` with `g1` and `y2` with `g2`, in one pass over the shared graph.
 //! Under every scheduler, `Parallel` at 2 and 4 threads.
 
 use backflow::{backward, grad, BackwardStats, Error, Tensor};
-use std::slice::from_ref;
 
 type T64 = Tensor<f64>;
 
@@ -52,11 +51,23 @@ fn one_multi_root_pass_equals_the_sum_of_separate_passes() {
             let g2 = T64::randn(y2.shape(), 6);
             // Separate passes, through the shared trunk twice.
             let retained = opts.clone().retain_graph(true);
-            let sep1 = grad(from_ref(&y1), from_ref(&g1), &leaves, &retained).unwrap();
-            let sep2 = grad(from_ref(&y2), from_ref(&g2), &leaves, &retained).unwrap();
+            let sep1 = grad(
+                &[&y1],
+                &[&g1],
+                &leaves.iter().collect::<Vec<_>>(),
+                &retained,
+            )
+            .unwrap();
+            let sep2 = grad(
+                &[&y2],
+                &[&g2],
+                &leaves.iter().collect::<Vec<_>>(),
+                &retained,
+            )
+            .unwrap();
             // One pass from both roots.
             let stats = BackwardStats::new();
-            backward(&[y1, y2], &[g1, g2], &opts.clone().stats(stats.clone())).unwrap();
+            backward(&[&y1, &y2], &[&g1, &g2], &opts.clone().stats(stats.clone())).unwrap();
             // Each node runs once: the leaves, 4 ops per branch, branches - 1 adds, y1, y2.
             assert_eq!(
                 stats.nodes_run(),
@@ -86,14 +97,14 @@ fn multi_root_grad_matches_multi_root_backward() {
         let (g1, g2) = (T64::randn(y1.shape(), 1), T64::randn(y2.shape(), 2));
         let retained = opts.clone().retain_graph(true);
         let g = grad(
-            &[y1.clone(), y2.clone()],
-            &[g1.clone(), g2.clone()],
-            &leaves,
+            &[&y1, &y2],
+            &[&g1, &g2],
+            &leaves.iter().collect::<Vec<_>>(),
             &retained,
         )
         .unwrap();
         assert!(leaves.iter().all(|l| l.grad().is_none()));
-        backward(&[y1, y2], &[g1, g2], &opts).unwrap();
+        backward(&[&y1, &y2], &[&g1, &g2], &opts).unwrap();
         for (got, leaf) in g.iter().zip(&leaves) {
             // Same plan, same canonical order: bitwise equal.
             assert_eq!(
@@ -110,7 +121,7 @@ fn scalar_roots_are_seeded_with_ones() {
     // y1 = x², y2 = sin x: one pass gives 2x + cos x.
     for opts in configs() {
         let x = T64::scalar(0.3).requires_grad();
-        backward(&[&x * &x, x.sin()], &[], &opts).unwrap();
+        backward(&[&(&x * &x), &x.sin()], &[], &opts).unwrap();
         assert!((x.grad().unwrap().item() - (0.6 + 0.3f64.cos())).abs() < 1e-15);
     }
 }
@@ -120,9 +131,9 @@ fn mismatched_grad_outputs_are_errors() {
     for opts in configs() {
         let (_, [y1, y2]) = two_roots(2);
         let g1 = T64::randn(y1.shape(), 1);
-        let err = backward(&[y1.clone(), y2.clone()], from_ref(&g1), &opts).unwrap_err();
+        let err = backward(&[&y1, &y2], &[&g1], &opts).unwrap_err();
         assert!(matches!(err, Error::Invalid { .. }), "{err:?}");
-        let err = backward(&[y1, y2], &[g1.clone(), g1], &opts).unwrap_err();
+        let err = backward(&[&y1, &y2], &[&g1, &g1], &opts).unwrap_err();
         assert!(matches!(err, Error::Shape { .. }), "{err:?}");
         assert!(err.to_string().contains("grad_outputs[1]"), "{err}");
     }

@@ -246,7 +246,12 @@ fn a_gradient_of_the_wrong_shape_is_an_error() {
 fn grad_with_a_mismatched_grad_output() {
     let x = Tensor::<f32>::ones(&[2]).requires_grad();
     let y = x.sin();
-    let err =
-        backflow::grad(&[y], &[Tensor::ones(&[3])], &[x], &BackwardOptions::new()).unwrap_err();
+    let err = backflow::grad(
+        &[&y],
+        &[&(Tensor::ones(&[3]))],
+        &[&x],
+        &BackwardOptions::new(),
+    )
+    .unwrap_err();
     assert_mentions(&err, &["backward", "[2]", "[3]"]);
 }

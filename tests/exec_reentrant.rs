@@ -119,7 +119,7 @@ impl CustomOp<f64> for Recompute {
         _ctx: &BackwardCtx,
     ) -> Result<Vec<Option<Tensor<f64>>>> {
         let (x, loss) = backflow::enable_grad(|| graph(200, 9));
-        let g = grad(&[loss], &[], &[x], &self.opts)?;
+        let g = grad(&[&loss], &[], &[&x], &self.opts)?;
         let g = g[0].clone().expect("a gradient");
         *self.got.lock().unwrap() = Some(g.to_vec().iter().map(|v| v.to_bits()).collect());
         Ok(vec![Some(grad_out + &g)])

@@ -43,7 +43,8 @@ fn loss(f: &dyn Fn(&[T64]) -> T64, xs: &[T64]) -> T64 {
 /// Central-difference gradient of `loss(f, inputs)` with respect to each input (the
 /// library's one finite-difference routine, `backflow::numeric_grads`).
 fn numeric_grads(f: &dyn Fn(&[T64]) -> T64, inputs: &[T64]) -> Vec<Vec<f64>> {
-    backflow::numeric_grads(|xs| Ok(loss(f, xs)), inputs, STEP).unwrap()
+    let inputs: Vec<&T64> = inputs.iter().collect();
+    backflow::numeric_grads(|xs| Ok(loss(f, xs)), &inputs, STEP).unwrap()
 }
 
 /// Checks the gradient of `f` at `inputs` against finite differences, under every

@@ -2,7 +2,6 @@
 //! differences of the first gradient, under every scheduler.
 
 use backflow::{grad, BackwardOptions, Scheduler, Tensor};
-use std::slice::from_ref;
 
 type T64 = Tensor<f64>;
 
@@ -17,7 +16,7 @@ fn grad_of(y: &T64, x: &T64, scheduler: Scheduler, create: bool) -> T64 {
     let opts = BackwardOptions::new()
         .scheduler(scheduler)
         .create_graph(create);
-    let g = grad(from_ref(y), &[], from_ref(x), &opts).unwrap();
+    let g = grad(&[y], &[], &[x], &opts).unwrap();
     g.into_iter().next().unwrap().expect("y depends on x")
 }
 

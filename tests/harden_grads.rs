@@ -76,7 +76,7 @@ fn a_failed_multi_root_pass_leaves_gradients_unchanged() {
             .collect();
         let good = branches(&leaves[..4], None);
         let bad = branches(&leaves[4..], Some(2));
-        backflow::backward(&[good, bad], &[], &opts).unwrap_err();
+        backflow::backward(&[&good, &bad], &[], &opts).unwrap_err();
         assert_eq!(grads(&leaves), vec![None; 8], "{opts:?}");
     }
 }
@@ -155,14 +155,14 @@ fn grad_answers_an_input_listed_twice() {
     for opts in common::configs() {
         let x = Tensor::<f64>::scalar(3.0).requires_grad();
         let y = &x * &x;
-        let g = grad(&[y], &[], &[x.clone(), x.clone()], &opts).unwrap();
+        let g = grad(&[&y], &[], &[&x, &x], &opts).unwrap();
         let g: Vec<Option<f64>> = g.iter().map(|g| g.as_ref().map(|g| g.item())).collect();
         // Used to be [Some(6), None]; PyTorch gives the gradient for both.
         assert_eq!(g, vec![Some(6.0), Some(6.0)], "{opts:?}");
         let z = Tensor::<f64>::scalar(1.0).requires_grad();
         let w = Tensor::<f64>::scalar(2.0).requires_grad();
         let y = &(&x * &w) + &w;
-        let g = grad(&[y], &[], &[w.clone(), z, x.clone(), w], &opts).unwrap();
+        let g = grad(&[&y], &[], &[&w, &z, &x, &w], &opts).unwrap();
         let g: Vec<Option<f64>> = g.iter().map(|g| g.as_ref().map(|g| g.item())).collect();
         assert_eq!(g, vec![Some(4.0), None, Some(2.0), Some(4.0)], "{opts:?}");
     }

@@ -46,7 +46,7 @@ fn derivative_of_x_to_the_zero_is_zero_at_zero() {
 fn derivative_of_x_to_the_zero_is_zero_at_zero_with_create_graph() {
     let x = Tensor::<f64>::scalar(0.0).requires_grad();
     let opts = BackwardOptions::new().create_graph(true);
-    let g = grad(&[x.powf(0.0)], &[], std::slice::from_ref(&x), &opts).unwrap();
+    let g = grad(&[&x.powf(0.0)], &[], &[&x], &opts).unwrap();
     assert_eq!(g[0].as_ref().unwrap().item(), 0.0);
     // Other exponents keep p·x^(p-1).
     let x = Tensor::<f64>::scalar(2.0).requires_grad();
@@ -100,13 +100,7 @@ fn cross_entropy_records_its_backward_under_create_graph() {
         .requires_grad();
     let loss = cross_entropy(&logits, &[1, 2]).unwrap();
     let opts = BackwardOptions::new().create_graph(true);
-    let g = grad(
-        std::slice::from_ref(&loss),
-        &[],
-        std::slice::from_ref(&logits),
-        &opts,
-    )
-    .unwrap();
+    let g = grad(&[&loss], &[], &[&logits], &opts).unwrap();
     let g = g[0].clone().unwrap();
     assert!(g.needs_grad());
     loss.backward().unwrap();
@@ -115,6 +109,6 @@ fn cross_entropy_records_its_backward_under_create_graph() {
         assert!((a - b).abs() < 1e-6 && a.is_finite(), "{a} vs {b}");
     }
     // The gradient of Σ g with respect to the logits is finite too.
-    let gg = grad(&[g.sum()], &[], &[logits], &BackwardOptions::new()).unwrap();
+    let gg = grad(&[&g.sum()], &[], &[&logits], &BackwardOptions::new()).unwrap();
     assert!(gg[0].as_ref().unwrap().data().iter().all(|v| v.is_finite()));
 }

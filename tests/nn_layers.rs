@@ -105,20 +105,14 @@ fn linear_gradient_is_the_same_when_recorded() {
     let b = t64(&values(4, 7), &[4]).requires_grad();
     let r = t64(&values(8, 8), &[2, 4]);
     let plain = backflow::grad(
-        &[probe(&x, &w, &b, &r)],
+        &[&probe(&x, &w, &b, &r)],
         &[],
-        &[x.clone(), w.clone(), b.clone()],
+        &[&x, &w, &b],
         &BackwardOptions::new(),
     )
     .unwrap();
     let opts = BackwardOptions::new().create_graph(true);
-    let recorded = backflow::grad(
-        &[probe(&x, &w, &b, &r)],
-        &[],
-        &[x.clone(), w.clone(), b.clone()],
-        &opts,
-    )
-    .unwrap();
+    let recorded = backflow::grad(&[&probe(&x, &w, &b, &r)], &[], &[&x, &w, &b], &opts).unwrap();
     for (p, q) in plain.iter().zip(&recorded) {
         let (p, q) = (p.as_ref().unwrap(), q.as_ref().unwrap());
         assert_eq!(p.shape(), q.shape());

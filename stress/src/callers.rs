@@ -105,10 +105,19 @@ pub fn check_callers<T: Element>(
                             barrier.wait();
                             let opts = cfg.options(true);
                             if k < healthy {
-                                backward(&g.roots, &g.grad_outputs, &opts)
-                                    .map_err(|e| format!("caller {k} ({cfg}): {e}"))
+                                backward(
+                                    &g.roots.iter().collect::<Vec<_>>(),
+                                    &g.grad_outputs.iter().collect::<Vec<_>>(),
+                                    &opts,
+                                )
+                                .map_err(|e| format!("caller {k} ({cfg}): {e}"))
                             } else {
-                                match grad(&g.roots, &g.grad_outputs, &g.leaves, &opts) {
+                                match grad(
+                                    &g.roots.iter().collect::<Vec<_>>(),
+                                    &g.grad_outputs.iter().collect::<Vec<_>>(),
+                                    &g.leaves.iter().collect::<Vec<_>>(),
+                                    &opts,
+                                ) {
                                     Err(e) if e.to_string().contains(FAULT_OP) => Ok(()),
                                     other => Err(format!(
                                         "faulty caller {k} ({cfg}): expected Err, got {other:?}"

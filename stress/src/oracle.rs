@@ -99,11 +99,20 @@ pub fn run_once<T: Element>(
             .collect::<Vec<f64>>()
     };
     if use_grad {
-        let grads = grad(&g.roots, &g.grad_outputs, &g.leaves, &opts)?;
+        let grads = grad(
+            &g.roots.iter().collect::<Vec<_>>(),
+            &g.grad_outputs.iter().collect::<Vec<_>>(),
+            &g.leaves.iter().collect::<Vec<_>>(),
+            &opts,
+        )?;
         return Ok(grads.iter().map(|t| t.as_ref().map(to_f64)).collect());
     }
     g.leaves.iter().for_each(Tensor::zero_grad);
-    let result = backward(&g.roots, &g.grad_outputs, &opts);
+    let result = backward(
+        &g.roots.iter().collect::<Vec<_>>(),
+        &g.grad_outputs.iter().collect::<Vec<_>>(),
+        &opts,
+    );
     let grads = g
         .leaves
         .iter()

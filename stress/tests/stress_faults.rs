@@ -70,9 +70,13 @@ fn a_fault_names_its_op_and_the_next_backward_works() {
         let opts = BackwardOptions::new()
             .scheduler(Scheduler::Parallel)
             .threads(8);
-        let err = backflow::backward(&g.roots, &g.grad_outputs, &opts)
-            .unwrap_err()
-            .to_string();
+        let err = backflow::backward(
+            &g.roots.iter().collect::<Vec<_>>(),
+            &g.grad_outputs.iter().collect::<Vec<_>>(),
+            &opts,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("stress_fault") && err.contains("injected fault"),
             "{err}"

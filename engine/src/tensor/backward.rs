@@ -194,12 +194,29 @@ impl<T: Element> Tensor<T> {
 
 /// Backward from several roots at once, seeding `outputs[i]` with `grad_outputs[i]` (or
 /// ones for one-element outputs when `grad_outputs` is empty); sums into the leaves' grads.
+///
+/// Lists of tensors are `&[&Tensor]` throughout the API (`backward`, [`grad`],
+/// [`checkpoint`](crate::checkpoint), [`GraphExport::new`](crate::GraphExport::new),
+/// [`Tensor::apply_op`]), so no list needs clones.
+///
+/// ```
+/// use backflow::{backward, BackwardOptions, Tensor};
+/// let x = Tensor::<f32>::scalar(2.0).requires_grad();
+/// let (a, b) = (&x * 3.0, x.sin());
+/// backward(&[&a, &b], &[], &BackwardOptions::new()).unwrap();
+/// assert!((x.grad().unwrap().item() - (3.0 + 2f32.cos())).abs() < 1e-6);
+/// ```
 pub fn backward<T: Element>(
-    outputs: &[Tensor<T>],
-    grad_outputs: &[Tensor<T>],
+    outputs: &[&Tensor<T>],
+    grad_outputs: &[&Tensor<T>],
     opts: &BackwardOptions,
 ) -> Result<()> {
-    run(outputs, grad_outputs, None, opts).map(drop)
+    run(&owned(outputs), &owned(grad_outputs), None, opts).map(drop)
+}
+
+/// The tensors of a list of references (each clone is a reference count).
+fn owned<T: Element>(list: &[&Tensor<T>]) -> Vec<Tensor<T>> {
+    list.iter().map(|&t| t.clone()).collect()
 }
 
 /// Gradients of `outputs` with respect to `inputs`, without touching any `.grad()` (like
@@ -210,15 +227,20 @@ pub fn backward<T: Element>(
 /// use backflow::{grad, BackwardOptions, Tensor};
 /// let x = Tensor::<f64>::scalar(3.0).requires_grad();
 /// let y = &x * &x;                       // dy/dx = 2x = 6
-/// let g = grad(&[y], &[], &[x.clone()], &BackwardOptions::new()).unwrap();
+/// let g = grad(&[&y], &[], &[&x], &BackwardOptions::new()).unwrap();
 /// assert_eq!(g[0].as_ref().unwrap().item(), 6.0);
 /// assert!(x.grad().is_none());
 /// ```
 pub fn grad<T: Element>(
-    outputs: &[Tensor<T>],
-    grad_outputs: &[Tensor<T>],
-    inputs: &[Tensor<T>],
+    outputs: &[&Tensor<T>],
+    grad_outputs: &[&Tensor<T>],
+    inputs: &[&Tensor<T>],
     opts: &BackwardOptions,
 ) -> Result<Vec<Option<Tensor<T>>>> {
-    run(outputs, grad_outputs, Some(inputs), opts)
+    run(
+        &owned(outputs),
+        &owned(grad_outputs),
+        Some(&owned(inputs)),
+        opts,
+    )
 }

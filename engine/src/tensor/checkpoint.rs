@@ -69,7 +69,7 @@ where
             if let Some(exec) = current_exec() {
                 opts.exec = exec;
             }
-            let got = grad(&[y], std::slice::from_ref(gy), &targets, &opts)?;
+            let got = grad(&[&y], &[gy], &targets.iter().collect::<Vec<_>>(), &opts)?;
             for (i, g) in wanted.into_iter().zip(got) {
                 grads[i] = g;
             }

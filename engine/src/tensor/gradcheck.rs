@@ -42,7 +42,7 @@ impl Default for GradcheckTolerance {
 /// let x = Tensor::<f64>::from_vec(vec![0.5, -1.0, 2.0], &[3]).unwrap();
 /// let grads = gradcheck(
 ///     |v| Ok((&v[0].sin() * &v[0]).sum()),
-///     &[x],
+///     &[&x],
 ///     &BackwardOptions::new(),
 ///     GradcheckTolerance::default(),
 /// )
@@ -51,7 +51,7 @@ impl Default for GradcheckTolerance {
 /// ```
 pub fn gradcheck(
     f: impl Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
-    inputs: &[Tensor<f64>],
+    inputs: &[&Tensor<f64>],
     opts: &BackwardOptions,
     tol: GradcheckTolerance,
 ) -> Result<Vec<Vec<f64>>> {
@@ -98,7 +98,7 @@ pub fn gradcheck(
 /// element at a time, with no graph recorded.
 pub fn numeric_grads(
     f: impl Fn(&[Tensor<f64>]) -> Result<Tensor<f64>>,
-    inputs: &[Tensor<f64>],
+    inputs: &[&Tensor<f64>],
     step: f64,
 ) -> Result<Vec<Vec<f64>>> {
     grad_mode::no_grad(|| {
@@ -107,7 +107,7 @@ pub fn numeric_grads(
             .map(|i| {
                 numeric_gradient(
                     |probe| {
-                        let mut xs: Vec<Tensor<f64>> = inputs.to_vec();
+                        let mut xs: Vec<Tensor<f64>> = inputs.iter().map(|&t| t.clone()).collect();
                         xs[i] = Tensor::raw_with(probe.to_vec(), inputs[i].shape());
                         match f(&xs) {
                             Ok(y) if y.numel() == 1 => y.item(),

@@ -29,7 +29,7 @@ use std::time::Instant;
 /// let loss = &x.sin() + &y.exp().exp();
 /// let stats = BackwardStats::new();
 /// let opts = BackwardOptions::new().stats(stats.clone());
-/// grad(&[loss], &[], &[x], &opts).unwrap();
+/// grad(&[&loss], &[], &[&x], &opts).unwrap();
 /// assert_eq!(stats.nodes_run(), 3); // add, sin, x: the exp branch is pruned
 /// ```
 #[derive(Debug, Default)]

@@ -48,9 +48,9 @@ impl BackwardOptions {
     /// process and started on first need; if the OS refuses one, passes run with fewer.
     ///
     /// ```
-    /// use backflow::{exec, BackwardOptions};
-    /// assert_eq!(BackwardOptions::new().threads(usize::MAX).get_threads(), exec::max_threads());
-    /// assert_eq!(BackwardOptions::new().threads(0).get_threads(), exec::clamp_threads(0));
+    /// use backflow::{clamp_threads, max_threads, BackwardOptions};
+    /// assert_eq!(BackwardOptions::new().threads(usize::MAX).get_threads(), max_threads());
+    /// assert_eq!(BackwardOptions::new().threads(0).get_threads(), clamp_threads(0));
     /// ```
     pub fn threads(mut self, threads: usize) -> Self {
         self.exec.threads = crate::exec::clamp_threads(threads);
