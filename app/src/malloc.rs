@@ -24,13 +24,23 @@ pub fn keep_freed_memory() -> &'static str {
     if std::env::var_os(OPT_OUT).is_some() {
         return "glibc defaults";
     }
+    const TOP_PAD: i32 = 256 << 20;
+    const _: () = assert!(TOP_PAD > 0);
     // SAFETY:
-    // - mallopt only changes glibc's allocator tunables, and is called at the start of
-    //   main, before this program starts any thread;
-    // - both values are in the ranges glibc documents (an int byte count).
-    unsafe {
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    // - mallopt takes two ints by value and touches no memory of ours; it only changes
+    //   glibc's allocator tunables, under glibc's own arena lock, so it is sound from any
+    //   thread at any time (main calls it first only so that every allocation sees it);
+    // - the bound: both values are non-negative byte counts that fit in an int
+    //   (i32::MAX, and 256 MiB, checked at compile time above), as mallopt(3) requires.
+    let (trim, pad) = unsafe {
+        (
+            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX),
+            libc::mallopt(libc::M_TOP_PAD, TOP_PAD),
+        )
+    };
+    // mallopt returns 1 on success; on failure glibc keeps its defaults, which only costs speed.
+    if trim != 1 || pad != 1 {
+        return "glibc defaults (mallopt refused)";
     }
     "glibc, trimming off"
 }
