@@ -10,22 +10,15 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
+mod common;
+use common::{check, Expr};
+
 use backflow_engine::exec::{Accumulation, Gradient, StripedBuffers};
 use backflow_engine::sync::{Arc, AtomicU32, Mutex, Ordering};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Producers fanning in to the node.
 const K: u32 = 3;
-
-/// A gradient that spells out its sum: `accumulate` is neither commutative nor associative.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Expr(String);
-
-impl Gradient for Expr {
-    fn accumulate(self, later: Self) -> Self {
-        Expr(format!("({}+{})", self.0, later.0))
-    }
-}
 
 /// Where contributions to node 0 meet: the real buffers, or the arrival-order toy.
 trait Accumulator: Send + Sync + 'static {
@@ -100,13 +93,6 @@ fn operands(e: &Expr) -> Vec<String> {
             .collect();
     ops.sort();
     ops
-}
-
-/// Runs `f` under loom; bounded to 3 preemptions unless `LOOM_MAX_PREEMPTIONS` says otherwise.
-fn check(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(3);
-    builder.check(f);
 }
 
 const ALL: [Option<&str>; K as usize] = [Some("a"), Some("b"), Some("c")];

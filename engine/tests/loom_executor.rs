@@ -8,22 +8,12 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
+mod common;
+use common::{check_exec, Expr, DIAMOND};
+
 use backflow_engine::exec::{execute, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task};
 use backflow_engine::sync::{Arc, Mutex};
 use loom::cell::UnsafeCell;
-
-/// Successors of each node of the diamond, by original id.
-const DIAMOND: [&[u32]; 4] = [&[1, 2], &[3], &[3], &[]];
-
-/// A gradient that spells out its sum: `accumulate` is neither commutative nor associative.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Expr(String);
-
-impl Gradient for Expr {
-    fn accumulate(self, later: Self) -> Self {
-        Expr(format!("({}+{})", self.0, later.0))
-    }
-}
 
 /// Node `n` sends `d{n}(g)` to each successor and records what it received.
 struct Diamond {
@@ -100,7 +90,7 @@ fn run(plan: &Plan, ids: &[u32], opts: &ExecOptions) -> Vec<(u32, Option<Expr>)>
 /// The model: Parallel on `threads` workers agrees exactly with sequential Kahn.
 fn diamond(threads: usize, accumulation: Accumulation) {
     let (plan, ids) = plan();
-    check(move || {
+    check_exec(move || {
         let parallel = ExecOptions {
             scheduler: Scheduler::Parallel,
             threads,
@@ -137,17 +127,6 @@ fn diamond(threads: usize, accumulation: Accumulation) {
                 .collect();
             assert_eq!(grads, reference, "Parallel and Kahn disagree");
         }
-    });
-}
-
-/// Runs `f` under loom; bounded to 3 preemptions unless `LOOM_MAX_PREEMPTIONS` says otherwise.
-fn check(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(3);
-    builder.check(move || {
-        f();
-        // The executor's helpers must finish before the execution ends.
-        backflow_engine::exec::shutdown();
     });
 }
 

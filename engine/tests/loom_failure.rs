@@ -7,12 +7,12 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
+mod common;
+use common::{Count, DIAMOND};
+
 use backflow_engine::exec::{execute, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task};
 use backflow_engine::sync::{Arc, Mutex};
 use std::sync::Once;
-
-/// Successors of each node of the diamond, by original id.
-const DIAMOND: [&[u32]; 4] = [&[1, 2], &[3], &[3], &[]];
 
 /// What the faulty node does.
 #[derive(Clone, Copy, Debug)]
@@ -23,16 +23,6 @@ enum Fault {
 
 /// The marker of an injected panic, whose report is silenced.
 const INJECTED: &str = "injected fault";
-
-/// A gradient that only counts the contributions it sums.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Count(u32);
-
-impl Gradient for Count {
-    fn accumulate(self, later: Self) -> Self {
-        Count(self.0 + later.0)
-    }
-}
 
 /// The nodes in `fail` fail as `fault` says; the others forward their gradient and record a
 /// run.

@@ -14,26 +14,14 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
+mod common;
+use common::{child_failure, Count, CHAIN, DIAMOND};
+
 use backflow_engine::exec::{
     execute, set_owner_helps, shutdown, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task,
 };
 use backflow_engine::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
-
-/// Pass A: the diamond.
-const DIAMOND: [&[u32]; 4] = [&[1, 2], &[3], &[3], &[]];
-/// Pass B: a chain.
-const CHAIN: [&[u32]; 2] = [&[1], &[]];
-
-/// A gradient that counts the contributions it sums.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Count(u32);
-
-impl Gradient for Count {
-    fn accumulate(self, later: Self) -> Self {
-        Count(self.0 + later.0)
-    }
-}
 
 /// A counter that threads wait on.
 #[derive(Default)]
@@ -170,28 +158,6 @@ fn independent(owner_helps: bool) {
         );
         shutdown();
     });
-}
-
-/// Runs the ignored test `name` of this binary in a child process; returns its output if it
-/// failed, and panics if it passed.
-fn child_failure(name: &str) -> String {
-    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            name,
-            "--ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .output()
-        .expect("run the child");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{name} passed:\n{text}");
-    text
 }
 
 #[test]

@@ -13,25 +13,13 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
+mod common;
+use common::{child_failure, Count, CHAIN, DIAMOND};
+
 use backflow_engine::exec::{
     execute, set_owner_helps, shutdown, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task,
 };
 use backflow_engine::sync::{Arc, Mutex};
-
-/// Successors of the outer diamond's nodes, by original id.
-const DIAMOND: [&[u32]; 4] = [&[1, 2], &[3], &[3], &[]];
-/// Successors of the inner chain's nodes.
-const CHAIN: [&[u32]; 2] = [&[1], &[]];
-
-/// A gradient that counts the contributions it sums.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Count(u32);
-
-impl Gradient for Count {
-    fn accumulate(self, later: Self) -> Self {
-        Count(self.0 + later.0)
-    }
-}
 
 /// Forwards its gradient along `succ`, records each run, and (in the outer graph) runs the
 /// inner pass from nodes 1 and 2.
@@ -138,28 +126,6 @@ fn nested(owner_helps: bool) {
         );
         shutdown();
     });
-}
-
-/// Runs the ignored test `name` of this binary in a child process; returns its output if it
-/// failed, and panics if it passed.
-fn child_failure(name: &str) -> String {
-    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args([
-            "--exact",
-            name,
-            "--ignored",
-            "--test-threads=1",
-            "--nocapture",
-        ])
-        .output()
-        .expect("run the child");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(!out.status.success(), "{name} passed:\n{text}");
-    text
 }
 
 #[test]

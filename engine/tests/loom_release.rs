@@ -11,25 +11,17 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
+mod common;
+use common::{check, check_fails, Expr};
+
 use backflow_engine::exec::{Accumulation, Gradient, StripedBuffers};
 use backflow_engine::sync::{fence, Arc, AtomicU32, Ordering};
 use loom::cell::UnsafeCell;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// Producers fanning in to the node.
 const K: u32 = 3;
 /// The node they feed; 0, so a single-node buffer has one stripe.
 const NODE: u32 = 0;
-
-/// A gradient that spells out its sum, so the taker can tell which contributions it holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Expr(String);
-
-impl Gradient for Expr {
-    fn accumulate(self, later: Self) -> Self {
-        Expr(format!("({}+{})", self.0, later.0))
-    }
-}
 
 /// How a producer publishes its decrement, and how the taker acquires.
 #[derive(Clone, Copy, Debug)]
@@ -122,24 +114,6 @@ fn fan_in(order: Decrement) {
     );
     assert_eq!(seen, &[1, 2, 3], "the releaser missed a producer's writes");
     assert_eq!(fan.indegree.load(Ordering::Relaxed), 0);
-}
-
-/// Runs `f` under loom; bounded to 3 preemptions unless `LOOM_MAX_PREEMPTIONS` says otherwise.
-fn check(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(3);
-    builder.check(f);
-}
-
-/// Runs a model expected to fail; returns loom's panic message.
-fn check_fails(f: impl Fn() + Sync + Send + 'static) -> String {
-    let payload = catch_unwind(AssertUnwindSafe(|| check(f)))
-        .expect_err("loom found no interleaving that breaks the model");
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
 }
 
 #[test]

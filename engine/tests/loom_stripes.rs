@@ -9,6 +9,9 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
+mod common;
+use common::{check, Expr};
+
 use backflow_engine::exec::accumulate::STRIPES;
 use backflow_engine::exec::{Accumulation, Gradient, StripedBuffers};
 use backflow_engine::sync::{Arc, AtomicU32, Ordering};
@@ -19,16 +22,6 @@ const NODES: usize = 3;
 const SHARED: [u32; 2] = [0, 2];
 /// Contributions each shared node waits for: one from each producer thread and the main thread.
 const INDEGREE: u32 = 3;
-
-/// A gradient that spells out its sum: `accumulate` is neither commutative nor associative.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Expr(String);
-
-impl Gradient for Expr {
-    fn accumulate(self, later: Self) -> Self {
-        Expr(format!("({}+{})", self.0, later.0))
-    }
-}
 
 /// Everything the threads of one iteration share.
 struct Shared {
@@ -97,13 +90,6 @@ fn operands(e: &Expr) -> Vec<String> {
             .collect();
     ops.sort();
     ops
-}
-
-/// Runs `f` under loom; bounded to 3 preemptions unless `LOOM_MAX_PREEMPTIONS` says otherwise.
-fn check(f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(3);
-    builder.check(f);
 }
 
 #[test]
