@@ -11,7 +11,7 @@
 mod common;
 use common::{check_exec, Expr, DIAMOND};
 
-use backflow_engine::exec::{execute, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task};
+use backflow_engine::exec::{execute, Accumulation, ExecOptions, Plan, Scheduler, Task};
 use backflow_engine::sync::{Arc, Mutex};
 use loom::cell::UnsafeCell;
 

@@ -10,7 +10,7 @@
 mod common;
 use common::{Count, DIAMOND};
 
-use backflow_engine::exec::{execute, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task};
+use backflow_engine::exec::{execute, Accumulation, ExecOptions, Plan, Scheduler, Task};
 use backflow_engine::sync::{Arc, Mutex};
 use std::sync::Once;
 

@@ -18,7 +18,7 @@ mod common;
 use common::{child_failure, Count, CHAIN, DIAMOND};
 
 use backflow_engine::exec::{
-    execute, set_owner_helps, shutdown, Accumulation, ExecOptions, Gradient, Plan, Scheduler, Task,
+    execute, set_owner_helps, shutdown, Accumulation, ExecOptions, Plan, Scheduler, Task,
 };
 use backflow_engine::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;

@@ -14,7 +14,7 @@
 mod common;
 use common::{check, check_fails, Expr};
 
-use backflow_engine::exec::{Accumulation, Gradient, StripedBuffers};
+use backflow_engine::exec::{Accumulation, StripedBuffers};
 use backflow_engine::sync::{fence, Arc, AtomicU32, Ordering};
 use loom::cell::UnsafeCell;
 

@@ -13,7 +13,7 @@ mod common;
 use common::{check, Expr};
 
 use backflow_engine::exec::accumulate::STRIPES;
-use backflow_engine::exec::{Accumulation, Gradient, StripedBuffers};
+use backflow_engine::exec::{Accumulation, StripedBuffers};
 use backflow_engine::sync::{Arc, AtomicU32, Ordering};
 
 /// Nodes in the buffers; 0 and 2 share a stripe, 1 has the other to itself.
