@@ -21,7 +21,10 @@ fn successors_of<'a, T: Element>(n: &&'a Arc<Node<T>>, out: &mut Vec<&'a Arc<Nod
 }
 
 /// The gradients to seed each output with: `grad_outputs`, or ones for one-element outputs.
-fn seeds<T: Element>(outputs: &[Tensor<T>], grad_outputs: &[Tensor<T>]) -> Result<Vec<Tensor<T>>> {
+fn seeds<T: Element>(
+    outputs: &[&Tensor<T>],
+    grad_outputs: &[&Tensor<T>],
+) -> Result<Vec<Tensor<T>>> {
     if !grad_outputs.is_empty() && grad_outputs.len() != outputs.len() {
         return Err(Error::Invalid {
             op: "backward",
@@ -41,7 +44,7 @@ fn seeds<T: Element>(outputs: &[Tensor<T>], grad_outputs: &[Tensor<T>]) -> Resul
                     shape: out.shape().to_vec(),
                 });
             }
-            match grad_outputs.get(i) {
+            match grad_outputs.get(i).copied() {
                 Some(g) if g.shape() != out.shape() => Err(Error::Shape {
                     op: "backward",
                     lhs: out.shape().to_vec(),
@@ -62,9 +65,9 @@ fn seeds<T: Element>(outputs: &[Tensor<T>], grad_outputs: &[Tensor<T>]) -> Resul
 /// Runs one backward pass; with `inputs`, captures their gradients instead of touching
 /// leaves, and runs only the nodes with a path to them.
 fn run<T: Element>(
-    outputs: &[Tensor<T>],
-    grad_outputs: &[Tensor<T>],
-    inputs: Option<&[Tensor<T>]>,
+    outputs: &[&Tensor<T>],
+    grad_outputs: &[&Tensor<T>],
+    inputs: Option<&[&Tensor<T>]>,
     opts: &BackwardOptions,
 ) -> Result<Vec<Option<Tensor<T>>>> {
     let seeds = seeds(outputs, grad_outputs)?;
@@ -188,7 +191,7 @@ impl<T: Element> Tensor<T> {
 
     /// [`backward`](Tensor::backward) with explicit options.
     pub fn backward_with(&self, opts: &BackwardOptions) -> Result<()> {
-        run(std::slice::from_ref(self), &[], None, opts).map(drop)
+        run(&[self], &[], None, opts).map(drop)
     }
 }
 
@@ -211,12 +214,7 @@ pub fn backward<T: Element>(
     grad_outputs: &[&Tensor<T>],
     opts: &BackwardOptions,
 ) -> Result<()> {
-    run(&owned(outputs), &owned(grad_outputs), None, opts).map(drop)
-}
-
-/// The tensors of a list of references (each clone is a reference count).
-fn owned<T: Element>(list: &[&Tensor<T>]) -> Vec<Tensor<T>> {
-    list.iter().map(|&t| t.clone()).collect()
+    run(outputs, grad_outputs, None, opts).map(drop)
 }
 
 /// Gradients of `outputs` with respect to `inputs`, without touching any `.grad()` (like
@@ -237,10 +235,5 @@ pub fn grad<T: Element>(
     inputs: &[&Tensor<T>],
     opts: &BackwardOptions,
 ) -> Result<Vec<Option<Tensor<T>>>> {
-    run(
-        &owned(outputs),
-        &owned(grad_outputs),
-        Some(&owned(inputs)),
-        opts,
-    )
+    run(outputs, grad_outputs, Some(inputs), opts)
 }

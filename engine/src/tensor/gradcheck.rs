@@ -58,13 +58,7 @@ pub fn gradcheck(
     let leaves: Vec<Tensor<f64>> = inputs.iter().map(|t| t.detach().requires_grad()).collect();
     let out = f(&leaves)?;
     if out.numel() != 1 {
-        return Err(Error::Invalid {
-            op: "gradcheck",
-            message: format!(
-                "the function returned shape {:?}; it must reduce to one element",
-                out.shape()
-            ),
-        });
+        return Err(not_one_element(out.shape()));
     }
     out.backward_with(opts)?;
     let analytic: Vec<Vec<f64>> = leaves
@@ -112,14 +106,7 @@ pub fn numeric_grads(
                         match f(&xs) {
                             Ok(y) if y.numel() == 1 => y.item(),
                             Ok(y) => {
-                                failure.get_or_insert(Error::Invalid {
-                                    op: "gradcheck",
-                                    message: format!(
-                                        "the function returned shape {:?}; it must reduce to \
-                                         one element",
-                                        y.shape()
-                                    ),
-                                });
+                                failure.get_or_insert(not_one_element(y.shape()));
                                 f64::NAN
                             }
                             Err(e) => {
@@ -138,4 +125,12 @@ pub fn numeric_grads(
             None => Ok(grads),
         }
     })
+}
+
+/// The error for a checked function that does not reduce to one element.
+fn not_one_element(shape: &[usize]) -> Error {
+    Error::Invalid {
+        op: "gradcheck",
+        message: format!("the function returned shape {shape:?}; it must reduce to one element"),
+    }
 }

@@ -123,7 +123,7 @@ impl<T: Element> Tensor<T> {
     /// shape when `data` does not fill it exactly (or its element count overflows `usize`).
     ///
     /// ```
-    /// use backflow_engine::Tensor;
+    /// use backflow::Tensor;
     /// assert!(Tensor::from_vec(vec![1.0f32, 2.0], &[2, 1]).is_ok());
     /// assert!(Tensor::from_vec(vec![7.0f32], &[274177, 67280421310721]).is_err());
     /// ```
@@ -150,7 +150,7 @@ impl<T: Element> Tensor<T> {
     /// shape when its element count (or size in bytes) overflows.
     ///
     /// ```
-    /// use backflow_engine::Tensor;
+    /// use backflow::Tensor;
     /// assert_eq!(Tensor::try_full(&[2], 7.0f32).unwrap().to_vec(), vec![7.0, 7.0]);
     /// let e = Tensor::try_full(&[1 << 32, 1 << 32], 0.0f32).unwrap_err();
     /// assert!(e.to_string().contains("full: shape [4294967296, 4294967296]"));
@@ -168,7 +168,7 @@ impl<T: Element> Tensor<T> {
     /// element count (or size in bytes) overflows.
     ///
     /// ```
-    /// use backflow_engine::Tensor;
+    /// use backflow::Tensor;
     /// assert!(Tensor::<f32>::try_zeros(&[usize::MAX, 2]).is_err());
     /// ```
     pub fn try_zeros(shape: &[usize]) -> Result<Self> {
@@ -194,7 +194,7 @@ impl<T: Element> Tensor<T> {
     /// naming `zeros` and the shape; [`try_zeros`](Self::try_zeros) returns that as an error.
     ///
     /// ```
-    /// use backflow_engine::Tensor;
+    /// use backflow::Tensor;
     /// let z = Tensor::<f32>::zeros(&[2, 0]);
     /// assert_eq!(z.numel(), 0);
     /// ```
@@ -240,7 +240,7 @@ impl<T: Element> Tensor<T> {
     /// [`detach`](Self::detach) first.
     ///
     /// ```
-    /// use backflow_engine::Tensor;
+    /// use backflow::Tensor;
     /// let x = Tensor::<f64>::scalar(2.0).requires_grad();
     /// let h = (&x * 3.0).requires_grad(); // still computed from x
     /// (&h * &h).backward().unwrap();       // d(9x²)/dx = 18x = 36
@@ -412,7 +412,7 @@ impl<T: Element> Tensor<T> {
     /// the leaves' gradients as they were).
     ///
     /// ```
-    /// use backflow_engine::Tensor;
+    /// use backflow::Tensor;
     /// let x = Tensor::<f32>::zeros(&[2, 3]).requires_grad();
     /// x.register_hook(|g| Some(g * 2.0));
     /// x.sum().backward().unwrap();
@@ -443,7 +443,7 @@ impl<T: Element> Tensor<T> {
     /// was (the callback has still seen the gradient).
     ///
     /// ```
-    /// use backflow_engine::Tensor;
+    /// use backflow::Tensor;
     /// use std::sync::{Arc, Mutex};
     /// let x = Tensor::<f64>::scalar(3.0).requires_grad();
     /// let seen = Arc::new(Mutex::new(Vec::new()));
@@ -513,7 +513,7 @@ impl<T: Element> Tensor<T> {
     /// length and the shape when `data` does not fill `shape`, instead of panicking.
     ///
     /// ```
-    /// use backflow_engine::Tensor;
+    /// use backflow::Tensor;
     /// let x = Tensor::<f32>::zeros(&[2]).requires_grad();
     /// let e = Tensor::try_from_op("bad", vec![1.0], vec![2], &[&x], |gy, _| Ok(vec![Some(gy.clone())]))
     ///     .unwrap_err();
