@@ -63,28 +63,32 @@ pub enum WorkloadId {
     W3,
     /// W4: the W1 chain with 1,000,000 ops (depth, memory).
     W4,
+    /// W6: 1,000 branches of 100 scalar ops (parallelism between nodes of tens of ns).
+    W6,
 }
 
 impl WorkloadId {
     /// Every workload, in order.
-    pub const ALL: [WorkloadId; 4] = [
+    pub const ALL: [WorkloadId; 5] = [
         WorkloadId::W1,
         WorkloadId::W2,
         WorkloadId::W3,
         WorkloadId::W4,
+        WorkloadId::W6,
     ];
 
-    /// Lower-case id: `w1` … `w4`.
+    /// Lower-case id: `w1` … `w4`, `w6`.
     pub fn name(self) -> &'static str {
         match self {
             WorkloadId::W1 => "w1",
             WorkloadId::W2 => "w2",
             WorkloadId::W3 => "w3",
             WorkloadId::W4 => "w4",
+            WorkloadId::W6 => "w6",
         }
     }
 
-    /// Parses `w1` … `w4` (case-insensitive).
+    /// Parses `w1` … `w4`, `w6` (case-insensitive).
     pub fn parse(s: &str) -> Option<WorkloadId> {
         WorkloadId::ALL
             .into_iter()
@@ -98,6 +102,7 @@ impl WorkloadId {
             WorkloadId::W2 => wide(64, 8, 128, 32, 0)?,
             WorkloadId::W3 => fan_in(10_000, 64),
             WorkloadId::W4 => deep(),
+            WorkloadId::W6 => fine_wide(W6_BRANCHES, W6_STEPS),
         })
     }
 }
@@ -126,6 +131,34 @@ pub fn chain(n: usize) -> Workload {
 /// W4: the W1 chain with 1,000,000 ops.
 pub fn deep() -> Workload {
     chain(W4_OPS)
+}
+
+/// Branches of W6.
+pub const W6_BRANCHES: usize = 1_000;
+/// Ops per branch of W6.
+pub const W6_STEPS: usize = 100;
+
+/// W6, fine-grained wide: `x = ones([1])`, requires grad; branch `b` of `branches` starts at
+/// `x * (1 + b/branches)` and applies `steps` ops, `* 1.0001` at odd steps and `+ 0.5` at
+/// even ones; `L` is the balanced-tree sum of the branch ends. Visits
+/// `branches·(steps + 2)` nodes (the leaf, each branch's start and ops, and the adds).
+pub fn fine_wide(branches: usize, steps: usize) -> Workload {
+    let x = Tensor::ones(&[1]).requires_grad();
+    let ends = (0..branches)
+        .map(|b| {
+            let mut y = &x * (1.0 + b as f32 / branches as f32);
+            for i in 0..steps {
+                y = if i % 2 == 1 { &y * 1.0001 } else { &y + 0.5 };
+            }
+            y
+        })
+        .collect();
+    Workload {
+        name: "w6",
+        leaves: vec![x],
+        loss: tree_sum(ends),
+        nodes: branches * (steps + 2),
+    }
 }
 
 /// W2: `x` is `[batch, hidden]` (randn, shared by every branch, no grad); each of
@@ -291,6 +324,25 @@ mod tests {
             let want: f32 = (0..5).map(|k| k as f32 * (k as f32 * t).cos()).sum();
             assert!((g - want).abs() < 1e-4, "{g} vs {want}");
         }
+    }
+
+    #[test]
+    fn fine_wide_gradient_is_closed_form() {
+        // Each branch is an affine map of x with slope (1 + b/n)·1.0001^(steps/2).
+        let (n, steps) = (7, 6);
+        let w = fine_wide(n, steps);
+        for s in Scheduler::ALL {
+            let opts = BackwardOptions::new().scheduler(s).threads(2);
+            w.time_backward(&opts).unwrap();
+        }
+        w.loss
+            .backward_with(&BackwardOptions::new().retain_graph(true))
+            .unwrap();
+        let want: f64 = (0..n)
+            .map(|b| (1.0 + b as f64 / n as f64) * 1.0001f64.powi(steps as i32 / 2))
+            .sum();
+        let got = f64::from(w.leaves[0].grad().unwrap().item());
+        assert!((got - want).abs() < 1e-4 * want, "{got} vs {want}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-"""PyTorch on backflow's standard workloads W1-W4 (see benches/WORKLOADS.md), for compare.sh.
+"""PyTorch on backflow's standard workloads W1-W4 and W6 (see benches/WORKLOADS.md), for compare.sh.
 
 Builds each graph once, then times `loss.backward(retain_graph=True)` alone: one warm-up,
 then --reps timed passes, the leaves' .grad cleared between passes outside the timer, as
@@ -46,11 +46,26 @@ def fan_in(consumers=10_000, n=64):
     return [t2], torch.stack([(t2 * float(k)).sin().sum() for k in range(consumers)]).sum()
 
 
+def fine_wide(branches=1_000, steps=100):
+    """W6: branch b starts at x * (1 + b/branches), then steps ops as W1; balanced-tree sum."""
+    x = torch.ones(1, requires_grad=True)
+    ends = []
+    for b in range(branches):
+        y = x * (1.0 + b / branches)
+        for i in range(steps):
+            y = y * 1.0001 if i % 2 == 1 else y + 0.5
+        ends.append(y)
+    while len(ends) > 1:
+        ends = [ends[i] + ends[i + 1] if i + 1 < len(ends) else ends[i] for i in range(0, len(ends), 2)]
+    return [x], ends[0].sum()
+
+
 BUILDERS = {
     "w1": lambda: chain(100_000),
     "w2": wide,
     "w3": fan_in,
     "w4": lambda: chain(1_000_000),
+    "w6": fine_wide,
 }
 
 
@@ -70,7 +85,7 @@ def time_backward(leaves, loss, reps):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--workload", default="w1,w2,w3", help="comma-separated: w1,w2,w3,w4")
+    ap.add_argument("--workload", default="w1,w2,w3", help="comma-separated: w1,w2,w3,w4,w6")
     ap.add_argument("--threads", default="1", help="comma-separated torch.set_num_threads values")
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--json", default="", help="write the results here")

@@ -106,9 +106,9 @@ pub fn duration(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// A workload name: w1, w2, w3 or w4.
+/// A workload name: w1, w2, w3, w4 or w6.
 pub fn workload(s: &str) -> Result<WorkloadId, String> {
-    WorkloadId::parse(s.trim()).ok_or_else(|| "not a workload (w1, w2, w3, w4)".to_string())
+    WorkloadId::parse(s.trim()).ok_or_else(|| "not a workload (w1, w2, w3, w4, w6)".to_string())
 }
 
 /// Checks that `path`, the value of `flag`, can be written, before any work: an existing

@@ -28,7 +28,7 @@ Workloads (defined in full in benches/WORKLOADS.md):
   W3 fan-in   10,000 consumers of one tensor: contention on a shared node
   W4 deep     the W1 chain with 1,000,000 ops: no stack overflow, ns/node, peak memory
   W5 seed     a five-node graph with known gradients (backflow graph --model seed)
-  W6 fine     1,000 branches of 100 scalar ops: fine-grained parallelism (defined, not run yet)
+  W6 fine     1,000 branches of 100 scalar ops: parallelism between nodes of tens of ns
   T1 digits   training a 16-branch model on the digits data (backflow train)
 
 Threads: every --threads or --jobs value of 0 means all cores, as
@@ -67,13 +67,14 @@ enum Command {
     /// accuracy. The numbers of branches and hidden units are read from the file. See
     /// benches/WORKLOADS.md (T1).
     Eval(eval::EvalArgs),
-    /// Time the standard workloads' backward pass at several thread counts (W1–W4).
+    /// Time the standard workloads' backward pass at several thread counts (W1–W4, W6).
     ///
     /// Time the backward pass of the standard workloads (benches/WORKLOADS.md): W1, a
     /// 100,000-op scalar chain (per-node overhead, ns/node); W2, 64 independent branches of
     /// 8 tanh(h @ W) layers (parallelism between branches); W3, 10,000 consumers of one
     /// 64-element tensor (contention on a shared node); W4, the W1 chain with 1,000,000 ops
-    /// (depth and peak memory). Dfs and Kahn are measured once, Parallel at each --threads
+    /// (depth, peak memory and the graph's bytes per node); W6, 1,000 branches of 100 scalar
+    /// ops (parallelism between nodes of tens of ns). Dfs and Kahn are measured once, Parallel at each --threads
     /// count; speedup and efficiency are against Parallel at 1 thread. Prints a table,
     /// writes JSON and an SVG plot.
     Scale(scale::ScaleArgs),

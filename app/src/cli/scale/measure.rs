@@ -24,6 +24,8 @@ pub struct Row {
     pub base_mib: Option<f64>,
     /// Process-wide resident high-water mark after the runs, MiB (W4 only).
     pub peak_mib: Option<f64>,
+    /// Resident set grown by building the graph, over its node count, bytes (W4 only).
+    pub graph_bytes_per_node: Option<f64>,
 }
 
 impl Row {
@@ -131,14 +133,18 @@ pub fn measure_all(
     for id in workloads {
         bar.set_prefix(id.name());
         bar.set_message("building");
+        let track_memory = *id == WorkloadId::W4;
+        let before_build = status_mib("VmRSS").filter(|_| track_memory);
         let w = id.build()?;
+        let graph_bytes_per_node = before_build
+            .zip(status_mib("VmRSS"))
+            .map(|(before, after)| (after - before) * 1024.0 * 1024.0 / w.nodes as f64);
         for &(scheduler, p) in &configs {
             bar.set_message(format!("{} x{p}", scheduler.name()));
             let opts = BackwardOptions::new()
                 .scheduler(scheduler)
                 .threads(p)
                 .accumulation(accumulation);
-            let track_memory = *id == WorkloadId::W4;
             let base_mib = if track_memory {
                 reset_peak();
                 status_mib("VmRSS")
@@ -158,6 +164,7 @@ pub fn measure_all(
                 } else {
                     None
                 },
+                graph_bytes_per_node,
             });
         }
         bar.set_message("dropping graph");

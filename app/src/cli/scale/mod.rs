@@ -1,4 +1,4 @@
-//! `backflow scale`: the standard workloads (W1–W4) at several thread counts, each
+//! `backflow scale`: the standard workloads (W1–W4, W6) at several thread counts, each
 //! measurement repeated and reduced to its median; prints a table and writes JSON and an
 //! SVG plot of speedup against threads. `measure.rs` measures, `plot.rs` draws.
 //!
@@ -10,7 +10,9 @@
 //! `/proc/self/status`), so it counts everything the process holds, the built graph
 //! included. Before each W4 measurement the mark is reset to the current RSS by writing
 //! `5` to `/proc/self/clear_refs`; where that is refused the mark is never lowered and
-//! each figure is the peak so far.
+//! each figure is the peak so far. W4 also reports the graph's memory per node
+//! (`graph_bytes_per_node`): the resident set after building the graph minus before, over
+//! its node count.
 
 mod measure;
 mod plot;
@@ -28,7 +30,7 @@ use std::path::Path;
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub struct ScaleArgs {
-    /// Workloads to run, comma-separated: w1, w2, w3, w4 (see benches/WORKLOADS.md).
+    /// Workloads to run, comma-separated: w1, w2, w3, w4, w6 (see benches/WORKLOADS.md).
     #[arg(long, value_delimiter = ',', default_value = "w1,w2,w3", value_parser = args::workload)]
     workload: Vec<WorkloadId>,
     /// Thread counts for `Parallel`, comma-separated; 0 means all cores [default: powers of
@@ -167,6 +169,7 @@ fn write_json(
                 "time_over_kahn": r.to_kahn.and_then(finite),
                 "rss_before_mib": row.base_mib,
                 "peak_rss_mib": row.peak_mib,
+                "graph_bytes_per_node": row.graph_bytes_per_node,
             })
         })
         .collect();
