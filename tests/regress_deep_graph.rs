@@ -47,6 +47,12 @@ fn the_million_node_chain_drops_on_a_small_stack() {
             drop(loss);
             let loss = chain(&x, NODES);
             drop(loss); // never differentiated: saved tensors still held
+            let loss = chain(&x, NODES);
+            let retained = BackwardOptions::new().retain_graph(true);
+            loss.backward_with(&retained).expect("backward");
+            loss.backward_with(&retained)
+                .expect("backward, plan reused");
+            drop(loss); // the root's cached plan holds every node of the chain
         })
         .expect("spawn")
         .join()

@@ -23,4 +23,4 @@ pub use matmul::{matmul, matmul_backward};
 pub use reduce::{sum_all, sum_axis, sum_axis_backward};
 pub use shape::{broadcast_shapes, broadcast_to, checked_numel, numel, reduce_to, strides};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
-pub use unary::{unary_backward, unary_forward, Unary};
+pub use unary::{unary_backward, unary_backward_in_place, unary_forward, Unary};

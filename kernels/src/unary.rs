@@ -34,7 +34,8 @@ pub enum Unary {
 }
 
 /// Declares every op once: `pattern => "name", |x| forward, |x, y, g| backward;`.
-/// It expands to [`Unary::name`], [`unary_forward`] and [`unary_backward`], each matching
+/// It expands to [`Unary::name`], [`unary_forward`], [`unary_backward`] and
+/// [`unary_backward_in_place`], each matching
 /// the op once per call rather than once per element.
 macro_rules! unary_ops {
     ($($op:pat => $name:literal,
@@ -62,17 +63,30 @@ macro_rules! unary_ops {
         ///
         /// Precondition: `x`, `y` and `gy` have the same length.
         pub fn unary_backward<T: Element>(op: Unary, x: &[T], y: &[T], gy: &[T]) -> Vec<T> {
+            let mut g = gy.to_vec();
+            unary_backward_in_place(op, x, y, &mut g);
+            g
+        }
+
+        /// [`unary_backward`] written over the upstream gradient's own buffer: `g` holds
+        /// `gy` on entry and the gradient with respect to `x` on return. Allocates nothing.
+        ///
+        /// Precondition: `x`, `y` and `g` have the same length.
+        pub fn unary_backward_in_place<T: Element>(op: Unary, x: &[T], y: &[T], g: &mut [T]) {
             assert!(
-                x.len() == y.len() && y.len() == gy.len(),
+                x.len() == y.len() && y.len() == g.len(),
                 "{}_backward: lengths {}, {}, {} differ",
                 op.name(),
                 x.len(),
                 y.len(),
-                gy.len()
+                g.len()
             );
-            let triples = x.iter().zip(y).zip(gy);
+            let triples = x.iter().zip(y).zip(g.iter_mut());
             match op {
-                $($op => triples.map(|((&$bx, &$by), &$g)| $backward).collect(),)*
+                $($op => triples.for_each(|((&$bx, &$by), slot)| {
+                    let $g = *slot;
+                    *slot = $backward;
+                }),)*
             }
         }
     };

@@ -1,6 +1,7 @@
 //! `+ - * /` between tensors, with NumPy broadcasting, as methods and operators.
 
 use crate::error::{Error, Result};
+use crate::sync::Arc;
 use crate::tensor::checked_len;
 use crate::Tensor;
 use backflow_kernels::{
@@ -32,29 +33,15 @@ impl<T: Element> Tensor<T> {
         // add and sub need only the shapes; mul and div save their inputs.
         let saved = matches!(op, Binary::Mul | Binary::Div).then(|| (self.clone(), other.clone()));
         let (sa, sb) = (self.shape().to_vec(), other.shape().to_vec());
-        Ok(Tensor::from_op(
+        Ok(Tensor::record_owned(
             op.name(),
-            data,
+            Arc::new(data),
             shape,
             &[self, other],
-            move |gy, ctx| {
+            move |gy, ctx, out| {
                 let (na, nb) = (ctx.needs[0], ctx.needs[1]);
                 let (ga, gb) = match (&saved, ctx.create_graph) {
-                    (None, false) => {
-                        // d(a+b) = (1, 1), d(a-b) = (1, -1), summed back to each shape
-                        let ga = na.then(|| {
-                            Tensor::raw(reduce_to(gy.data(), gy.shape(), &sa), sa.clone())
-                        });
-                        let gb = nb.then(|| {
-                            let g = Tensor::raw(reduce_to(gy.data(), gy.shape(), &sb), sb.clone());
-                            if op == Binary::Sub {
-                                -&g
-                            } else {
-                                g
-                            }
-                        });
-                        (ga, gb)
-                    }
+                    (None, false) => add_sub_grads(op, gy, &sa, &sb, na, nb),
                     (Some((a, b)), false) => {
                         let (ga, gb) =
                             binary_backward(op, a.data(), &sa, b.data(), &sb, gy.data(), na, nb);
@@ -68,9 +55,9 @@ impl<T: Element> Tensor<T> {
                         // d(ab) = (b, a), d(a/b) = (1/b, -a/b²); summed back to each shape.
                         let (ga, gb) = match (op, &saved) {
                             (Binary::Add, _) => (gy.clone(), gy.clone()),
-                            (Binary::Sub, _) => (gy.clone(), -gy),
-                            (Binary::Mul, Some((a, b))) => (gy * b, gy * a),
-                            (Binary::Div, Some((a, b))) => (gy / b, -&(&(gy * a) / &(b * b))),
+                            (Binary::Sub, _) => (gy.clone(), -&gy),
+                            (Binary::Mul, Some((a, b))) => (&gy * b, &gy * a),
+                            (Binary::Div, Some((a, b))) => (&gy / b, -&(&(&gy * a) / &(b * b))),
                             _ => unreachable!("mul and div save their inputs"),
                         };
                         (
@@ -79,7 +66,8 @@ impl<T: Element> Tensor<T> {
                         )
                     }
                 };
-                Ok(vec![ga, gb])
+                out.extend([ga, gb]);
+                Ok(())
             },
         ))
     }
@@ -107,6 +95,44 @@ impl<T: Element> Tensor<T> {
     pub fn try_div(&self, other: &Tensor<T>) -> Result<Tensor<T>> {
         self.binary(other, Binary::Div)
     }
+}
+
+/// The gradients of `a + b` or `a - b` outside `create_graph`: d(a+b) = (1, 1) and
+/// d(a-b) = (1, -1), summed back to each input's shape. An input of the output's shape takes
+/// `gy` itself (one of them moves it, so a lone consumer can later reuse its buffer), and
+/// `-gy` is negated in place when nothing else holds it.
+fn add_sub_grads<T: Element>(
+    op: Binary,
+    gy: Tensor<T>,
+    sa: &[usize],
+    sb: &[usize],
+    na: bool,
+    nb: bool,
+) -> (Option<Tensor<T>>, Option<Tensor<T>>) {
+    let reduced =
+        |shape: &[usize]| Tensor::raw_with(reduce_to(gy.data(), gy.shape(), shape), shape);
+    let ga = na.then(|| {
+        if sa == gy.shape() {
+            gy.clone()
+        } else {
+            reduced(sa)
+        }
+    });
+    let gb = nb.then(|| {
+        if sb == gy.shape() {
+            gy.clone()
+        } else {
+            reduced(sb)
+        }
+    });
+    // Drop the local handle so that exactly the returned ones hold the buffer.
+    drop(gy);
+    let gb = if op == Binary::Sub {
+        gb.map(|g| g.map_reusing(|v| -v))
+    } else {
+        gb
+    };
+    (ga, gb)
 }
 
 macro_rules! binary_operator {

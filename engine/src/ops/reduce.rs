@@ -1,6 +1,7 @@
 //! Reductions: `sum` over all elements, `sum_axis`, `mean`.
 
 use crate::error::{Error, Result};
+use crate::sync::Arc;
 use crate::Tensor;
 use backflow_kernels::{sum_all, sum_axis, sum_axis_backward, Element};
 
@@ -12,15 +13,25 @@ impl<T: Element> Tensor<T> {
         let shape = self.shape().to_vec();
         // The input's element count: its gradient's length, known to fit.
         let len = self.numel();
-        Tensor::from_op("sum", vec![total], vec![], &[self], move |gy, ctx| {
-            // d/dx_i Σ x = 1: gy repeated to the input's shape
-            let g = if ctx.create_graph {
-                gy.broadcast_to(&shape)?
-            } else {
-                Tensor::raw_with(vec![gy.item(); len], &shape)
-            };
-            Ok(vec![Some(g)])
-        })
+        Tensor::record_owned(
+            "sum",
+            Arc::new(vec![total]),
+            vec![],
+            &[self],
+            move |gy, ctx, out| {
+                // d/dx_i Σ x = 1: gy repeated to the input's shape (a one-element input
+                // takes gy's own buffer when nothing else holds it)
+                let g = if ctx.create_graph {
+                    gy.broadcast_to(&shape)?
+                } else if len == 1 {
+                    gy.reshaped_reusing(&shape)
+                } else {
+                    Tensor::raw_with(vec![gy.item(); len], &shape)
+                };
+                out.push(Some(g));
+                Ok(())
+            },
+        )
     }
 
     /// The sum along `axis`, which is removed from the shape (`[2, 3]` summed along axis 1

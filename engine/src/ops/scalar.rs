@@ -1,5 +1,6 @@
 //! Ops between a tensor and a plain number: `t + c`, `t - c`, `t * c`, `t / c`, and `-t`.
 
+use crate::sync::Arc;
 use crate::Tensor;
 use backflow_kernels::Element;
 use std::ops::{Add, Div, Mul, Neg, Sub};
@@ -16,16 +17,19 @@ impl<T: Element> Tensor<T> {
         } else {
             "affine"
         };
-        Tensor::from_op(op, data, self.shape().to_vec(), &[self], move |gy, ctx| {
-            // d/dx (c·x + d) = c
-            if c == T::one() {
-                return Ok(vec![Some(gy.clone())]);
-            }
-            if ctx.create_graph {
-                return Ok(vec![Some(gy.affine(c, T::zero()))]);
-            }
-            let g = gy.data().iter().map(|&g| g * c).collect();
-            Ok(vec![Some(Tensor::raw_with(g, gy.shape()))])
+        let shape = self.shape().to_vec();
+        Tensor::record_owned(op, Arc::new(data), shape, &[self], move |gy, ctx, out| {
+            // d/dx (c·x + d) = c: the gradient passes through when c = 1, and is scaled in
+            // its own buffer when nothing else holds it.
+            let g = if c == T::one() {
+                gy
+            } else if ctx.create_graph {
+                gy.affine(c, T::zero())
+            } else {
+                gy.map_reusing(|g| g * c)
+            };
+            out.push(Some(g));
+            Ok(())
         })
     }
 }

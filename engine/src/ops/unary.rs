@@ -4,7 +4,7 @@
 use crate::error::Result;
 use crate::sync::Arc;
 use crate::Tensor;
-use backflow_kernels::{unary_backward, unary_forward, Element, Unary};
+use backflow_kernels::{unary_backward, unary_backward_in_place, unary_forward, Element, Unary};
 
 impl<T: Element> Tensor<T> {
     #[track_caller]
@@ -13,21 +13,26 @@ impl<T: Element> Tensor<T> {
         // The closure keeps the output's data, not the output (which owns the closure).
         let saved_y = Arc::clone(&y);
         let x = self.clone();
-        Tensor::record(
+        Tensor::record_owned(
             op.name(),
             y,
             self.shape().to_vec(),
             &[self],
-            move |gy, ctx| {
+            move |mut gy, ctx, out| {
                 let g = if ctx.create_graph {
-                    recorded_derivative(op, &x, gy)?
+                    recorded_derivative(op, &x, &gy)?
+                } else if let Some(g) = gy.unique_data_mut() {
+                    // The gradient's buffer is ours alone: write the result over it.
+                    unary_backward_in_place(op, x.data(), &saved_y, g);
+                    gy
                 } else {
                     Tensor::raw(
                         unary_backward(op, x.data(), &saved_y, gy.data()),
                         x.shape().to_vec(),
                     )
                 };
-                Ok(vec![Some(g)])
+                out.push(Some(g));
+                Ok(())
             },
         )
     }

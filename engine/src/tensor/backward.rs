@@ -1,9 +1,9 @@
 //! The backward entry points over tensors: `backward`, `backward_with`, multi-root
 //! `backward` and `grad`, which plan the graph and hand it to the executor.
 
-use super::node::Node;
+use super::node::{CachedPlan, Node};
 use super::observe::Observer;
-use super::task::TensorTask;
+use super::task::{PlanNodes, TensorTask};
 use super::{BackwardOptions, Tensor};
 use crate::error::{Error, Result};
 use crate::exec::{self, ExecError, Plan};
@@ -90,24 +90,10 @@ fn run<T: Element>(
                 .collect::<Result<_>>()?,
         ),
     };
-    let keep = wanted.as_ref().map(|w| {
-        let set: rustc_hash::FxHashSet<usize> = w.iter().copied().collect();
-        move |n: &&Arc<Node<T>>| set.contains(&node_key(n))
-    });
-    // The traversal borrows the graph (no reference counting per edge); only the kept nodes
-    // are cloned into the task, which outlives this call on the pool.
-    let root_refs: Vec<&Arc<Node<T>>> = roots.iter().collect();
-    let (plan, nodes) = Plan::build(
-        &root_refs,
-        |n| node_key(n),
-        successors_of,
-        keep.as_ref().map(|k| k as &dyn Fn(&&Arc<Node<T>>) -> bool),
-    );
-    let nodes: Vec<Arc<Node<T>>> = nodes.into_iter().cloned().collect();
+    let (plan, nodes) = plan_for(&roots, wanted.as_deref(), opts);
     let capture = wanted.as_ref().map(|w| {
-        nodes
-            .iter()
-            .map(|n| w.iter().position(|&k| k == node_key(n)))
+        (0..plan.len() as u32)
+            .map(|i| w.iter().position(|&k| k == node_key(nodes.get(i))))
             .collect()
     });
     let n_inputs = wanted.as_ref().map_or(0, Vec::len);
@@ -115,7 +101,7 @@ fn run<T: Element>(
     let seeds = seeds
         .into_iter()
         .zip(&roots)
-        .filter(|(_, r)| nodes.iter().any(|n| Arc::ptr_eq(n, r)))
+        .filter(|(_, r)| (0..plan.len() as u32).any(|i| Arc::ptr_eq(nodes.get(i), r)))
         .map(|(s, _)| Some(s.detach_if(!opts.create_graph)))
         .collect();
     let task = Arc::new(TensorTask {
@@ -132,7 +118,7 @@ fn run<T: Element>(
         observer: Observer::new(opts.stats.as_ref(), opts.trace.as_deref())?,
         exec: opts.exec,
     });
-    let result = exec::execute(Arc::new(plan), Arc::clone(&task), seeds, &opts.exec);
+    let result = exec::execute(plan, Arc::clone(&task), seeds, &opts.exec);
     let written = match &task.observer {
         Some(observer) => observer.finish(&task.nodes),
         None => Ok(()),
@@ -161,10 +147,59 @@ fn run<T: Element>(
     Ok(captured)
 }
 
+/// The plan of a pass and its nodes. A pass from a single root over the whole graph reuses
+/// the plan cached on that root by an earlier pass with `retain_graph` (the graph below a
+/// node never changes), and caches the one it builds when it retains the graph itself.
+fn plan_for<T: Element>(
+    roots: &[Arc<Node<T>>],
+    wanted: Option<&[usize]>,
+    opts: &BackwardOptions,
+) -> (Arc<Plan>, PlanNodes<T>) {
+    let cacheable = wanted.is_none() && roots.len() == 1;
+    if cacheable {
+        let cached = roots[0].extras.lock().as_ref().and_then(|e| e.plan.clone());
+        if let Some(cache) = cached {
+            return (
+                Arc::clone(&cache.plan),
+                PlanNodes::Cached {
+                    root: Arc::clone(&roots[0]),
+                    cache,
+                },
+            );
+        }
+    }
+    let keep = wanted.map(|w| {
+        let set: rustc_hash::FxHashSet<usize> = w.iter().copied().collect();
+        move |n: &&Arc<Node<T>>| set.contains(&node_key(n))
+    });
+    // The traversal borrows the graph (no reference counting per edge); only the kept nodes
+    // are cloned into the task, which outlives this call on the pool.
+    let root_refs: Vec<&Arc<Node<T>>> = roots.iter().collect();
+    let (plan, nodes) = Plan::build(
+        &root_refs,
+        |n| node_key(n),
+        successors_of,
+        keep.as_ref().map(|k| k as &dyn Fn(&&Arc<Node<T>>) -> bool),
+    );
+    let plan = Arc::new(plan);
+    let retained = opts.retain_graph || opts.create_graph;
+    if cacheable && retained && !plan.is_empty() {
+        let cache = Arc::new(CachedPlan {
+            plan: Arc::clone(&plan),
+            below: nodes[1..].iter().map(|&n| Arc::clone(n)).collect(),
+        });
+        roots[0].with_extras(|e| e.plan = Some(Arc::clone(&cache)));
+        let root = Arc::clone(&roots[0]);
+        return (plan, PlanNodes::Cached { root, cache });
+    }
+    let nodes = nodes.into_iter().cloned().collect();
+    (plan, PlanNodes::Fresh(nodes))
+}
+
 fn panicked<T: Element>(task: &TensorTask<T>, e: ExecError) -> Error {
     Error::Backward {
         op: e.op,
-        location: task.nodes[e.node as usize].location.to_string(),
+        location: task.nodes.get(e.node).location.to_string(),
         panicked: e.panicked,
         message: e.message,
     }

@@ -427,7 +427,7 @@ impl<T: Element> Tensor<T> {
         hook: impl Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync + 'static,
     ) {
         if let Some(node) = &self.inner.node {
-            node.hooks.lock().push(Arc::new(hook));
+            node.with_extras(|e| e.hooks.push(Arc::new(hook)));
             // Release: pairs with the Acquire in the backward task that checks for hooks.
             node.hooked.store(true, Ordering::Release);
         }
@@ -456,7 +456,7 @@ impl<T: Element> Tensor<T> {
     /// ```
     pub fn on_grad_ready(&self, hook: impl Fn(&Tensor<T>) + Send + Sync + 'static) {
         if let Some(node) = &self.inner.node {
-            node.ready_hooks.lock().push(Arc::new(hook));
+            node.with_extras(|e| e.ready_hooks.push(Arc::new(hook)));
             // Release: pairs with the Acquire in the backward task that checks for hooks.
             node.hooked.store(true, Ordering::Release);
         }
@@ -546,6 +546,26 @@ impl<T: Element> Tensor<T> {
             + Sync
             + 'static,
     ) -> Tensor<T> {
+        Self::record_owned(op, data, shape, inputs, move |gy, ctx, out| {
+            out.extend(backward(&gy, ctx)?);
+            Ok(())
+        })
+    }
+
+    /// Records an op whose backward takes the output's gradient by value and pushes one
+    /// entry per input onto the executor's buffer (see [`BackwardFn`](node::BackwardFn)):
+    /// the form of the built-in ops, which reuse a gradient's buffer when they can.
+    #[track_caller]
+    pub(crate) fn record_owned(
+        op: &'static str,
+        data: Arc<Vec<T>>,
+        shape: Vec<usize>,
+        inputs: &[&Tensor<T>],
+        backward: impl Fn(Tensor<T>, &BackwardCtx, &mut Vec<Option<Tensor<T>>>) -> Result<()>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Tensor<T> {
         if let Err(e) = check_fills(op, data.len(), &shape) {
             panic!("{e}");
         }
@@ -582,6 +602,68 @@ impl<T: Element> Tensor<T> {
         );
         Arc::get_mut(&mut out.inner).expect("fresh tensor").node = Some(Arc::new(node));
         out
+    }
+
+    /// This tensor's buffer to overwrite in place, when this handle is the only holder of
+    /// both the tensor and its data and the tensor records nothing (a gradient outside
+    /// `create_graph`); `None` otherwise, and the caller allocates a new buffer.
+    pub(crate) fn unique_data_mut(&mut self) -> Option<&mut [T]> {
+        let inner = Arc::get_mut(&mut self.inner)?;
+        if inner.node.is_some() {
+            return None;
+        }
+        Arc::get_mut(&mut inner.data).map(|v| v.as_mut_slice())
+    }
+
+    /// `f` applied to every element: in place when [`unique_data_mut`](Self::unique_data_mut)
+    /// allows, else into a new buffer of the same shape. Never recorded.
+    pub(crate) fn map_reusing(mut self, f: impl Fn(T) -> T) -> Tensor<T> {
+        if let Some(data) = self.unique_data_mut() {
+            for v in data.iter_mut() {
+                *v = f(*v);
+            }
+            return self;
+        }
+        let data = self.data().iter().map(|&v| f(v)).collect();
+        Tensor::raw_with(data, self.shape())
+    }
+
+    /// This gradient with `shape` (same element count): in place when this handle holds the
+    /// tensor alone, else a new handle sharing the data. Never recorded.
+    pub(crate) fn reshaped_reusing(mut self, shape: &[usize]) -> Tensor<T> {
+        debug_assert_eq!(numel(shape), self.numel());
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            if inner.node.is_none() {
+                inner.shape = Shape::from_slice(shape);
+                return self;
+            }
+        }
+        Tensor {
+            inner: Arc::new(Inner {
+                data: Arc::clone(&self.inner.data),
+                shape: Shape::from_slice(shape),
+                node: None,
+            }),
+        }
+    }
+
+    /// `f(self[i], other[i])` for every element of two tensors of one shape: in place in
+    /// `self`'s buffer when allowed, else into a new buffer. Never recorded.
+    pub(crate) fn zip_reusing(mut self, other: &[T], f: impl Fn(T, T) -> T) -> Tensor<T> {
+        debug_assert_eq!(self.numel(), other.len());
+        if let Some(data) = self.unique_data_mut() {
+            for (v, &o) in data.iter_mut().zip(other) {
+                *v = f(*v, o);
+            }
+            return self;
+        }
+        let data = self
+            .data()
+            .iter()
+            .zip(other)
+            .map(|(&v, &o)| f(v, o))
+            .collect();
+        Tensor::raw_with(data, self.shape())
     }
 }
 

@@ -71,10 +71,12 @@ impl BackwardCtx {
     }
 }
 
-/// An op's backward: from the gradient of its output, the gradients of its inputs (one
-/// entry per input, `None` where the input needs none).
+/// An op's backward as the executor runs it: from the gradient of its output, taken by
+/// value so that the backward may write into its buffer when it holds the only reference,
+/// it pushes the gradients of its inputs onto `out` (one entry per input, `None` where the
+/// input needs none). `out` is the executor's reusable buffer, so no list is allocated.
 pub(crate) type BackwardFn<T> =
-    dyn Fn(&Tensor<T>, &BackwardCtx) -> Result<Vec<Option<Tensor<T>>>> + Send + Sync;
+    dyn Fn(Tensor<T>, &BackwardCtx, &mut Vec<Option<Tensor<T>>>) -> Result<()> + Send + Sync;
 
 /// A hook on the gradient flowing into a tensor; it may replace it.
 pub(crate) type GradHook<T> = dyn Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + Sync;
@@ -119,12 +121,40 @@ pub(crate) struct Node<T: Element> {
     pub(crate) kind: NodeKind<T>,
     /// Where the forward op was called.
     pub(crate) location: &'static Location<'static>,
-    /// Whether any hook was ever registered (spares the locks below on the hot path).
+    /// Whether any hook was ever registered (spares the lock below on the hot path).
     pub(crate) hooked: AtomicBool,
+    /// Hooks, callbacks and a cached plan, allocated only once one is registered or stored:
+    /// most nodes have none, and pay one pointer for the possibility.
+    pub(crate) extras: Mutex<Option<Box<Extras<T>>>>,
+}
+
+/// What few nodes carry: hooks, callbacks and, on a root differentiated with
+/// `retain_graph`, its plan for the next pass.
+pub(crate) struct Extras<T: Element> {
     /// Hooks on the gradient flowing into this tensor, in registration order.
-    pub(crate) hooks: Mutex<Vec<Arc<GradHook<T>>>>,
+    pub(crate) hooks: Vec<Arc<GradHook<T>>>,
     /// Leaves only: called once per pass when the gradient is final.
-    pub(crate) ready_hooks: Mutex<Vec<Arc<ReadyHook<T>>>>,
+    pub(crate) ready_hooks: Vec<Arc<ReadyHook<T>>>,
+    /// The plan of a backward pass from this node alone, built once and reused by later
+    /// passes over the same (immutable) graph.
+    pub(crate) plan: Option<Arc<CachedPlan<T>>>,
+}
+
+impl<T: Element> Default for Extras<T> {
+    fn default() -> Self {
+        Self {
+            hooks: Vec::new(),
+            ready_hooks: Vec::new(),
+            plan: None,
+        }
+    }
+}
+
+/// A single root's plan and the nodes of its dense indices `1..`; index 0 is the root,
+/// which holds this, so it is not stored here (that would be a reference cycle).
+pub(crate) struct CachedPlan<T: Element> {
+    pub(crate) plan: Arc<crate::exec::Plan>,
+    pub(crate) below: Vec<Arc<Node<T>>>,
 }
 
 impl<T: Element> Node<T> {
@@ -138,8 +168,21 @@ impl<T: Element> Node<T> {
             kind,
             location,
             hooked: AtomicBool::new(false),
-            hooks: Mutex::new(Vec::new()),
-            ready_hooks: Mutex::new(Vec::new()),
+            extras: Mutex::new(None),
+        }
+    }
+
+    /// Runs `f` on this node's extras, allocating them first if needed.
+    pub(crate) fn with_extras<R>(&self, f: impl FnOnce(&mut Extras<T>) -> R) -> R {
+        f(self.extras.lock().get_or_insert_with(Default::default))
+    }
+
+    /// The hooks and the ready callbacks registered so far (clones of their handles, so
+    /// that they run without the lock held).
+    pub(crate) fn hooks(&self) -> (Vec<Arc<GradHook<T>>>, Vec<Arc<ReadyHook<T>>>) {
+        match self.extras.lock().as_ref() {
+            Some(e) => (e.hooks.clone(), e.ready_hooks.clone()),
+            None => (Vec::new(), Vec::new()),
         }
     }
 
@@ -228,7 +271,11 @@ impl<T: Element> Drop for Node<T> {
         let parts: Box<dyn Any> = match &mut self.kind {
             NodeKind::Op {
                 inputs, backward, ..
-            } => Box::new((std::mem::take(inputs), backward.lock().take())),
+            } => Box::new((
+                std::mem::take(inputs),
+                backward.lock().take(),
+                self.extras.lock().take(),
+            )),
             NodeKind::Leaf { .. } => return,
         };
         let queued = DROP_QUEUE.try_with(|q| q.borrow_mut().push(parts)).is_ok();

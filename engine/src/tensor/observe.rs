@@ -11,7 +11,7 @@
 //!
 //! [`BackwardOptions::trace`]: super::BackwardOptions::trace
 
-use super::node::Node;
+use super::task::PlanNodes;
 use crate::error::{Error, Result};
 use crate::sync::{thread_index, Arc, AtomicUsize, CachePadded, Mutex, Ordering};
 use backflow_kernels::Element;
@@ -160,7 +160,7 @@ impl Observer {
     }
 
     /// Writes the trace, if one was asked for; `nodes` names the ops of the dense indices.
-    pub(super) fn finish<T: Element>(&self, nodes: &[Arc<Node<T>>]) -> Result<()> {
+    pub(super) fn finish<T: Element>(&self, nodes: &PlanNodes<T>) -> Result<()> {
         let Some(trace) = &self.trace else {
             return Ok(());
         };
@@ -182,7 +182,7 @@ fn cannot_write(path: &Path, e: &std::io::Error) -> Error {
 
 impl Recorder {
     /// The trace-event JSON: thread names, then one complete event per span, one per line.
-    fn to_json<T: Element>(&self, nodes: &[Arc<Node<T>>]) -> String {
+    fn to_json<T: Element>(&self, nodes: &PlanNodes<T>) -> String {
         let mut events = Vec::new();
         let lanes: Vec<_> = self
             .lanes
@@ -200,7 +200,7 @@ impl Recorder {
         let mut spans: Vec<&Span> = lanes.iter().flat_map(|l| &l.spans).collect();
         spans.sort_by_key(|s| (s.start, s.thread));
         for s in spans {
-            let node = &nodes[s.node as usize];
+            let node = nodes.get(s.node);
             let mut event = String::new();
             let _ = write!(
                 event,

@@ -2,7 +2,7 @@
 //! backward or the leaf's accumulation, and checks what comes back.
 
 use super::grad_mode::with_grad_mode;
-use super::node::{Node, NodeKind};
+use super::node::{CachedPlan, Node, NodeKind};
 use super::observe::Observer;
 use super::Tensor;
 use crate::error::{Error, Result};
@@ -13,9 +13,27 @@ use std::cell::Cell;
 
 impl<T: Element> Gradient for Tensor<T> {
     fn accumulate(self, later: Self) -> Self {
-        // Recorded only when the contributions themselves require grad (create_graph).
-        with_grad_mode(true, || &self + &later)
+        sum_reusing(self, later, true)
     }
+}
+
+/// `earlier + later`, written into whichever buffer is held by its handle alone (IEEE
+/// addition commutes bitwise, so the choice changes no bit). When a contribution requires
+/// grad (`create_graph`) it is never in place, and recorded if `record`.
+fn sum_reusing<T: Element>(
+    mut earlier: Tensor<T>,
+    mut later: Tensor<T>,
+    record: bool,
+) -> Tensor<T> {
+    if earlier.shape() == later.shape() && !earlier.needs_grad() && !later.needs_grad() {
+        if earlier.unique_data_mut().is_some() {
+            return earlier.zip_reusing(later.data(), |a, b| a + b);
+        }
+        if later.unique_data_mut().is_some() {
+            return later.zip_reusing(earlier.data(), |b, a| a + b);
+        }
+    }
+    with_grad_mode(record, || &earlier + &later)
 }
 
 thread_local! {
@@ -29,9 +47,33 @@ pub(super) fn current_exec() -> Option<ExecOptions> {
     CURRENT_EXEC.with(Cell::get)
 }
 
+/// The nodes of a pass's plan, by dense index.
+pub(super) enum PlanNodes<T: Element> {
+    /// Planned for this pass.
+    Fresh(Vec<Arc<Node<T>>>),
+    /// A single root's cached plan: the root is index 0, the rest come from its cache.
+    Cached {
+        root: Arc<Node<T>>,
+        cache: Arc<CachedPlan<T>>,
+    },
+}
+
+impl<T: Element> PlanNodes<T> {
+    /// The node of dense index `i`.
+    pub(super) fn get(&self, i: u32) -> &Arc<Node<T>> {
+        match self {
+            PlanNodes::Fresh(nodes) => &nodes[i as usize],
+            PlanNodes::Cached { root, cache } => match i {
+                0 => root,
+                i => &cache.below[i as usize - 1],
+            },
+        }
+    }
+}
+
 /// Adapts the graph's nodes to the executor.
 pub(super) struct TensorTask<T: Element> {
-    pub(super) nodes: Vec<Arc<Node<T>>>,
+    pub(super) nodes: PlanNodes<T>,
     pub(super) retain_graph: bool,
     pub(super) create_graph: bool,
     pub(super) detect_anomaly: bool,
@@ -61,10 +103,10 @@ impl<T: Element> TensorTask<T> {
     pub(super) fn commit(&self) {
         let staged = std::mem::take(&mut *self.staged.lock());
         for (index, grad) in staged {
-            if let NodeKind::Leaf { grad: store } = &self.nodes[index as usize].kind {
+            if let NodeKind::Leaf { grad: store } = &self.nodes.get(index).kind {
                 let mut store = store.lock();
                 let total = match store.take() {
-                    Some(old) => with_grad_mode(self.create_graph, || &old + &grad),
+                    Some(old) => sum_reusing(old, grad, self.create_graph),
                     None => grad,
                 };
                 *store = Some(total);
@@ -93,15 +135,19 @@ impl<T: Element> TensorTask<T> {
         grad: Option<Tensor<T>>,
         out: &mut Vec<Option<Tensor<T>>>,
     ) -> Result<()> {
-        let node = &self.nodes[index as usize];
+        let node = self.nodes.get(index);
         let Some(mut grad) = grad else {
             out.extend(node.successors().map(|_| None));
             return Ok(());
         };
         // Acquire: pairs with the Release in register_hook / on_grad_ready.
         let hooked = node.hooked.load(Ordering::Acquire);
+        let (hooks, ready) = if hooked {
+            node.hooks()
+        } else {
+            Default::default()
+        };
         if hooked {
-            let hooks = node.hooks.lock().clone();
             for hook in hooks {
                 if let Some(replaced) = with_grad_mode(self.create_graph, || hook(&grad)) {
                     if replaced.shape() != grad.shape() {
@@ -133,11 +179,8 @@ impl<T: Element> TensorTask<T> {
                 // Each leaf runs once per pass, on the sum of its contributions: `grad` is
                 // final here, so the ready hooks see it mid-pass, while `.grad()` is only
                 // written by `commit` once the whole pass has succeeded.
-                if hooked {
-                    let ready = node.ready_hooks.lock().clone();
-                    for hook in ready {
-                        hook(&grad);
-                    }
+                for hook in ready {
+                    hook(&grad);
                 }
                 if self.capture.is_none() {
                     self.staged.lock().push((index, grad));
@@ -159,18 +202,25 @@ impl<T: Element> TensorTask<T> {
                     op: node.op.to_string(),
                 })?;
                 let ctx = &ctx[usize::from(self.create_graph)];
-                let mut grads = with_grad_mode(self.create_graph, || f(&grad, ctx))?;
+                // The backward pushes one entry per input onto `out`, which the executor
+                // hands over empty; they are then compacted in place to one per edge (edges
+                // are in increasing input order, so each moves down or stays).
+                let start = out.len();
+                with_grad_mode(self.create_graph, || f(grad, ctx, out))?;
                 drop(f);
-                if grads.len() != *arity {
+                let returned = out.len() - start;
+                if returned != *arity {
+                    out.truncate(start);
                     return Err(self.bad_output(
                         node,
-                        format!("returned {} gradients for {} inputs", grads.len(), arity),
+                        format!("returned {returned} gradients for {arity} inputs"),
                     ));
                 }
-                for e in inputs {
-                    let g = grads[e.index].take();
+                for (k, e) in inputs.iter().enumerate() {
+                    let g = out[start + e.index].take();
                     if let Some(g) = &g {
                         if g.shape() != e.shape.as_slice() {
+                            out.truncate(start);
                             return Err(self.bad_output(
                                 node,
                                 format!(
@@ -183,12 +233,14 @@ impl<T: Element> TensorTask<T> {
                         }
                         if self.detect_anomaly {
                             if let Some(err) = self.anomaly(node, "gradient of an input", g) {
+                                out.truncate(start);
                                 return Err(err);
                             }
                         }
                     }
-                    out.push(g);
+                    out[start + k] = g;
                 }
+                out.truncate(start + inputs.len());
                 Ok(())
             }
         }
@@ -228,6 +280,6 @@ impl<T: Element> Task for TensorTask<T> {
     }
 
     fn describe(&self, node: u32) -> String {
-        self.nodes[node as usize].op.to_string()
+        self.nodes.get(node).op.to_string()
     }
 }
