@@ -46,11 +46,13 @@ fn add<G: Gradient>(acc: Option<G>, c: Option<G>) -> Option<G> {
 pub struct Fold<G> {
     /// Running sum of the contributions folded so far.
     acc: Option<G>,
-    /// Next slot to fold (Deterministic mode).
+    /// Next slot to fold (Deterministic mode); in Fast mode, contributions folded so far,
+    /// which keys the parked ones in arrival order.
     next: u32,
     /// A thread holds `acc` outside the lock and will fold everything parked before letting go.
     busy: bool,
-    /// Arrived but not yet folded, by slot (Deterministic) or arrival (Fast, keys ignored).
+    /// Arrived but not yet folded, by slot (Deterministic) or arrival order (Fast). Only
+    /// contributions that arrive out of turn or while another thread adds are parked.
     parked: BTreeMap<u32, Option<G>>,
 }
 
@@ -69,97 +71,69 @@ impl<G> Default for Fold<G> {
 enum Step<G> {
     /// Nothing more: the contributions were folded or parked; this call folded `folded`.
     Done { folded: u32 },
-    /// Add `batch` (in order) to `acc` outside the lock, then call [`Fold::resume`]; this
-    /// call had folded `folded` before the batch.
+    /// Add `c` to `acc` outside the lock, then call [`Fold::resume`]; this call had folded
+    /// `folded` before `c`.
     Add {
         acc: Option<G>,
-        batch: Vec<Option<G>>,
+        c: Option<G>,
         folded: u32,
     },
 }
 
 impl<G: Gradient> Fold<G> {
-    /// Records contribution `c` for `slot` and decides what to fold.
+    /// Records contribution `c` for `slot` and decides what to fold. In the common case (the
+    /// next slot in order, or any slot in `Fast` mode, with nobody folding) it is folded at
+    /// once, without being parked.
     fn deposit(&mut self, slot: u32, c: Option<G>, mode: Accumulation) -> Step<G> {
-        match mode {
-            Accumulation::Fast => {
-                if self.busy {
-                    let key = self.parked.len() as u32;
-                    self.parked.insert(key, c);
-                    return Step::Done { folded: 0 };
-                }
-                if self.acc.is_none() || c.is_none() {
-                    // A move, not an addition: cheap enough to do under the lock.
-                    self.acc = add(self.acc.take(), c);
-                    return Step::Done { folded: 1 };
-                }
-                self.busy = true;
-                Step::Add {
-                    acc: self.acc.take(),
-                    batch: vec![c],
-                    folded: 0,
-                }
-            }
-            Accumulation::Deterministic => {
-                self.parked.insert(slot, c);
-                if self.busy {
-                    return Step::Done { folded: 0 };
-                }
-                self.take_ready(0)
-            }
+        let in_turn = match mode {
+            Accumulation::Fast => true,
+            Accumulation::Deterministic => slot == self.next,
+        };
+        if self.busy || !in_turn {
+            // Fast mode keys by arrival, so that parked contributions keep their order.
+            let key = match mode {
+                Accumulation::Fast => self.next + self.parked.len() as u32,
+                Accumulation::Deterministic => slot,
+            };
+            self.parked.insert(key, c);
+            return Step::Done { folded: 0 };
         }
+        self.fold_or_hand_out(c, 0)
     }
 
-    /// Takes the foldable run of parked contributions; `folded` were already folded by the
-    /// calling thread.
-    fn take_ready(&mut self, folded: u32) -> Step<G> {
-        let mut folded = folded;
-        // Moves under the lock while the sum is still empty.
-        while self.acc.is_none() {
-            match self.parked.remove(&self.next) {
-                Some(c) => {
-                    self.acc = c;
-                    self.next += 1;
-                    folded += 1;
-                }
-                None => break,
-            }
-        }
-        let mut batch = Vec::new();
-        while let Some(c) = self.parked.remove(&self.next) {
-            batch.push(c);
-            self.next += 1;
-        }
-        if batch.is_empty() {
-            self.busy = false;
-            return Step::Done { folded };
+    /// Folds `c`, the contribution of slot `next`, under the lock when that is a move, and
+    /// then whatever parked contributions follow it; hands the first real addition out.
+    fn fold_or_hand_out(&mut self, c: Option<G>, folded: u32) -> Step<G> {
+        self.next += 1;
+        if self.acc.is_none() || c.is_none() {
+            // A move, not an addition: cheap enough to do under the lock.
+            self.acc = add(self.acc.take(), c);
+            return self.take_ready(folded + 1);
         }
         self.busy = true;
         Step::Add {
             acc: self.acc.take(),
-            batch,
+            c,
             folded,
         }
     }
 
-    /// Puts back the sum a busy thread computed and looks for more work.
-    fn resume(&mut self, acc: Option<G>, folded: u32, mode: Accumulation) -> Step<G> {
-        self.acc = acc;
-        match mode {
-            Accumulation::Deterministic => self.take_ready(folded),
-            Accumulation::Fast => {
-                if self.parked.is_empty() {
-                    self.busy = false;
-                    return Step::Done { folded };
-                }
-                let batch = std::mem::take(&mut self.parked).into_values().collect();
-                Step::Add {
-                    acc: self.acc.take(),
-                    batch,
-                    folded,
-                }
+    /// Takes the next foldable parked contribution, if any; `folded` were already folded by
+    /// the calling thread.
+    fn take_ready(&mut self, folded: u32) -> Step<G> {
+        match self.parked.remove(&self.next) {
+            Some(c) => self.fold_or_hand_out(c, folded),
+            None => {
+                self.busy = false;
+                Step::Done { folded }
             }
         }
+    }
+
+    /// Puts back the sum a busy thread computed and looks for more work.
+    fn resume(&mut self, acc: Option<G>, folded: u32) -> Step<G> {
+        self.acc = acc;
+        self.take_ready(folded)
     }
 }
 
@@ -206,17 +180,10 @@ impl<G: Gradient> StripedBuffers<G> {
         loop {
             match step {
                 Step::Done { folded } => return folded,
-                Step::Add {
-                    mut acc,
-                    batch,
-                    folded,
-                } => {
+                Step::Add { acc, c, folded } => {
                     // NOTE: the stripe is unlocked here; `busy` keeps other threads off `acc`.
-                    let folded = folded + batch.len() as u32;
-                    for c in batch {
-                        acc = add(acc, c);
-                    }
-                    step = stripe.lock()[at].resume(acc, folded, self.mode);
+                    let acc = add(acc, c);
+                    step = stripe.lock()[at].resume(acc, folded + 1);
                 }
             }
         }

@@ -77,11 +77,17 @@ pub(super) fn run<T: Task>(
     seeds: Vec<Option<T::Grad>>,
     opts: &ExecOptions,
 ) -> Result<(), ExecError> {
-    let slots = if plan.len() < INLINE_BELOW {
+    let slots = if plan.len() < INLINE_BELOW || is_chain(&plan) {
         1
     } else {
         super::clamp_threads(opts.threads)
     };
+    #[cfg(not(loom))]
+    if slots == 1 {
+        // One thread, or a graph with nothing to run side by side: a sequential loop, with no
+        // atomics, queue or wake-ups (the same canonical folds, so the same bits).
+        return super::serial::run_stack(&plan, &*task, seeds, opts.accumulation);
+    }
     let (queue, mut locals) = ReadyQueue::new(slots);
     let own = locals.remove(0);
     let shared = Arc::new(Shared {
@@ -203,6 +209,8 @@ impl<T: Task> Shared<T> {
     /// until it has closed and no helper is left inside it.
     fn own(&self, seeds: Vec<Option<T::Grad>>, local: &JobLocal<T>) {
         let mut outputs = Vec::new();
+        // Nodes run by this thread and not yet counted against the pass (see `finished`).
+        let mut done = 0;
         let mut next = self.seed(seeds, local);
         if !executor::owner_helps() {
             // Negative control (loom only): hand everything to the helpers.
@@ -220,15 +228,20 @@ impl<T: Task> Shared<T> {
                 }
                 let job = match next.take() {
                     Some(job) => job,
-                    None => match self.queue.find(local) {
-                        Some(job) => job,
-                        None => break,
-                    },
+                    None => {
+                        self.finished(&mut done);
+                        match self.queue.find(local) {
+                            Some(job) => job,
+                            None => break,
+                        }
+                    }
                 };
                 next = self.run_job(job, &mut outputs, local);
+                done += 1;
                 #[cfg(not(loom))]
                 backoff.reset();
             }
+            self.finished(&mut done);
             // SeqCst: see `help`; the owner reads `closed` before `active`.
             if self.closed.load(Ordering::SeqCst) && self.active.load(Ordering::SeqCst) == 0 {
                 return;
@@ -264,9 +277,12 @@ impl<T: Task> Shared<T> {
     /// A helper's part: run jobs while any are found (after a short spin), then return.
     fn work_as_helper(&self, local: &JobLocal<T>) {
         let mut outputs = Vec::new();
+        // Nodes run by this thread and not yet counted against the pass (see `finished`).
+        let mut done = 0;
         #[cfg(not(loom))]
         let backoff = crossbeam_utils::Backoff::new();
         loop {
+            self.finished(&mut done);
             // Acquire: pairs with the Release side of `close` (its SeqCst store).
             if self.closed.load(Ordering::Acquire) {
                 return;
@@ -286,6 +302,7 @@ impl<T: Task> Shared<T> {
                     return;
                 }
                 next = self.run_job(job, &mut outputs, local);
+                done += 1;
             }
             #[cfg(not(loom))]
             backoff.reset();
@@ -402,12 +419,23 @@ impl<T: Task> Shared<T> {
                 self.keep_or_push(&mut kept, ready, local);
             }
         }
+        kept
+    }
+
+    /// Counts `done` finished nodes against the pass; the count that reaches zero closes it.
+    /// Each thread counts the nodes it runs locally and calls this before it looks for work
+    /// elsewhere, sleeps or leaves (so that a thread with nothing to run never holds an
+    /// uncounted node), which spares a shared atomic per node.
+    fn finished(&self, done: &mut usize) {
+        if *done == 0 {
+            return;
+        }
+        let n = std::mem::take(done);
         // AcqRel: the last finisher must see every other thread's deliveries before it
         // closes the pass (pairs with the other threads' Release here).
-        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+        if self.remaining.fetch_sub(n, Ordering::AcqRel) == n {
             self.close();
         }
-        kept
     }
 
     /// Delivers contribution `c` to `slot` of `target`; returns the job if this released it.
@@ -444,6 +472,20 @@ impl<T: Task> Shared<T> {
             }
         }
         self.close();
+    }
+}
+
+/// Whether the plan is one chain (no node with two successors or two contributions), where
+/// threads can only take turns. Never under loom, whose models run chains on the helpers.
+fn is_chain(plan: &Plan) -> bool {
+    #[cfg(not(loom))]
+    {
+        plan.is_chain()
+    }
+    #[cfg(loom)]
+    {
+        let _ = plan;
+        false
     }
 }
 

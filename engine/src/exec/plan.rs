@@ -39,6 +39,9 @@ pub struct Plan {
     shared: Vec<u32>,
     /// Number of nodes with more than one contribution.
     shared_count: u32,
+    /// Whether the plan is a single chain: one seed, and no node with more than one edge
+    /// or more than one contribution.
+    chain: bool,
 }
 
 impl Plan {
@@ -204,7 +207,10 @@ impl Plan {
                 }
             })
             .collect();
+        let chain =
+            seeds.len() <= 1 && shared_count == 0 && offsets.windows(2).all(|w| w[1] - w[0] <= 1);
         let plan = Plan {
+            chain,
             offsets,
             edges,
             indegree,
@@ -242,6 +248,12 @@ impl Plan {
     pub fn shared_index(&self, i: u32) -> Option<u32> {
         let s = self.shared[i as usize];
         (s != u32::MAX).then_some(s)
+    }
+
+    /// Whether the plan is a single chain (one seed; every node has at most one edge and
+    /// one contribution): its nodes can only run one after another.
+    pub fn is_chain(&self) -> bool {
+        self.chain
     }
 
     /// Number of nodes with more than one contribution.

@@ -99,3 +99,29 @@ pub(super) fn run_kahn<T: Task>(
     }
     Ok(())
 }
+
+/// Runs nodes as their in-degree reaches zero, last released first run: `Parallel` on one
+/// thread. Depth first, like the parallel workers' own deques, so a branch runs to its end
+/// while its data is in cache (breadth first, `Kahn` visits every branch at each step).
+#[cfg_attr(loom, allow(dead_code))]
+pub(super) fn run_stack<T: Task>(
+    plan: &Plan,
+    task: &T,
+    seeds: Vec<Option<T::Grad>>,
+    mode: Accumulation,
+) -> Result<(), ExecError> {
+    let mut inbox = Inbox::new(plan, mode);
+    let mut stack = Vec::new();
+    inbox.seed(plan, seeds, |n, g| stack.push((n, g)));
+    // Seeds run in seed order, as the other schedulers start them.
+    stack.reverse();
+    let mut outputs = Vec::new();
+    while let Some((node, grad)) = stack.pop() {
+        run_node(task, node, grad, &mut outputs)?;
+        let released = stack.len();
+        inbox.finish(plan, node, &mut outputs, |n, g| stack.push((n, g)));
+        // The first successor released runs next, as a parallel worker keeps it.
+        stack[released..].reverse();
+    }
+    Ok(())
+}

@@ -231,6 +231,24 @@ fn a_deep_chain_plans_without_recursion() {
     );
     assert_eq!(plan.len(), n as usize);
     assert_eq!(plan.order().first(), Some(&0));
+    assert!(plan.is_chain());
+}
+
+#[test]
+fn only_a_single_seeded_path_is_a_chain() {
+    let build = |g: &[Vec<u32>], roots: &[u32]| {
+        Plan::build(roots, |&n| n, |&n, out| out.extend(&g[n as usize]), None).0
+    };
+    let path = [vec![1u32], vec![2], vec![]];
+    assert!(build(&path, &[0]).is_chain());
+    // Two seeds on one path: node 0 gets two contributions.
+    assert!(!build(&path, &[0, 0]).is_chain());
+    // Two roots, two independent paths: they can run side by side.
+    let two = [vec![2u32], vec![3], vec![], vec![]];
+    assert!(!build(&two, &[0, 1]).is_chain());
+    // A fork (0 -> 1, 0 -> 2) and a join (diamond) are not chains.
+    assert!(!build(&[vec![1u32, 2], vec![], vec![]], &[0]).is_chain());
+    assert!(!build(&[vec![1u32, 2], vec![3], vec![3], vec![]], &[0]).is_chain());
 }
 
 /// A gradient whose sum panics: a panic outside the nodes' callbacks.

@@ -98,7 +98,7 @@ impl<T: Element> GraphExport<T> {
                 for e in edges.iter().rev() {
                     shapes
                         .entry(key(&e.node))
-                        .or_insert_with(|| e.shape.clone());
+                        .or_insert_with(|| e.shape.to_vec());
                     if !index.contains_key(&key(&e.node)) {
                         stack.push((&e.node, false));
                     }

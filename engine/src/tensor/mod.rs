@@ -24,7 +24,7 @@ pub use options::BackwardOptions;
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, Ordering};
 use backflow_kernels::{checked_numel, numel, Element};
-use node::{InputEdge, NodeKind};
+use node::{InputEdge, InputEdges, NodeKind};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use smallvec::SmallVec;
@@ -46,7 +46,7 @@ pub struct Tensor<T: Element = f32> {
 }
 
 /// Dimensions, inline up to rank 4 (no allocation for the common shapes).
-type Shape = SmallVec<[usize; 4]>;
+pub(crate) type Shape = SmallVec<[usize; 4]>;
 
 struct Inner<T: Element> {
     data: Arc<Vec<T>>,
@@ -579,13 +579,13 @@ impl<T: Element> Tensor<T> {
         if !grad_mode::is_grad_enabled() || !inputs.iter().any(|t| t.needs_grad()) {
             return out;
         }
-        let edges: Vec<InputEdge<T>> = inputs
+        let edges: InputEdges<T> = inputs
             .iter()
             .enumerate()
             .filter_map(|(index, t)| {
                 t.inner.node.as_ref().map(|node| InputEdge {
-                    index,
-                    shape: t.shape().to_vec(),
+                    index: index as u32,
+                    shape: t.inner.shape.clone(),
                     node: Arc::clone(node),
                 })
             })
@@ -593,7 +593,6 @@ impl<T: Element> Tensor<T> {
         let node = Node::new(
             op,
             NodeKind::Op {
-                ctx: BackwardCtx::pair(inputs.len(), &edges),
                 inputs: edges,
                 arity: inputs.len(),
                 backward: Mutex::new(Some(Arc::new(backward))),

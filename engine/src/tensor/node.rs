@@ -58,16 +58,26 @@ impl BackwardCtx {
         self.needs.len()
     }
 
-    /// The contexts without and with `create_graph` for an op of `arity` inputs.
-    pub(crate) fn pair<T: Element>(arity: usize, edges: &[InputEdge<T>]) -> [BackwardCtx; 2] {
-        let mut needs = SmallVec::from_elem(false, arity);
+    /// The context of an op of `arity` inputs with `edges` (built on the stack for each run,
+    /// rather than stored in every node).
+    pub(crate) fn new<T: Element>(
+        create_graph: bool,
+        arity: usize,
+        edges: &[InputEdge<T>],
+    ) -> BackwardCtx {
+        let mut needs = if arity <= 4 {
+            // No loop for the common arities: a fixed buffer, cut to length.
+            SmallVec::from_buf_and_len([false; 4], arity)
+        } else {
+            SmallVec::from_elem(false, arity)
+        };
         for e in edges {
-            needs[e.index] = true;
+            needs[e.index as usize] = true;
         }
-        [false, true].map(|create_graph| BackwardCtx {
+        BackwardCtx {
             create_graph,
-            needs: needs.clone(),
-        })
+            needs,
+        }
     }
 }
 
@@ -87,12 +97,15 @@ pub(crate) type ReadyHook<T> = dyn Fn(&Tensor<T>) + Send + Sync;
 /// An edge from an op to one of its inputs that requires a gradient.
 pub(crate) struct InputEdge<T: Element> {
     /// Index of the input among the op's inputs.
-    pub(crate) index: usize,
-    /// Shape of that input, to check what backward returns.
-    pub(crate) shape: Vec<usize>,
+    pub(crate) index: u32,
+    /// Shape of that input, to check what backward returns (inline up to rank 4).
+    pub(crate) shape: super::Shape,
     /// The input's node.
     pub(crate) node: Arc<Node<T>>,
 }
+
+/// An op's edges, inline for the common single-input op (no allocation of their own).
+pub(crate) type InputEdges<T> = SmallVec<[InputEdge<T>; 1]>;
 
 /// What kind of node this is.
 pub(crate) enum NodeKind<T: Element> {
@@ -104,11 +117,9 @@ pub(crate) enum NodeKind<T: Element> {
     /// The output of an op.
     Op {
         /// Edges to the inputs that require a gradient, in input order.
-        inputs: Vec<InputEdge<T>>,
+        inputs: InputEdges<T>,
         /// Number of inputs of the op, with or without edges.
         arity: usize,
-        /// The context handed to `backward`, without and with `create_graph`, built once.
-        ctx: [BackwardCtx; 2],
         /// The backward function; `None` once freed by a backward without `retain_graph`.
         backward: Mutex<Option<Arc<BackwardFn<T>>>>,
     },

@@ -2,7 +2,7 @@
 //! backward or the leaf's accumulation, and checks what comes back.
 
 use super::grad_mode::with_grad_mode;
-use super::node::{CachedPlan, Node, NodeKind};
+use super::node::{BackwardCtx, CachedPlan, Node, NodeKind};
 use super::observe::Observer;
 use super::Tensor;
 use crate::error::{Error, Result};
@@ -191,7 +191,6 @@ impl<T: Element> TensorTask<T> {
                 inputs,
                 arity,
                 backward,
-                ctx,
             } => {
                 let f = if self.retain_graph {
                     backward.lock().clone()
@@ -201,7 +200,7 @@ impl<T: Element> TensorTask<T> {
                 let f = f.ok_or_else(|| Error::GraphFreed {
                     op: node.op.to_string(),
                 })?;
-                let ctx = &ctx[usize::from(self.create_graph)];
+                let ctx = &BackwardCtx::new(self.create_graph, *arity, inputs);
                 // The backward pushes one entry per input onto `out`, which the executor
                 // hands over empty; they are then compacted in place to one per edge (edges
                 // are in increasing input order, so each moves down or stays).
@@ -217,7 +216,7 @@ impl<T: Element> TensorTask<T> {
                     ));
                 }
                 for (k, e) in inputs.iter().enumerate() {
-                    let g = out[start + e.index].take();
+                    let g = out[start + e.index as usize].take();
                     if let Some(g) = &g {
                         if g.shape() != e.shape.as_slice() {
                             out.truncate(start);
