@@ -94,6 +94,9 @@ pub(crate) type GradHook<T> = dyn Fn(&Tensor<T>) -> Option<Tensor<T>> + Send + S
 /// A callback told that a leaf's gradient of this pass is final.
 pub(crate) type ReadyHook<T> = dyn Fn(&Tensor<T>) + Send + Sync;
 
+/// A node's gradient hooks and ready callbacks, as [`Node::hooks`] hands them out.
+pub(crate) type HookLists<T> = (Vec<Arc<GradHook<T>>>, Vec<Arc<ReadyHook<T>>>);
+
 /// An edge from an op to one of its inputs that requires a gradient.
 pub(crate) struct InputEdge<T: Element> {
     /// Index of the input among the op's inputs.
@@ -190,7 +193,7 @@ impl<T: Element> Node<T> {
 
     /// The hooks and the ready callbacks registered so far (clones of their handles, so
     /// that they run without the lock held).
-    pub(crate) fn hooks(&self) -> (Vec<Arc<GradHook<T>>>, Vec<Arc<ReadyHook<T>>>) {
+    pub(crate) fn hooks(&self) -> HookLists<T> {
         match self.extras.lock().as_ref() {
             Some(e) => (e.hooks.clone(), e.ready_hooks.clone()),
             None => (Vec::new(), Vec::new()),
