@@ -12,6 +12,7 @@ mod layout;
 mod matmul;
 mod reduce;
 mod shape;
+mod slice;
 mod softmax;
 mod unary;
 
@@ -29,5 +30,6 @@ pub use layout::{concat, concat_backward, transpose};
 pub use matmul::{matmul, matmul_backward};
 pub use reduce::{sum_all, sum_axis, sum_axis_backward};
 pub use shape::{broadcast_shapes, broadcast_to, checked_numel, numel, reduce_to, strides};
+pub use slice::{narrow, narrow_backward};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 pub use unary::{unary_backward, unary_forward, Unary};

@@ -9,5 +9,6 @@ mod layout;
 mod matmul;
 mod reduce;
 mod scalar;
+mod slice;
 mod softmax;
 mod unary;
