@@ -7,6 +7,7 @@
 mod axis;
 mod batched;
 mod binary;
+mod compare;
 mod element;
 mod layout;
 mod matmul;
@@ -25,6 +26,7 @@ pub use axis::{
 };
 pub use batched::{batched_matmul, batched_matmul_backward, BatchPlan};
 pub use binary::{binary_backward, binary_forward, Binary};
+pub use compare::{compare, select_where, Compare};
 pub use element::Element;
 pub use gradcheck::numeric_gradient;
 pub use layout::{concat, concat_backward, transpose};

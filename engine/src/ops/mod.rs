@@ -5,6 +5,7 @@
 mod axis;
 mod binary;
 mod broadcast;
+mod compare;
 mod layout;
 mod matmul;
 mod reduce;
