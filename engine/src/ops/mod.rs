@@ -2,11 +2,20 @@
 //! kernel and records a backward that uses the fused kernel backward, or, under
 //! `create_graph`, the same derivative written with differentiable ops.
 
+mod axis;
 mod binary;
 mod broadcast;
+mod compare;
+mod conv;
+mod dropout;
+mod gelu;
 mod layout;
 mod matmul;
+mod norm;
+mod pool;
 mod reduce;
 mod scalar;
+mod select;
+mod slice;
 mod softmax;
 mod unary;
