@@ -5,6 +5,8 @@
 //! See `README.md` beside this file for the algorithm.
 
 pub mod accumulate;
+#[cfg(not(loom))]
+mod cost;
 mod executor;
 mod parallel;
 pub mod plan;

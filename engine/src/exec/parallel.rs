@@ -13,14 +13,6 @@ use crate::sync::{fence, Arc, AtomicBool, AtomicU32, AtomicUsize, Condvar, Mutex
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
-/// Plans smaller than this run on the calling thread alone: waking helpers costs more than
-/// such a graph's whole backward pass.
-#[cfg(not(loom))]
-const INLINE_BELOW: usize = 64;
-/// Under loom every (non-empty) plan uses the helpers, so the models exercise them.
-#[cfg(loom)]
-const INLINE_BELOW: usize = 1;
-
 /// Longest nap of a waiting owner before it looks again; a safety net under the wake-up
 /// protocol, not the mechanism.
 const NAP: Duration = Duration::from_millis(1);
@@ -77,16 +69,21 @@ pub(super) fn run<T: Task>(
     seeds: Vec<Option<T::Grad>>,
     opts: &ExecOptions,
 ) -> Result<(), ExecError> {
-    let slots = if plan.len() < INLINE_BELOW || is_chain(&plan) {
+    let slots = if runs_alone(&plan) {
         1
     } else {
         super::clamp_threads(opts.threads)
     };
     #[cfg(not(loom))]
+    let start = std::time::Instant::now();
+    #[cfg(not(loom))]
     if slots == 1 {
-        // One thread, or a graph with nothing to run side by side: a sequential loop, with no
-        // atomics, queue or wake-ups (the same canonical folds, so the same bits).
-        return super::serial::run_stack(&plan, &*task, seeds, opts.accumulation);
+        // One thread, a graph with nothing to run side by side, or one too short to share:
+        // a sequential loop, with no atomics, queue or wake-ups (the same canonical folds,
+        // so the same bits).
+        let result = super::serial::run_stack(&plan, &*task, seeds, opts.accumulation);
+        super::cost::record(plan.len(), start.elapsed());
+        return result;
     }
     let (queue, mut locals) = ReadyQueue::new(slots);
     let own = locals.remove(0);
@@ -129,6 +126,8 @@ pub(super) fn run<T: Task>(
         };
         shared.own(seeds, &own);
     }
+    #[cfg(not(loom))]
+    super::cost::record(shared.plan.len(), start.elapsed());
     let error = shared.error.lock().take();
     match error {
         Some(e) => Err(e),
@@ -475,12 +474,14 @@ impl<T: Task> Shared<T> {
     }
 }
 
-/// Whether the plan is one chain (no node with two successors or two contributions), where
-/// threads can only take turns. Never under loom, whose models run chains on the helpers.
-fn is_chain(plan: &Plan) -> bool {
+/// Whether the plan runs on the calling thread alone: one chain (no node with two
+/// successors or two contributions, where threads could only take turns), or a pass
+/// estimated too short to share (see `cost.rs`). Never under loom, whose models run every
+/// plan on the helpers.
+fn runs_alone(plan: &Plan) -> bool {
     #[cfg(not(loom))]
     {
-        plan.is_chain()
+        plan.is_chain() || super::cost::too_small_to_share(plan.len())
     }
     #[cfg(loom)]
     {
