@@ -1,7 +1,7 @@
 //! Parameter-free elementwise activations, as modules for [`Sequential`](super::Sequential).
 
 use super::module::Module;
-use crate::{Result, Tensor};
+use crate::{Element, Result, Tensor};
 
 macro_rules! activation {
     ($(#[$doc:meta])* $name:ident, $method:ident) => {
@@ -9,8 +9,8 @@ macro_rules! activation {
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
 
-        impl Module for $name {
-            fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        impl<T: Element> Module<T> for $name {
+            fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
                 Ok(x.$method())
             }
         }

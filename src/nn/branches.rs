@@ -7,7 +7,7 @@
 
 use super::module::{prefixed, Module};
 use super::Param;
-use crate::{is_grad_enabled, no_grad, Error, Result, Tensor};
+use crate::{is_grad_enabled, no_grad, Element, Error, Result, Tensor};
 use rayon::prelude::*;
 
 /// How a [`Branches`] block combines its branches' outputs.
@@ -29,14 +29,21 @@ pub enum Merge {
 /// let block = Branches::new(Merge::Concat).push(Linear::new(4, 3, 0)).push(Linear::new(4, 5, 1));
 /// assert_eq!(block.forward(&Tensor::ones(&[2, 4])).unwrap().shape(), &[2, 8]);
 /// ```
-pub struct Branches {
+pub struct Branches<T: Element = f32> {
     merge: Merge,
-    branches: Vec<Box<dyn Module>>,
+    branches: Vec<Box<dyn Module<T>>>,
 }
 
 impl Branches {
-    /// A block with no branches yet.
+    /// A block of f32 branches, with no branches yet.
     pub fn new(merge: Merge) -> Self {
+        Self::new_typed(merge)
+    }
+}
+
+impl<T: Element> Branches<T> {
+    /// [`Branches::new`] for any element type.
+    pub fn new_typed(merge: Merge) -> Self {
         Self {
             merge,
             branches: Vec::new(),
@@ -44,16 +51,16 @@ impl Branches {
     }
 
     /// `n` branches made by `make(i)`.
-    pub fn from_fn<M: Module + 'static>(
+    pub fn from_fn<M: Module<T> + 'static>(
         merge: Merge,
         n: usize,
         make: impl FnMut(usize) -> M,
     ) -> Self {
-        (0..n).map(make).fold(Self::new(merge), Self::push)
+        (0..n).map(make).fold(Self::new_typed(merge), Self::push)
     }
 
     /// Appends a branch.
-    pub fn push(mut self, branch: impl Module + 'static) -> Self {
+    pub fn push(mut self, branch: impl Module<T> + 'static) -> Self {
         self.branches.push(Box::new(branch));
         self
     }
@@ -69,8 +76,8 @@ impl Branches {
     }
 }
 
-impl Module for Branches {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl<T: Element> Module<T> for Branches<T> {
+    fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         if self.branches.is_empty() {
             return Err(Error::Invalid {
                 op: "Branches",
@@ -103,7 +110,7 @@ impl Module for Branches {
         }
     }
 
-    fn named_parameters(&self) -> Vec<(String, Param)> {
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         self.branches
             .iter()
             .enumerate()
