@@ -4,6 +4,7 @@
 //! Kernels trust their callers: the engine validates shapes and reports user errors first,
 //! so a kernel panics only when a documented precondition is broken.
 
+mod batched;
 mod binary;
 mod element;
 mod layout;
@@ -15,6 +16,7 @@ mod unary;
 
 mod gradcheck;
 
+pub use batched::{batched_matmul, batched_matmul_backward, BatchPlan};
 pub use binary::{binary_backward, binary_forward, Binary};
 pub use element::Element;
 pub use gradcheck::numeric_gradient;
