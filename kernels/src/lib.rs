@@ -4,6 +4,7 @@
 //! Kernels trust their callers: the engine validates shapes and reports user errors first,
 //! so a kernel panics only when a documented precondition is broken.
 
+mod axis;
 mod batched;
 mod binary;
 mod element;
@@ -16,6 +17,10 @@ mod unary;
 
 mod gradcheck;
 
+pub use axis::{
+    axis_lanes, extremum_axis, extremum_axis_backward, log_softmax_axis, log_softmax_axis_backward,
+    softmax_axis, softmax_axis_backward,
+};
 pub use batched::{batched_matmul, batched_matmul_backward, BatchPlan};
 pub use binary::{binary_backward, binary_forward, Binary};
 pub use element::Element;

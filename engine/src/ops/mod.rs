@@ -2,6 +2,7 @@
 //! kernel and records a backward that uses the fused kernel backward, or, under
 //! `create_graph`, the same derivative written with differentiable ops.
 
+mod axis;
 mod binary;
 mod broadcast;
 mod layout;
