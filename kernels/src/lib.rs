@@ -11,7 +11,9 @@ mod element;
 mod layout;
 mod matmul;
 mod reduce;
+mod select;
 mod shape;
+mod slice;
 mod softmax;
 mod unary;
 
@@ -28,6 +30,8 @@ pub use gradcheck::numeric_gradient;
 pub use layout::{concat, concat_backward, transpose};
 pub use matmul::{matmul, matmul_backward};
 pub use reduce::{sum_all, sum_axis, sum_axis_backward};
+pub use select::{gather, index_add, index_select, scatter_add};
 pub use shape::{broadcast_shapes, broadcast_to, checked_numel, numel, reduce_to, strides};
+pub use slice::{narrow, narrow_backward};
 pub use softmax::{log_softmax, log_softmax_backward, softmax, softmax_backward};
 pub use unary::{unary_backward, unary_forward, Unary};

@@ -1,5 +1,5 @@
-//! Ops that move data without arithmetic: `reshape`, `transpose`, `t`, `concat`, and the
-//! crate-private `narrow` (a slice along one axis) that is `concat`'s adjoint.
+//! Ops that move data without arithmetic: `reshape`, `transpose`, `t` and `concat` (whose
+//! adjoint, `narrow`, is in `slice.rs`).
 
 use crate::error::{Error, Result};
 use crate::tensor::checked_len;
@@ -159,42 +159,6 @@ impl<T: Element> Tensor<T> {
                         })
                     })
                     .collect())
-            },
-        ))
-    }
-
-    /// The `len` elements from `start` along `axis` (`start + len` within the axis).
-    #[track_caller]
-    pub(crate) fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<Tensor<T>> {
-        let shape = self.shape().to_vec();
-        if axis >= shape.len() || start + len > shape[axis] {
-            return Err(Error::Invalid {
-                op: "narrow",
-                message: format!(
-                    "elements {start}..{} of axis {axis} are out of range for shape {shape:?}",
-                    start + len
-                ),
-            });
-        }
-        let sizes = [start, len, shape[axis] - start - len];
-        let piece = concat_backward(self.data(), &shape, axis, &sizes).swap_remove(1);
-        let mut out_shape = shape.clone();
-        out_shape[axis] = len;
-        Ok(Tensor::from_op(
-            "narrow",
-            piece,
-            out_shape,
-            &[self],
-            move |gy, _| {
-                // narrow picks elements, so its gradient is gy with zeros around it on `axis`
-                let zeros = |size: usize| {
-                    let mut s = shape.clone();
-                    s[axis] = size;
-                    Tensor::zeros(&s)
-                };
-                // Recorded only under create_graph, where narrow and concat differentiate again.
-                let g = Tensor::concat(&[&zeros(sizes[0]), gy, &zeros(sizes[2])], axis)?;
-                Ok(vec![Some(g)])
             },
         ))
     }

@@ -9,5 +9,7 @@ mod layout;
 mod matmul;
 mod reduce;
 mod scalar;
+mod select;
+mod slice;
 mod softmax;
 mod unary;
