@@ -7,15 +7,18 @@
 
 use super::module::{prefixed, Module};
 use super::Param;
-use crate::{is_grad_enabled, no_grad, Element, Error, Result, Tensor};
+use crate::{enable_grad, is_grad_enabled, no_grad, Element, Error, Result, Tensor};
 use rayon::prelude::*;
 
 /// How a [`Branches`] block combines its branches' outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Merge {
-    /// Concatenated along the last axis (Inception).
+    /// Concatenated along the last axis.
     #[default]
     Concat,
+    /// Concatenated along the given axis (1: the channels of NCHW images, as Inception
+    /// joins its branches).
+    ConcatAxis(usize),
     /// Summed elementwise; every branch must give the same shape (mixture of experts).
     Sum,
 }
@@ -84,26 +87,13 @@ impl<T: Element> Module<T> for Branches<T> {
                 message: "a block needs at least one branch".into(),
             });
         }
-        // Recording is a per-thread switch: carry the caller's `no_grad` to the workers.
-        // NOTE: a worker that is itself inside `no_grad` (nested rayon work) would not
-        // record; the engine exposes no way to force recording on.
-        let record = is_grad_enabled();
-        let outs = self
-            .branches
-            .par_iter()
-            .map(|b| {
-                if record {
-                    b.forward(x)
-                } else {
-                    no_grad(|| b.forward(x))
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let outs = par_map(&self.branches, |b| b.forward(x))?;
         match self.merge {
             Merge::Concat => {
                 let axis = outs[0].rank().saturating_sub(1);
                 Tensor::concat(&outs.iter().collect::<Vec<_>>(), axis)
             }
+            Merge::ConcatAxis(axis) => Tensor::concat(&outs.iter().collect::<Vec<_>>(), axis),
             Merge::Sum => outs[1..]
                 .iter()
                 .try_fold(outs[0].clone(), |acc, o| acc.try_add(o)),
@@ -117,4 +107,26 @@ impl<T: Element> Module<T> for Branches<T> {
             .flat_map(|(i, b)| prefixed(&i.to_string(), b.named_parameters()))
             .collect()
     }
+}
+
+/// `f` applied to each item concurrently on the current rayon pool, results in order; the
+/// first error wins. Branch-parallel modules (this block, attention heads, experts) run
+/// their forward passes through it.
+pub(crate) fn par_map<I: Sync, R: Send>(
+    items: &[I],
+    f: impl Fn(&I) -> Result<R> + Sync + Send,
+) -> Result<Vec<R>> {
+    // Recording is a per-thread switch: carry the caller's mode to the workers (a worker
+    // may itself be inside `no_grad`, running nested rayon work).
+    let record = is_grad_enabled();
+    items
+        .par_iter()
+        .map(|item| {
+            if record {
+                enable_grad(|| f(item))
+            } else {
+                no_grad(|| f(item))
+            }
+        })
+        .collect()
 }

@@ -29,22 +29,30 @@
 //! ```
 
 mod activation;
+mod attention;
 mod branches;
+mod embedding;
 mod init;
 mod linear;
 mod loss;
 mod module;
+mod moe;
+mod norm;
 pub mod optim;
 mod param;
 mod sequential;
 mod weights;
 
-pub use activation::{Relu, Sigmoid, Tanh};
+pub use activation::{Gelu, Relu, Sigmoid, Tanh};
+pub use attention::MultiHeadAttention;
 pub use branches::{Branches, Merge};
+pub use embedding::Embedding;
 pub use init::{normal, normal_typed, uniform, uniform_typed, Init};
 pub use linear::{linear, Linear};
 pub use loss::{accuracy, accuracy_typed, cross_entropy, cross_entropy_typed, mse, mse_typed};
-pub use module::Module;
+pub use module::{prefixed, Module};
+pub use moe::{MoE, Routed};
+pub use norm::LayerNorm;
 pub use optim::{Adam, Optimizer, Sgd};
 pub use param::Param;
 pub use sequential::Sequential;

@@ -50,8 +50,18 @@ impl<T: Element, M: Module<T> + ?Sized> Module<T> for Box<M> {
     }
 }
 
-/// Prefixes each of a child's parameter names with `prefix.`.
-pub(crate) fn prefixed<T: Element>(
+/// Prefixes each of a child's parameter names with `prefix.`: how a module names its
+/// children's parameters in [`Module::named_parameters`].
+///
+/// ```
+/// use backflow::nn::{prefixed, Linear, Module};
+/// let names: Vec<String> = prefixed("fc", Linear::new(2, 3, 0).named_parameters())
+///     .into_iter()
+///     .map(|(n, _)| n)
+///     .collect();
+/// assert_eq!(names, ["fc.weight", "fc.bias"]);
+/// ```
+pub fn prefixed<T: Element>(
     prefix: &str,
     params: Vec<(String, Param<T>)>,
 ) -> Vec<(String, Param<T>)> {
