@@ -7,9 +7,12 @@
 mod axis;
 mod batched;
 mod binary;
+mod compare;
 mod element;
+mod gelu;
 mod layout;
 mod matmul;
+mod norm;
 mod reduce;
 mod select;
 mod shape;
@@ -25,10 +28,13 @@ pub use axis::{
 };
 pub use batched::{batched_matmul, batched_matmul_backward, BatchPlan};
 pub use binary::{binary_backward, binary_forward, Binary};
+pub use compare::{compare, select_where, Compare};
 pub use element::Element;
+pub use gelu::{gelu, gelu_backward, GELU_CUBIC, GELU_SQRT_2_OVER_PI};
 pub use gradcheck::numeric_gradient;
 pub use layout::{concat, concat_backward, transpose};
 pub use matmul::{matmul, matmul_backward};
+pub use norm::{layer_norm, layer_norm_backward, LayerNormSaved};
 pub use reduce::{sum_all, sum_axis, sum_axis_backward};
 pub use select::{gather, index_add, index_select, scatter_add};
 pub use shape::{broadcast_shapes, broadcast_to, checked_numel, numel, reduce_to, strides};

@@ -5,8 +5,12 @@
 mod axis;
 mod binary;
 mod broadcast;
+mod compare;
+mod dropout;
+mod gelu;
 mod layout;
 mod matmul;
+mod norm;
 mod reduce;
 mod scalar;
 mod select;

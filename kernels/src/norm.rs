@@ -1,0 +1,134 @@
+//! Layer normalisation over rows of `d` trailing elements, beside its backward.
+//!
+//! Per row: `μ = mean(x)`, `σ² = mean((x - μ)²)` (biased, as PyTorch), `x̂ = (x - μ)/√(σ² + ε)`,
+//! `y = x̂ ⊙ w + b`. The forward keeps `x̂` and `1/√(σ² + ε)` for the backward.
+
+use crate::Element;
+
+/// What the forward of [`layer_norm`] saves for its backward.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerNormSaved<T> {
+    /// `x̂`, the normalised input, of the input's length.
+    pub x_hat: Vec<T>,
+    /// `1/√(σ² + ε)`, one per row.
+    pub rstd: Vec<T>,
+}
+
+/// Layer norm of each row of `d` elements of `x`, scaled by `weight` and shifted by `bias`
+/// (each of `d` elements) when given. Returns the output and what the backward needs.
+///
+/// Precondition: `d > 0`, `x.len()` a multiple of `d`, `weight` and `bias` of length `d`.
+pub fn layer_norm<T: Element>(
+    x: &[T],
+    d: usize,
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    eps: T,
+) -> (Vec<T>, LayerNormSaved<T>) {
+    assert!(
+        d > 0 && x.len() % d == 0,
+        "layer_norm: length {} is not rows of {d}",
+        x.len()
+    );
+    let n = T::from_f64(d as f64);
+    let mut x_hat = Vec::with_capacity(x.len());
+    let mut rstd = Vec::with_capacity(x.len() / d);
+    for row in x.chunks_exact(d) {
+        let mean = row.iter().fold(T::zero(), |s, &v| s + v) / n;
+        let var = row
+            .iter()
+            .fold(T::zero(), |s, &v| s + (v - mean) * (v - mean))
+            / n;
+        let r = T::one() / (var + eps).sqrt();
+        rstd.push(r);
+        x_hat.extend(row.iter().map(|&v| (v - mean) * r));
+    }
+    let mut y = x_hat.clone();
+    for row in y.chunks_exact_mut(d) {
+        if let Some(w) = weight {
+            row.iter_mut().zip(w).for_each(|(v, &w)| *v = *v * w);
+        }
+        if let Some(b) = bias {
+            row.iter_mut().zip(b).for_each(|(v, &b)| *v = *v + b);
+        }
+    }
+    (y, LayerNormSaved { x_hat, rstd })
+}
+
+/// Gradients of [`layer_norm`] with respect to the input, the weight and the bias (the last
+/// two summed over rows; each only if asked for), from the saved values and upstream `gy`.
+///
+/// Precondition: as [`layer_norm`], and `gy.len() == saved.x_hat.len()`.
+#[allow(clippy::type_complexity)]
+pub fn layer_norm_backward<T: Element>(
+    saved: &LayerNormSaved<T>,
+    gy: &[T],
+    d: usize,
+    weight: Option<&[T]>,
+    (need_x, need_w, need_b): (bool, bool, bool),
+) -> (Option<Vec<T>>, Option<Vec<T>>, Option<Vec<T>>) {
+    // With g = gy ⊙ w (the gradient reaching x̂) and x̂ = (x - μ)·r:
+    // ∂L/∂x = r · (g - mean(g) - x̂ ⊙ mean(g ⊙ x̂)), ∂L/∂w = Σ_rows gy ⊙ x̂, ∂L/∂b = Σ_rows gy.
+    let n = T::from_f64(d as f64);
+    let rows = || saved.x_hat.chunks_exact(d).zip(gy.chunks_exact(d));
+    let gx = need_x.then(|| {
+        let mut gx = Vec::with_capacity(gy.len());
+        let mut g = vec![T::zero(); d];
+        for ((xh, gr), &r) in rows().zip(&saved.rstd) {
+            g.copy_from_slice(gr);
+            if let Some(w) = weight {
+                g.iter_mut().zip(w).for_each(|(g, &w)| *g = *g * w);
+            }
+            let mean_g = g.iter().fold(T::zero(), |s, &v| s + v) / n;
+            let mean_gx = g.iter().zip(xh).fold(T::zero(), |s, (&a, &b)| s + a * b) / n;
+            gx.extend(
+                g.iter()
+                    .zip(xh)
+                    .map(|(&g, &xh)| r * (g - mean_g - xh * mean_gx)),
+            );
+        }
+        gx
+    });
+    let gw = need_w.then(|| {
+        let mut gw = vec![T::zero(); d];
+        for (xh, gr) in rows() {
+            for ((acc, &a), &b) in gw.iter_mut().zip(xh).zip(gr) {
+                *acc = *acc + a * b;
+            }
+        }
+        gw
+    });
+    let gb = need_b.then(|| {
+        let mut gb = vec![T::zero(); d];
+        for gr in gy.chunks_exact(d) {
+            gb.iter_mut().zip(gr).for_each(|(acc, &g)| *acc = *acc + g);
+        }
+        gb
+    });
+    (gx, gw, gb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gradcheck::{assert_close, check_vjp, values};
+
+    #[test]
+    fn rows_are_normalised() {
+        let (y, _) = layer_norm(&[1.0f64, 2.0, 3.0, 4.0, 4.0, 4.0], 3, None, None, 0.0);
+        let s = (2.0f64 / 3.0).sqrt();
+        assert_close(&y[..3], &[-1.0 / s, 0.0, 1.0 / s], 1e-12);
+        assert!(y[3..].iter().all(|v| v.is_nan())); // constant row, ε = 0
+    }
+
+    #[test]
+    fn backward_matches_finite_differences() {
+        let (x, w, b, gy) = (values(12, 1), values(4, 2), values(4, 3), values(12, 4));
+        let f = |x: &[f64], w: &[f64], b: &[f64]| layer_norm(x, 4, Some(w), Some(b), 1e-5).0;
+        let (_, saved) = layer_norm(&x, 4, Some(&w), Some(&b), 1e-5);
+        let (gx, gw, gb) = layer_norm_backward(&saved, &gy, 4, Some(&w), (true, true, true));
+        check_vjp(|x| f(x, &w, &b), &x, &gy, &gx.unwrap());
+        check_vjp(|w| f(&x, w, &b), &w, &gy, &gw.unwrap());
+        check_vjp(|b| f(&x, &w, b), &b, &gy, &gb.unwrap());
+    }
+}
