@@ -43,7 +43,7 @@ mod param;
 mod sequential;
 mod weights;
 
-pub use activation::{Gelu, Relu, Sigmoid, Tanh};
+pub use activation::{Dropout, Gelu, Relu, Sigmoid, Tanh};
 pub use attention::MultiHeadAttention;
 pub use branches::{Branches, Merge};
 pub use embedding::Embedding;

@@ -1,5 +1,6 @@
 //! `LayerNorm` (Ba et al. 2016): each row normalised over its last dimension to zero mean
-//! and unit variance, then scaled and shifted by learned per-feature weights.
+//! and unit variance, then scaled and shifted by learned per-feature weights, as one fused
+//! `layer_norm` node.
 
 use super::module::Module;
 use super::Param;
@@ -67,13 +68,12 @@ impl<T: Element> Module<T> for LayerNorm<T> {
                 ),
             });
         }
-        let axis = x.rank() - 1;
-        let centred = x.try_sub(&x.mean_dim(axis, true)?)?;
-        let var = (&centred * &centred).mean_dim(axis, true)?;
-        let normed = centred.try_div(&(var + T::from_f64(self.eps)).sqrt())?;
-        normed
-            .try_mul(&self.weight.get())?
-            .try_add(&self.bias.get())
+        x.layer_norm(
+            1,
+            Some(&self.weight.get()),
+            Some(&self.bias.get()),
+            self.eps,
+        )
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
