@@ -8,6 +8,7 @@ mod axis;
 mod batched;
 mod binary;
 mod compare;
+mod conv;
 mod element;
 mod gelu;
 mod layout;
@@ -29,6 +30,7 @@ pub use axis::{
 pub use batched::{batched_matmul, batched_matmul_backward, BatchPlan};
 pub use binary::{binary_backward, binary_forward, Binary};
 pub use compare::{compare, select_where, Compare};
+pub use conv::{conv2d, conv2d_bias_grad, conv2d_input_grad, conv2d_weight_grad, Conv2dShape};
 pub use element::Element;
 pub use gelu::{gelu, gelu_backward, GELU_CUBIC, GELU_SQRT_2_OVER_PI};
 pub use gradcheck::numeric_gradient;

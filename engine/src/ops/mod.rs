@@ -6,6 +6,7 @@ mod axis;
 mod binary;
 mod broadcast;
 mod compare;
+mod conv;
 mod dropout;
 mod gelu;
 mod layout;
