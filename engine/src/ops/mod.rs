@@ -12,6 +12,7 @@ mod gelu;
 mod layout;
 mod matmul;
 mod norm;
+mod pool;
 mod reduce;
 mod scalar;
 mod select;

@@ -125,7 +125,7 @@ impl<T: Element> Tensor<T> {
     /// The gradient of `gather`: this tensor's elements added into a zero tensor of `shape`
     /// where `gather` read them. Recorded, with `gather` as its backward.
     #[track_caller]
-    fn scatter_add_into(
+    pub(crate) fn scatter_add_into(
         &self,
         shape: &[usize],
         axis: usize,
