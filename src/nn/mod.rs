@@ -31,6 +31,7 @@
 mod activation;
 mod attention;
 mod branches;
+mod conv;
 mod embedding;
 mod init;
 mod linear;
@@ -46,6 +47,7 @@ mod weights;
 pub use activation::{Dropout, Gelu, Relu, Sigmoid, Tanh};
 pub use attention::MultiHeadAttention;
 pub use branches::{Branches, Merge};
+pub use conv::{AvgPool2d, Conv2d, MaxPool2d};
 pub use embedding::Embedding;
 pub use init::{normal, normal_typed, uniform, uniform_typed, Init};
 pub use linear::{linear, Linear};
