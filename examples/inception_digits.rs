@@ -9,10 +9,10 @@
 //! SIMD kernels):
 //!
 //! ```text
-//! epoch   5: mean loss ..
-//! epoch  10: mean loss ..
-//! epoch  15: mean loss ..
-//! test accuracy ..%
+//! epoch   5: mean loss 0.1432
+//! epoch  10: mean loss 0.0401
+//! epoch  15: mean loss 0.0081
+//! test accuracy 98.89%
 //! ```
 
 use backflow::nn::{
