@@ -3,7 +3,8 @@
 //! gradient against finite differences in f64 under every scheduler.
 
 use backflow::nn::{
-    Embedding, Gelu, LayerNorm, Linear, MoE, Module, MultiHeadAttention, Sequential, Tanh,
+    AvgPool2d, Branches, Conv2d, Embedding, Gelu, LayerNorm, Linear, MaxPool2d, Merge, MoE, Module,
+    MultiHeadAttention, Relu, Sequential, Tanh,
 };
 use backflow::{gradcheck, BackwardOptions, GradcheckTolerance, Scheduler, Tensor};
 
@@ -261,4 +262,55 @@ fn embedding_rejects_indices_that_are_not_whole_numbers_or_past_the_table() {
     assert!(table.forward(&bad).unwrap_err().to_string().contains("0.5"));
     assert!(table.lookup(&[4]).is_err());
     assert_eq!(table.lookup(&[]).unwrap().shape(), &[0, 2]);
+}
+
+#[test]
+fn conv_branches_concatenate_along_the_channels_and_differentiate() {
+    // A small Inception-shaped block in f64: 1×1, 3×3 and pool→1×1 branches.
+    let block = Branches::<f64>::new_typed(Merge::ConcatAxis(1))
+        .push(Conv2d::<f64>::new_typed(2, 3, 1, 0))
+        .push(
+            Sequential::<f64>::default()
+                .push(Conv2d::<f64>::new_typed(2, 4, 3, 1).padding(1))
+                .push(Relu),
+        )
+        .push(
+            Sequential::<f64>::default()
+                .push(MaxPool2d::new(3, 1, 1))
+                .push(Conv2d::<f64>::new_typed(2, 2, 1, 2)),
+        );
+    let x = Tensor::<f64>::randn(&[2, 2, 5, 5], 3);
+    let y = block.forward(&x).unwrap();
+    assert_eq!(y.shape(), &[2, 9, 5, 5]);
+    // Channels 0..3 are the 1×1 branch alone.
+    let first = block.named_parameters();
+    let direct = x
+        .conv2d(&first[0].1.get(), Some(&first[1].1.get()), 1, 0, 1)
+        .unwrap();
+    assert_eq!(y.narrow(1, 0, 3).unwrap().to_vec(), direct.to_vec());
+    for opts in every_scheduler() {
+        gradcheck(
+            |v| weighted(&AvgPool2d::new(2, 1, 0).forward(&block.forward(&v[0])?)?),
+            &[&x],
+            &opts,
+            GradcheckTolerance::default(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn conv_weights_follow_pytorchs_default_bound() {
+    // fan_in = (4 / 2) · 3 · 3 = 18, so every weight and bias lies in ±1/√18.
+    let conv = Conv2d::grouped(4, 6, 3, 2, 9);
+    assert_eq!(conv.weight.shape(), vec![6, 2, 3, 3]);
+    let bound = 1.0 / 18f32.sqrt();
+    let w = conv.weight.get().to_vec();
+    assert!(w.iter().all(|v| v.abs() <= bound));
+    assert!(
+        w.iter().any(|v| v.abs() > 0.8 * bound),
+        "spread over the range"
+    );
+    let b = conv.bias.as_ref().unwrap().get().to_vec();
+    assert!(b.iter().all(|v| v.abs() <= bound));
 }

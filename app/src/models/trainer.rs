@@ -134,7 +134,7 @@ pub fn load_model(path: &Path) -> Result<(ModelName, Box<dyn Classifier>)> {
     let bytes = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
     let file = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let names = file.names();
-    let has = |name: &str| names.iter().any(|n| *n == name);
+    let has = |name: &str| names.contains(&name);
     let name = if has("branches.0.0.weight") {
         ModelName::T1
     } else if has(inception::MARKER) {
