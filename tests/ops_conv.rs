@@ -130,3 +130,19 @@ fn errors_name_the_op_and_shapes() {
         &["conv2d", "bias", "[4]"],
     );
 }
+
+#[test]
+fn empty_batch_and_channels() {
+    let x = Tensor::<f32>::zeros(&[0, 2, 4, 4]).requires_grad();
+    let w = Tensor::<f32>::ones(&[3, 2, 3, 3]).requires_grad();
+    let b = Tensor::<f32>::ones(&[3]).requires_grad();
+    let y = x.conv2d(&w, Some(&b), 1, 1, 1).unwrap();
+    assert_eq!(y.shape(), &[0, 3, 4, 4]);
+    y.sum().backward().unwrap();
+    assert_eq!(w.grad().unwrap().to_vec(), vec![0.0; 54]);
+    assert_eq!(b.grad().unwrap().to_vec(), vec![0.0; 3]);
+    let y = Tensor::<f32>::ones(&[1, 2, 3, 3])
+        .conv2d(&Tensor::zeros(&[0, 2, 1, 1]), None, 1, 0, 1)
+        .unwrap();
+    assert_eq!(y.shape(), &[1, 0, 3, 3]);
+}

@@ -80,3 +80,24 @@ fn dropout_rejects_a_probability_outside_0_1() {
     }
     assert!(x.dropout(1.0, false, 0).is_err());
 }
+
+#[test]
+#[should_panic(expected = "second order")]
+fn check_second_catches_a_backward_that_is_not_differentiable() {
+    // Negative control: y = x³ whose backward is right (3x²·gy) but built from a detached x,
+    // so its create_graph gradient has no second derivative through x.
+    check_second("detached cube", &[&normal(&[3], 7)], |v| {
+        let x = v[0].clone();
+        let data = x.data().iter().map(|a| a * a * a).collect();
+        Ok(Tensor::from_op(
+            "cube",
+            data,
+            vec![3],
+            &[&v[0]],
+            move |gy, _| {
+                let d = x.detach();
+                Ok(vec![Some(gy * &(&(&d * &d) * 3.0))])
+            },
+        ))
+    });
+}

@@ -17,7 +17,8 @@ impl<T: Element> Tensor<T> {
     /// gradient goes to the first maximum of each window.
     ///
     /// An `Error::Invalid` names a zero kernel or stride, a padding above `kernel / 2` (as
-    /// PyTorch requires), a rank other than 4, or a window larger than the padded input.
+    /// PyTorch requires), a rank other than 4, empty planes, or a window larger than the
+    /// padded input.
     ///
     /// ```
     /// use backflow::Tensor;
@@ -122,6 +123,9 @@ fn pool_shape(
     let &[n, c, h, w] = shape else {
         return Err(invalid("the input must be [n, c, h, w]".into()));
     };
+    if h == 0 || w == 0 {
+        return Err(invalid("the planes must not be empty".into()));
+    }
     if k == 0 || stride == 0 {
         return Err(invalid(
             "the kernel and the stride must be at least 1".into(),

@@ -1,0 +1,49 @@
+//! conv2d at the digits model's sizes: batch 64 of 8×8 images, 16–32 channels, 3×3 and 5×5
+//! kernels with "same" padding. Forward alone, and forward plus backward (input, weight and
+//! bias gradients), f32, one thread (the kernels are single-threaded; the executor runs
+//! independent branches in parallel).
+
+use backflow::Tensor;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use std::hint::black_box;
+use std::time::Duration;
+
+/// (input channels, output channels, kernel side).
+const CASES: [(usize, usize, usize); 4] = [(1, 16, 3), (16, 32, 3), (16, 32, 5), (32, 32, 3)];
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("conv2d");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    for (c_in, c_out, k) in CASES {
+        let x = Tensor::<f32>::randn(&[64, c_in, 8, 8], 1);
+        let w = Tensor::<f32>::randn(&[c_out, c_in, k, k], 2).requires_grad();
+        let b = Tensor::<f32>::randn(&[c_out], 3).requires_grad();
+        let id = format!("{c_in}to{c_out}_k{k}");
+        // Multiply-adds of the forward: 64·8·8 outputs per channel, c_in·k² each.
+        group.throughput(Throughput::Elements(
+            (64 * 64 * c_out * c_in * k * k) as u64,
+        ));
+        group.bench_with_input(BenchmarkId::new("forward", &id), &(), |bench, _| {
+            bench.iter(|| black_box(x.conv2d(&w, Some(&b), 1, k / 2, 1).unwrap()))
+        });
+        let xg = x.detach().requires_grad();
+        group.bench_with_input(
+            BenchmarkId::new("forward_backward", &id),
+            &(),
+            |bench, _| {
+                bench.iter(|| {
+                    let y = xg.conv2d(&w, Some(&b), 1, k / 2, 1).unwrap();
+                    y.sum().backward().unwrap();
+                    black_box(w.grad())
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
