@@ -61,12 +61,12 @@ impl<T: Element> Module<T> for Gelu {
 /// use backflow::nn::{Dropout, Module};
 /// use backflow::Tensor;
 /// let drop = Dropout::new(0.5, 7);
-/// let y = drop.forward(&Tensor::ones(&[1000])).unwrap();
+/// let y = drop.forward(&Tensor::<f32>::ones(&[1000])).unwrap();
 /// let kept = y.data().iter().filter(|&&v| v != 0.0).count();
 /// assert!(y.data().iter().all(|&v| v == 0.0 || v == 2.0));
 /// assert!((400..600).contains(&kept));
 /// drop.set_training(false);
-/// assert_eq!(drop.forward(&Tensor::ones(&[3])).unwrap().to_vec(), vec![1.0; 3]);
+/// assert_eq!(drop.forward(&Tensor::<f32>::ones(&[3])).unwrap().to_vec(), vec![1.0; 3]);
 /// ```
 #[derive(Debug)]
 pub struct Dropout {

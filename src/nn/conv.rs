@@ -162,7 +162,8 @@ pool!(
     max_pool2d
 );
 pool!(
-    /// Average pooling over NCHW inputs, as PyTorch's `nn.AvgPool2d`.
+    /// Average pooling over NCHW inputs, as PyTorch's `nn.AvgPool2d` (padding counts as
+    /// zeros: every window divides by `kernel²`).
     ///
     /// ```
     /// use backflow::nn::{AvgPool2d, Module};
