@@ -1,7 +1,9 @@
-//! Parameter-free elementwise activations, as modules for [`Sequential`](super::Sequential).
+//! Parameter-free elementwise layers (activations, dropout), as modules for
+//! [`Sequential`](super::Sequential).
 
 use super::module::Module;
-use crate::{Result, Tensor};
+use crate::{Element, Result, Tensor};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 macro_rules! activation {
     ($(#[$doc:meta])* $name:ident, $method:ident) => {
@@ -9,8 +11,8 @@ macro_rules! activation {
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
         pub struct $name;
 
-        impl Module for $name {
-            fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        impl<T: Element> Module<T> for $name {
+            fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
                 Ok(x.$method())
             }
         }
@@ -32,3 +34,71 @@ activation!(
     Sigmoid,
     sigmoid
 );
+
+/// GELU, `x·Φ(x)`, in the tanh approximation that GPT-2 and BERT use (PyTorch's
+/// `nn.GELU(approximate="tanh")`): `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`.
+///
+/// ```
+/// use backflow::nn::{Gelu, Module};
+/// use backflow::Tensor;
+/// let y = Gelu.forward(&Tensor::from_vec(vec![-10.0, 0.0, 10.0], &[3]).unwrap()).unwrap();
+/// assert_eq!(y.to_vec(), vec![0.0, 0.0, 10.0]);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Gelu;
+
+impl<T: Element> Module<T> for Gelu {
+    fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        Ok(x.gelu())
+    }
+}
+
+/// Dropout: in training, each value is zeroed with probability `p` and the rest scaled by
+/// `1/(1 − p)`; in evaluation, the identity. Each forward pass draws a fresh mask from
+/// the layer's seed and a call counter, so a run is reproducible.
+///
+/// ```
+/// use backflow::nn::{Dropout, Module};
+/// use backflow::Tensor;
+/// let drop = Dropout::new(0.5, 7);
+/// let y = drop.forward(&Tensor::<f32>::ones(&[1000])).unwrap();
+/// let kept = y.data().iter().filter(|&&v| v != 0.0).count();
+/// assert!(y.data().iter().all(|&v| v == 0.0 || v == 2.0));
+/// assert!((400..600).contains(&kept));
+/// drop.set_training(false);
+/// assert_eq!(drop.forward(&Tensor::<f32>::ones(&[3])).unwrap().to_vec(), vec![1.0; 3]);
+/// ```
+#[derive(Debug)]
+pub struct Dropout {
+    p: f64,
+    seed: u64,
+    training: AtomicBool,
+    /// Forward passes so far; mixed into each pass's seed.
+    calls: AtomicU64,
+}
+
+impl Dropout {
+    /// Drops with probability `p` (in `[0, 1)`; the op reports another value as an error),
+    /// masks drawn from `seed`; starts in training mode.
+    pub fn new(p: f64, seed: u64) -> Self {
+        Self {
+            p,
+            seed,
+            training: AtomicBool::new(true),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    /// Training mode (drops) or evaluation mode (the identity).
+    pub fn set_training(&self, training: bool) {
+        self.training.store(training, Ordering::Relaxed);
+    }
+}
+
+impl<T: Element> Module<T> for Dropout {
+    fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        let call = self.calls.fetch_add(1, Ordering::Relaxed);
+        let seed = self.seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x.dropout(self.p, self.training.load(Ordering::Relaxed), seed)
+    }
+}

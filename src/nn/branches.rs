@@ -7,15 +7,18 @@
 
 use super::module::{prefixed, Module};
 use super::Param;
-use crate::{is_grad_enabled, no_grad, Error, Result, Tensor};
+use crate::{enable_grad, is_grad_enabled, no_grad, Element, Error, Result, Tensor};
 use rayon::prelude::*;
 
 /// How a [`Branches`] block combines its branches' outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Merge {
-    /// Concatenated along the last axis (Inception).
+    /// Concatenated along the last axis.
     #[default]
     Concat,
+    /// Concatenated along the given axis (1: the channels of NCHW images, as Inception
+    /// joins its branches).
+    ConcatAxis(usize),
     /// Summed elementwise; every branch must give the same shape (mixture of experts).
     Sum,
 }
@@ -29,14 +32,21 @@ pub enum Merge {
 /// let block = Branches::new(Merge::Concat).push(Linear::new(4, 3, 0)).push(Linear::new(4, 5, 1));
 /// assert_eq!(block.forward(&Tensor::ones(&[2, 4])).unwrap().shape(), &[2, 8]);
 /// ```
-pub struct Branches {
+pub struct Branches<T: Element = f32> {
     merge: Merge,
-    branches: Vec<Box<dyn Module>>,
+    branches: Vec<Box<dyn Module<T>>>,
 }
 
 impl Branches {
-    /// A block with no branches yet.
+    /// A block of f32 branches, with no branches yet.
     pub fn new(merge: Merge) -> Self {
+        Self::new_typed(merge)
+    }
+}
+
+impl<T: Element> Branches<T> {
+    /// [`Branches::new`] for any element type.
+    pub fn new_typed(merge: Merge) -> Self {
         Self {
             merge,
             branches: Vec::new(),
@@ -44,16 +54,16 @@ impl Branches {
     }
 
     /// `n` branches made by `make(i)`.
-    pub fn from_fn<M: Module + 'static>(
+    pub fn from_fn<M: Module<T> + 'static>(
         merge: Merge,
         n: usize,
         make: impl FnMut(usize) -> M,
     ) -> Self {
-        (0..n).map(make).fold(Self::new(merge), Self::push)
+        (0..n).map(make).fold(Self::new_typed(merge), Self::push)
     }
 
     /// Appends a branch.
-    pub fn push(mut self, branch: impl Module + 'static) -> Self {
+    pub fn push(mut self, branch: impl Module<T> + 'static) -> Self {
         self.branches.push(Box::new(branch));
         self
     }
@@ -69,45 +79,54 @@ impl Branches {
     }
 }
 
-impl Module for Branches {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl<T: Element> Module<T> for Branches<T> {
+    fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         if self.branches.is_empty() {
             return Err(Error::Invalid {
                 op: "Branches",
                 message: "a block needs at least one branch".into(),
             });
         }
-        // Recording is a per-thread switch: carry the caller's `no_grad` to the workers.
-        // NOTE: a worker that is itself inside `no_grad` (nested rayon work) would not
-        // record; the engine exposes no way to force recording on.
-        let record = is_grad_enabled();
-        let outs = self
-            .branches
-            .par_iter()
-            .map(|b| {
-                if record {
-                    b.forward(x)
-                } else {
-                    no_grad(|| b.forward(x))
-                }
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let outs = par_map(&self.branches, |b| b.forward(x))?;
         match self.merge {
             Merge::Concat => {
                 let axis = outs[0].rank().saturating_sub(1);
                 Tensor::concat(&outs.iter().collect::<Vec<_>>(), axis)
             }
+            Merge::ConcatAxis(axis) => Tensor::concat(&outs.iter().collect::<Vec<_>>(), axis),
             Merge::Sum => outs[1..]
                 .iter()
                 .try_fold(outs[0].clone(), |acc, o| acc.try_add(o)),
         }
     }
 
-    fn named_parameters(&self) -> Vec<(String, Param)> {
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         self.branches
             .iter()
             .enumerate()
             .flat_map(|(i, b)| prefixed(&i.to_string(), b.named_parameters()))
             .collect()
     }
+}
+
+/// `f` applied to each item concurrently on the current rayon pool, results in order; the
+/// first error wins. Branch-parallel modules (this block, attention heads, experts) run
+/// their forward passes through it.
+pub(crate) fn par_map<I: Sync, R: Send>(
+    items: &[I],
+    f: impl Fn(&I) -> Result<R> + Sync + Send,
+) -> Result<Vec<R>> {
+    // Recording is a per-thread switch: carry the caller's mode to the workers (a worker
+    // may itself be inside `no_grad`, running nested rayon work).
+    let record = is_grad_enabled();
+    items
+        .par_iter()
+        .map(|item| {
+            if record {
+                enable_grad(|| f(item))
+            } else {
+                no_grad(|| f(item))
+            }
+        })
+        .collect()
 }

@@ -20,31 +20,61 @@ use crate::{Element, Error, Result, Tensor};
 /// let y = layer.forward(&Tensor::ones(&[4, 3])).unwrap();
 /// assert_eq!(y.shape(), &[4, 2]);
 /// ```
+///
+/// The element type is f32 unless named: `Linear::new` builds an f32 layer, as before
+/// the layers were generic; `Linear::<f64>::new_typed` an f64 one.
+///
+/// ```
+/// use backflow::nn::{Linear, Module};
+/// use backflow::Tensor;
+/// let layer = Linear::<f64>::new_typed(3, 2, 0);
+/// let y = layer.forward(&Tensor::<f64>::ones(&[4, 3])).unwrap();
+/// assert_eq!(y.shape(), &[4, 2]);
+/// ```
 #[derive(Clone, Debug)]
-pub struct Linear {
+pub struct Linear<T: Element = f32> {
     /// `[out, in]`.
-    pub weight: Param,
+    pub weight: Param<T>,
     /// `[out]`, or `None` for a layer without bias.
-    pub bias: Option<Param>,
+    pub bias: Option<Param<T>>,
 }
 
 impl Linear {
-    /// A layer with PyTorch's default initialisation ([`Init::TorchDefault`]) and a bias,
-    /// drawn reproducibly from `seed`.
+    /// An f32 layer with PyTorch's default initialisation ([`Init::TorchDefault`]) and a
+    /// bias, drawn reproducibly from `seed`.
     pub fn new(inputs: usize, outputs: usize, seed: u64) -> Self {
-        Self::with_init(inputs, outputs, Init::default(), true, seed)
+        Self::new_typed(inputs, outputs, seed)
     }
 
-    /// A layer with weights drawn by `init`; the bias (if any) is drawn as PyTorch does,
-    /// from `U(-1/√in, 1/√in)`.
+    /// An f32 layer with weights drawn by `init`; the bias (if any) is drawn as PyTorch
+    /// does, from `U(-1/√in, 1/√in)`.
     pub fn with_init(inputs: usize, outputs: usize, init: Init, bias: bool, seed: u64) -> Self {
-        let weight = init.sample(&[outputs, inputs], inputs, outputs, seed);
+        Self::with_init_typed(inputs, outputs, init, bias, seed)
+    }
+}
+
+impl<T: Element> Linear<T> {
+    /// [`Linear::new`] for any element type.
+    pub fn new_typed(inputs: usize, outputs: usize, seed: u64) -> Self {
+        Self::with_init_typed(inputs, outputs, Init::default(), true, seed)
+    }
+
+    /// [`Linear::with_init`] for any element type.
+    pub fn with_init_typed(
+        inputs: usize,
+        outputs: usize,
+        init: Init,
+        bias: bool,
+        seed: u64,
+    ) -> Self {
+        let weight = init.sample_typed(&[outputs, inputs], inputs, outputs, seed);
         // A different stream for the bias than for the weight.
         let bias_seed = seed ^ 0x9E37_79B9_7F4A_7C15;
-        let bias = bias
-            .then(|| Param::new(Init::TorchDefault.sample(&[outputs], inputs, outputs, bias_seed)));
+        let bias = bias.then(|| {
+            Param::from(Init::TorchDefault.sample_typed(&[outputs], inputs, outputs, bias_seed))
+        });
         Self {
-            weight: Param::new(weight),
+            weight: Param::from(weight),
             bias,
         }
     }
@@ -60,8 +90,8 @@ impl Linear {
     }
 }
 
-impl Module for Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl<T: Element> Module<T> for Linear<T> {
+    fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         linear(
             x,
             &self.weight.get(),
@@ -69,7 +99,7 @@ impl Module for Linear {
         )
     }
 
-    fn named_parameters(&self) -> Vec<(String, Param)> {
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         let mut params = vec![("weight".to_string(), self.weight.clone())];
         if let Some(b) = &self.bias {
             params.push(("bias".to_string(), b.clone()));

@@ -1,6 +1,9 @@
 //! Losses: cross-entropy from logits and mean squared error, plus classification accuracy.
+//!
+//! Each takes f32 tensors under its plain name and any element type under its `_typed`
+//! name, so a call on a tensor whose type is not yet inferred stays f32.
 
-use crate::{Error, Result, Tensor};
+use crate::{Element, Error, Result, Tensor};
 
 /// Mean cross-entropy of `logits` (`[batch, classes]`) against integer `labels`.
 ///
@@ -28,6 +31,17 @@ use crate::{Error, Result, Tensor};
 /// assert!((loss.item() - 4f32.ln()).abs() < 1e-6);
 /// ```
 pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
+    cross_entropy_typed(logits, labels)
+}
+
+/// [`cross_entropy`] for any element type.
+///
+/// ```
+/// use backflow::{nn::cross_entropy_typed, Tensor};
+/// let loss = cross_entropy_typed(&Tensor::<f64>::zeros(&[1, 2]), &[1]).unwrap();
+/// assert!((loss.item() - 2f64.ln()).abs() < 1e-12);
+/// ```
+pub fn cross_entropy_typed<T: Element>(logits: &Tensor<T>, labels: &[usize]) -> Result<Tensor<T>> {
     let &[batch, classes] = logits.shape() else {
         return Err(Error::Invalid {
             op: "cross_entropy",
@@ -44,7 +58,7 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
             ),
         });
     }
-    let mut onehot = vec![0.0f32; logits.numel()];
+    let mut onehot = vec![T::zero(); logits.numel()];
     for (row, &label) in labels.iter().enumerate() {
         if label >= classes {
             return Err(Error::Invalid {
@@ -55,15 +69,15 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
                 ),
             });
         }
-        onehot[row * classes + label] = 1.0;
+        onehot[row * classes + label] = T::one();
     }
     let log_probs = backflow_kernels::log_softmax(logits.data(), classes);
-    let picked: f32 = labels
+    let picked: T = labels
         .iter()
         .enumerate()
         .map(|(row, &label)| log_probs[row * classes + label])
         .sum();
-    let scale = 1.0 / batch as f32;
+    let scale = T::one() / T::from_f64(batch as f64);
     let mask = Tensor::from_vec(onehot, logits.shape())?;
     let saved = logits.clone();
     Ok(Tensor::from_op(
@@ -99,12 +113,22 @@ pub fn cross_entropy(logits: &Tensor, labels: &[usize]) -> Result<Tensor> {
 /// assert_eq!(mse(&p, &t).unwrap().item(), 2.5); // (1 + 4) / 2
 /// ```
 pub fn mse(prediction: &Tensor, target: &Tensor) -> Result<Tensor> {
+    mse_typed(prediction, target)
+}
+
+/// [`mse`] for any element type.
+pub fn mse_typed<T: Element>(prediction: &Tensor<T>, target: &Tensor<T>) -> Result<Tensor<T>> {
     let diff = prediction.try_sub(target)?;
     Ok((&diff * &diff).mean())
 }
 
 /// Fraction of rows of `logits` (`[batch, classes]`) whose largest entry is at the label.
 pub fn accuracy(logits: &Tensor, labels: &[usize]) -> f64 {
+    accuracy_typed(logits, labels)
+}
+
+/// [`accuracy`] for any element type.
+pub fn accuracy_typed<T: Element>(logits: &Tensor<T>, labels: &[usize]) -> f64 {
     let classes = logits.shape().last().copied().unwrap_or(1).max(1);
     let correct = logits
         .data()
@@ -116,10 +140,10 @@ pub fn accuracy(logits: &Tensor, labels: &[usize]) -> f64 {
 }
 
 /// Index of the largest value (the first one on ties).
-fn argmax(row: &[f32]) -> usize {
+fn argmax<T: Element>(row: &[T]) -> usize {
     row.iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+        .fold((0, T::neg_infinity()), |best, (i, &v)| {
             if v > best.1 {
                 (i, v)
             } else {

@@ -4,6 +4,13 @@
 //! Parameters are [`Param`]s: shared cells holding a leaf tensor. The forward pass reads
 //! them; an optimiser step sets their new values, keeping each leaf (and its hooks).
 //!
+//! Everything is generic over the element type `T` (`f32` or `f64`), with `f32` as the
+//! default type parameter, so `Linear`, `Module` and `Adam` written bare mean f32. The
+//! constructors and losses under their plain names (`Linear::new`, `Sequential::new`,
+//! `cross_entropy`) take or build f32, so code that never names a type stays f32; their
+//! `_typed` forms take any element type (`Linear::<f64>::new_typed`,
+//! `cross_entropy_typed`), and containers of another type start from `default()`.
+//!
 //! ```
 //! use backflow::nn::{cross_entropy, Adam, Branches, Linear, Merge, Module, Optimizer, Sequential, Tanh};
 //! use backflow::Tensor;
@@ -22,22 +29,32 @@
 //! ```
 
 mod activation;
+mod attention;
 mod branches;
+mod conv;
+mod embedding;
 mod init;
 mod linear;
 mod loss;
 mod module;
+mod moe;
+mod norm;
 pub mod optim;
 mod param;
 mod sequential;
 mod weights;
 
-pub use activation::{Relu, Sigmoid, Tanh};
+pub use activation::{Dropout, Gelu, Relu, Sigmoid, Tanh};
+pub use attention::MultiHeadAttention;
 pub use branches::{Branches, Merge};
-pub use init::{normal, uniform, Init};
+pub use conv::{AvgPool2d, Conv2d, MaxPool2d};
+pub use embedding::Embedding;
+pub use init::{normal, normal_typed, uniform, uniform_typed, Init};
 pub use linear::{linear, Linear};
-pub use loss::{accuracy, cross_entropy, mse};
-pub use module::Module;
+pub use loss::{accuracy, accuracy_typed, cross_entropy, cross_entropy_typed, mse, mse_typed};
+pub use module::{prefixed, Module};
+pub use moe::{MoE, Routed};
+pub use norm::LayerNorm;
 pub use optim::{Adam, Optimizer, Sgd};
 pub use param::Param;
 pub use sequential::Sequential;

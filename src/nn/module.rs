@@ -1,23 +1,26 @@
 //! The `Module` trait: a forward function plus the parameters it owns, by name.
 
 use super::Param;
-use crate::{Result, Tensor};
+use crate::{Element, Result, Tensor};
 
 /// A layer or model: maps an input batch to an output, and owns named parameters.
 ///
 /// Names follow PyTorch's `state_dict`: a container prefixes its children's names with the
 /// child's name and a dot (`branches.0.0.weight`).
-pub trait Module: Send + Sync {
+///
+/// Generic over the element type `T`, f32 unless named: `impl Module for MyModel` is a
+/// module of f32 tensors.
+pub trait Module<T: Element = f32>: Send + Sync {
     /// Applies the module to `x`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+    fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>>;
 
     /// The parameters with their dotted names, in a fixed order. None by default.
-    fn named_parameters(&self) -> Vec<(String, Param)> {
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         Vec::new()
     }
 
     /// The parameters, in the order of [`named_parameters`](Self::named_parameters).
-    fn parameters(&self) -> Vec<Param> {
+    fn parameters(&self) -> Vec<Param<T>> {
         self.named_parameters()
             .into_iter()
             .map(|(_, p)| p)
@@ -37,18 +40,31 @@ pub trait Module: Send + Sync {
     }
 }
 
-impl<M: Module + ?Sized> Module for Box<M> {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl<T: Element, M: Module<T> + ?Sized> Module<T> for Box<M> {
+    fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         (**self).forward(x)
     }
 
-    fn named_parameters(&self) -> Vec<(String, Param)> {
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         (**self).named_parameters()
     }
 }
 
-/// Prefixes each of a child's parameter names with `prefix.`.
-pub(crate) fn prefixed(prefix: &str, params: Vec<(String, Param)>) -> Vec<(String, Param)> {
+/// Prefixes each of a child's parameter names with `prefix.`: how a module names its
+/// children's parameters in [`Module::named_parameters`].
+///
+/// ```
+/// use backflow::nn::{prefixed, Linear, Module};
+/// let names: Vec<String> = prefixed("fc", Linear::new(2, 3, 0).named_parameters())
+///     .into_iter()
+///     .map(|(n, _)| n)
+///     .collect();
+/// assert_eq!(names, ["fc.weight", "fc.bias"]);
+/// ```
+pub fn prefixed<T: Element>(
+    prefix: &str,
+    params: Vec<(String, Param<T>)>,
+) -> Vec<(String, Param<T>)> {
     params
         .into_iter()
         .map(|(name, p)| (format!("{prefix}.{name}"), p))

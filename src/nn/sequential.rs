@@ -2,7 +2,7 @@
 
 use super::module::{prefixed, Module};
 use super::Param;
-use crate::{Result, Tensor};
+use crate::{Element, Result, Tensor};
 
 /// Modules applied in order, each to the previous one's output.
 ///
@@ -17,25 +17,36 @@ use crate::{Result, Tensor};
 /// let names: Vec<String> = mlp.named_parameters().into_iter().map(|(n, _)| n).collect();
 /// assert_eq!(names, ["0.weight", "0.bias", "2.weight", "2.bias"]);
 /// ```
-#[derive(Default)]
-pub struct Sequential {
-    children: Vec<(String, Box<dyn Module>)>,
+///
+/// `Sequential::new()` holds f32 modules; `Sequential::<f64>::default()` f64 ones.
+pub struct Sequential<T: Element = f32> {
+    children: Vec<(String, Box<dyn Module<T>>)>,
+}
+
+impl<T: Element> Default for Sequential<T> {
+    fn default() -> Self {
+        Self {
+            children: Vec::new(),
+        }
+    }
 }
 
 impl Sequential {
-    /// An empty sequence: the identity.
+    /// An empty sequence of f32 modules: the identity.
     pub fn new() -> Self {
         Self::default()
     }
+}
 
+impl<T: Element> Sequential<T> {
     /// Appends `module`, named by its position.
-    pub fn push(self, module: impl Module + 'static) -> Self {
+    pub fn push(self, module: impl Module<T> + 'static) -> Self {
         let name = self.children.len().to_string();
         self.push_named(name, module)
     }
 
     /// Appends `module` under `name`.
-    pub fn push_named(mut self, name: impl Into<String>, module: impl Module + 'static) -> Self {
+    pub fn push_named(mut self, name: impl Into<String>, module: impl Module<T> + 'static) -> Self {
         self.children.push((name.into(), Box::new(module)));
         self
     }
@@ -51,8 +62,8 @@ impl Sequential {
     }
 }
 
-impl Module for Sequential {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+impl<T: Element> Module<T> for Sequential<T> {
+    fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
         let mut h = x.clone();
         for (_, m) in &self.children {
             h = m.forward(&h)?;
@@ -60,7 +71,7 @@ impl Module for Sequential {
         Ok(h)
     }
 
-    fn named_parameters(&self) -> Vec<(String, Param)> {
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         self.children
             .iter()
             .flat_map(|(name, m)| prefixed(name, m.named_parameters()))

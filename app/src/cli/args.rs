@@ -8,6 +8,7 @@
 //! `0` is "all cores" ([`backflow::default_threads`]), as for
 //! `BackwardOptions::threads(0)`.
 
+use backflow_app::models::ModelName;
 use backflow_app::workloads::WorkloadId;
 use std::fs::OpenOptions;
 use std::path::Path;
@@ -109,6 +110,14 @@ pub fn duration(s: &str) -> Result<Duration, String> {
 /// A workload name: w1, w2, w3, w4 or w6.
 pub fn workload(s: &str) -> Result<WorkloadId, String> {
     WorkloadId::parse(s.trim()).ok_or_else(|| "not a workload (w1, w2, w3, w4, w6)".to_string())
+}
+
+/// A model name: t1, inception, attention or moe.
+pub fn model(s: &str) -> Result<ModelName, String> {
+    ModelName::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = ModelName::ALL.iter().map(|m| m.name()).collect();
+        format!("not a model ({})", names.join(", "))
+    })
 }
 
 /// Checks that `path`, the value of `flag`, can be written, before any work: an existing

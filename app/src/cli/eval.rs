@@ -1,8 +1,10 @@
-//! `backflow eval`: the test accuracy of weights saved by `backflow train --save`.
+//! `backflow eval`: the test accuracy of weights saved by `backflow train --save`, whatever
+//! the model (recognised from the file).
 
 use super::args;
 use super::CliResult;
-use backflow_app::train::{digits_test_split, evaluate, load_wide_model};
+use backflow_app::models::load_model;
+use backflow_app::train::{digits_test_split, evaluate};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -27,12 +29,13 @@ pub fn run(args: EvalArgs) -> CliResult {
         ))
         .into());
     }
-    let model = load_wide_model(&args.load).map_err(|e| format!("--load: {e}"))?;
+    let (name, model) = load_model(&args.load).map_err(|e| format!("--load: {e}"))?;
     let test = digits_test_split(args.seed)?;
     let accuracy = evaluate(&model, &test)?;
     println!(
-        "model: {} ({} parameters), test split of seed {} ({} rows)",
+        "model: {} ({}, {} parameters), test split of seed {} ({} rows)",
         args.load.display(),
+        name.name(),
         backflow::nn::Module::num_parameters(&model),
         args.seed,
         test.len()

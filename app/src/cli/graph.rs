@@ -1,9 +1,11 @@
-//! `backflow graph`: prints the computation graph of the seed example (W5) or of the T1
-//! model as Mermaid or Graphviz DOT, tensors as boxes with their shapes and ops between.
+//! `backflow graph`: prints the computation graph of the seed example (W5), of the T1
+//! model, or of one block of another model, as Mermaid or Graphviz DOT, tensors as boxes
+//! with their shapes and ops between.
 
 use super::CliResult;
 use backflow::nn::{cross_entropy, Module};
 use backflow::{GraphExport, Tensor};
+use backflow_app::models::{block_graph, ModelName};
 use backflow_app::train::wide_model;
 use clap::{Args, ValueEnum};
 
@@ -15,6 +17,12 @@ pub enum Model {
     /// The T1 digits model: parallel branches of Linear→tanh→Linear→tanh, concatenated, a
     /// Linear head and cross-entropy, on one batch.
     T1,
+    /// One Inception block: four convolution branches, concatenated (batch of 2).
+    Inception,
+    /// One transformer encoder layer, each attention head a branch (batch of 2).
+    Attention,
+    /// The mixture-of-experts layer, as routed for one batch of 2.
+    Moe,
 }
 
 /// The output format.
@@ -69,6 +77,9 @@ pub fn run(args: GraphArgs) -> CliResult {
     let graph = match args.model {
         Model::Seed => seed_graph(),
         Model::T1 => t1_graph(args.branches)?,
+        Model::Inception => block_graph(ModelName::Inception)?,
+        Model::Attention => block_graph(ModelName::Attention)?,
+        Model::Moe => block_graph(ModelName::Moe)?,
     };
     let text = match args.format {
         Format::Mermaid => graph.mermaid(),

@@ -30,6 +30,7 @@ Workloads (defined in full in benches/WORKLOADS.md):
   W5 seed     a five-node graph with known gradients (backflow graph --model seed)
   W6 fine     1,000 branches of 100 scalar ops: parallelism between nodes of tens of ns
   T1 digits   training a 16-branch model on the digits data (backflow train)
+  models      inception, attention, moe on the same data (backflow train --model NAME)
 
 Threads: every --threads or --jobs value of 0 means all cores, as
 BackwardOptions::threads(0) does.
@@ -58,14 +59,16 @@ enum Command {
     /// -> Linear(h,h) -> tanh on the same input, concatenated, then Linear(branches*h, 10);
     /// cross-entropy, Adam, mini-batches. Prints the test accuracy, the mean loss of the
     /// last epoch, the training and backward wall times. Full definition:
-    /// benches/WORKLOADS.md (T1).
+    /// benches/WORKLOADS.md (T1). --model inception, attention or moe trains another
+    /// model on the same data and split instead (docs/models.md).
     Train(train::TrainArgs),
     /// Evaluate weights saved by `train --save` on the digits test split.
     ///
-    /// Evaluate a T1 model saved by `backflow train --save FILE` on the digits test split
+    /// Evaluate a model saved by `backflow train --save FILE` on the digits test split
     /// (the 20 % of rows that training held out with the same --seed) and print its test
-    /// accuracy. The numbers of branches and hidden units are read from the file. See
-    /// benches/WORKLOADS.md (T1).
+    /// accuracy. The model is recognised from the file's tensor names; for T1 the numbers
+    /// of branches and hidden units are read from its shapes. See benches/WORKLOADS.md
+    /// (T1) and docs/models.md.
     Eval(eval::EvalArgs),
     /// Time the standard workloads' backward pass at several thread counts (W1–W4, W6).
     ///
@@ -78,11 +81,13 @@ enum Command {
     /// count; speedup and efficiency are against Parallel at 1 thread. Prints a table,
     /// writes JSON and an SVG plot.
     Scale(scale::ScaleArgs),
-    /// Print the seed example's or the T1 model's computation graph (Mermaid or DOT).
+    /// Print the seed example's, the T1 model's or one model block's graph (Mermaid or DOT).
     ///
     /// Print a computation graph: the seed example W5 (t3 = t1 + t2, t4 = t2*t5, t6 =
-    /// t3*t4, t7 = sin(t6)) or the T1 digits model on one batch, as a Mermaid flowchart or
-    /// Graphviz DOT. See benches/WORKLOADS.md (W5, T1).
+    /// t3*t4, t7 = sin(t6)), the T1 digits model on one batch, or one block of another
+    /// model (an Inception block, an attention layer, the MoE layer) on a batch of 2, as a
+    /// Mermaid flowchart or Graphviz DOT. See benches/WORKLOADS.md (W5, T1) and
+    /// docs/models.md.
     Graph(graph::GraphArgs),
     /// Random DAGs under every scheduler, thread count and mode, with fault injection.
     ///

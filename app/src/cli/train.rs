@@ -1,10 +1,12 @@
-//! `backflow train`: workload T1 with a progress bar, then accuracy and timings.
+//! `backflow train`: workload T1 (or another `--model`) with a progress bar, then accuracy
+//! and timings.
 
 use super::args;
 use super::CliResult;
 use backflow::nn::save_weights;
 use backflow::Scheduler;
-use backflow_app::train::{train_digits, TrainConfig};
+use backflow_app::models::{train_model, ModelName};
+use backflow_app::train::TrainConfig;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
@@ -18,21 +20,25 @@ pub const MAX_HIDDEN: usize = 512;
 #[derive(Args, Debug)]
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
-    /// Parallel branches in the block (1 to 256).
-    #[arg(long, default_value_t = 16, value_parser = args::count(1, MAX_BRANCHES))]
-    branches: usize,
-    /// Width of each branch's hidden layers (1 to 512).
-    #[arg(long, default_value_t = 64, value_parser = args::count(1, MAX_HIDDEN))]
-    hidden: usize,
-    /// Passes over the training set (1 to 100000).
-    #[arg(long, default_value_t = 30, value_parser = args::count(1, 100_000))]
-    epochs: usize,
-    /// Rows per mini-batch (1 to 1000000; the last batch of an epoch may be smaller).
-    #[arg(long, default_value_t = 64, value_parser = args::count(1, 1_000_000))]
-    batch: usize,
-    /// Adam's learning rate (more than 0, at most 10).
-    #[arg(long, default_value_t = 1e-2, value_parser = args::learning_rate)]
-    lr: f32,
+    /// The model: t1 (the default), inception, attention or moe (docs/models.md).
+    #[arg(long, default_value = "t1", value_parser = args::model)]
+    model: ModelName,
+    /// T1 only: parallel branches in the block (1 to 256; default 16).
+    #[arg(long, value_parser = args::count(1, MAX_BRANCHES))]
+    branches: Option<usize>,
+    /// T1 only: width of each branch's hidden layers (1 to 512; default 64).
+    #[arg(long, value_parser = args::count(1, MAX_HIDDEN))]
+    hidden: Option<usize>,
+    /// Passes over the training set (1 to 100000; default: the model's, 30 for t1).
+    #[arg(long, value_parser = args::count(1, 100_000))]
+    epochs: Option<usize>,
+    /// Rows per mini-batch (1 to 1000000; the last batch of an epoch may be smaller;
+    /// default 64).
+    #[arg(long, value_parser = args::count(1, 1_000_000))]
+    batch: Option<usize>,
+    /// Adam's learning rate (more than 0, at most 10; default: the model's, 1e-2 for t1).
+    #[arg(long, value_parser = args::learning_rate)]
+    lr: Option<f32>,
     /// Threads for the forward branches and the backward pass; 0 means all cores (at
     /// most 1024).
     #[arg(long, default_value = "0", value_parser = args::threads)]
@@ -54,12 +60,24 @@ pub fn run(args: TrainArgs) -> CliResult {
     if let Some(path) = &args.save {
         args::check_writable("--save", path)?;
     }
+    if args.model != ModelName::T1 {
+        for (flag, given) in [("--branches", args.branches), ("--hidden", args.hidden)] {
+            if let Some(v) = given {
+                return Err(args::UsageError(format!(
+                    "invalid value '{v}' for '{flag}': it applies to --model t1 only, not '{}'",
+                    args.model.name()
+                ))
+                .into());
+            }
+        }
+    }
+    let (recipe, t1) = (args.model.recipe(), TrainConfig::default());
     let config = TrainConfig {
-        branches: args.branches,
-        hidden: args.hidden,
-        epochs: args.epochs,
-        batch: args.batch,
-        lr: args.lr,
+        branches: args.branches.unwrap_or(t1.branches),
+        hidden: args.hidden.unwrap_or(t1.hidden),
+        epochs: args.epochs.unwrap_or(recipe.epochs),
+        batch: args.batch.unwrap_or(recipe.batch),
+        lr: args.lr.unwrap_or(recipe.lr),
         seed: args.seed,
         threads: args.threads,
         scheduler: args.scheduler,
@@ -71,7 +89,7 @@ pub fn run(args: TrainArgs) -> CliResult {
         .progress_chars("=> "),
     );
     let mut running = None::<f32>;
-    let (model, report) = train_digits(&config, |p| {
+    let (model, report) = train_model(args.model, &config, |p| {
         // Exponential moving average, so the shown loss does not jump between batches.
         let avg = running.map_or(p.loss, |r| 0.95 * r + 0.05 * p.loss);
         running = Some(avg);
@@ -83,10 +101,12 @@ pub fn run(args: TrainArgs) -> CliResult {
         }
     })?;
     bar.finish();
+    let shape = match args.model {
+        ModelName::T1 => format!("{} branches x hidden {}", config.branches, config.hidden),
+        other => other.name().to_string(),
+    };
     println!(
-        "model: {} branches x hidden {} ({} parameters), {} epochs, batch {}, Adam lr {}",
-        config.branches,
-        config.hidden,
+        "model: {shape} ({} parameters), {} epochs, batch {}, Adam lr {}",
         backflow::nn::Module::num_parameters(&model),
         config.epochs,
         config.batch,

@@ -9,16 +9,18 @@ pub use adam::Adam;
 pub use sgd::Sgd;
 
 use super::Param;
-use crate::Result;
+use crate::{Element, Result};
 
 /// Updates parameters from their gradients.
-pub trait Optimizer {
+///
+/// Generic over the parameters' element type, f32 unless named.
+pub trait Optimizer<T: Element = f32> {
     /// Applies one update to every parameter that has a gradient. Each updated parameter's
     /// gradient is cleared, so it starts empty for the next pass; its hooks stay.
     fn step(&mut self) -> Result<()>;
 
     /// The parameters being optimised.
-    fn params(&self) -> &[Param];
+    fn params(&self) -> &[Param<T>];
 
     /// Clears every parameter's gradient (needed only when a pass is not followed by a
     /// step, since a step starts each parameter afresh).
@@ -31,15 +33,15 @@ pub trait Optimizer {
 
 /// Runs `update(values, grad, slot)` for each parameter with a gradient and stores the
 /// result; `slot` is per-parameter optimiser state, created zeroed on first use.
-pub(crate) fn update_each<const S: usize>(
-    params: &[Param],
-    state: &mut Vec<[Vec<f32>; S]>,
-    mut update: impl FnMut(&mut [f32], &[f32], &mut [Vec<f32>; S]),
+pub(crate) fn update_each<T: Element, const S: usize>(
+    params: &[Param<T>],
+    state: &mut Vec<[Vec<T>; S]>,
+    mut update: impl FnMut(&mut [T], &[T], &mut [Vec<T>; S]),
 ) -> Result<()> {
     if state.len() != params.len() {
         *state = params
             .iter()
-            .map(|p| std::array::from_fn(|_| vec![0.0; p.numel()]))
+            .map(|p| std::array::from_fn(|_| vec![T::zero(); p.numel()]))
             .collect();
     }
     for (p, slot) in params.iter().zip(state.iter_mut()) {

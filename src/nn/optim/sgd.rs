@@ -2,7 +2,7 @@
 
 use super::{update_each, Optimizer};
 use crate::nn::Param;
-use crate::Result;
+use crate::{Element, Result};
 
 /// SGD with optional momentum: `v ← μ·v + g`, `p ← p − lr·v` (plain SGD when `μ = 0`).
 ///
@@ -15,44 +15,44 @@ use crate::Result;
 /// opt.step().unwrap();
 /// assert!((p.get().item() - 0.8).abs() < 1e-6);
 /// ```
-pub struct Sgd {
-    params: Vec<Param>,
-    lr: f32,
-    momentum: f32,
+pub struct Sgd<T: Element = f32> {
+    params: Vec<Param<T>>,
+    lr: T,
+    momentum: T,
     /// Per parameter: the velocity `v`.
-    state: Vec<[Vec<f32>; 1]>,
+    state: Vec<[Vec<T>; 1]>,
 }
 
-impl Sgd {
+impl<T: Element> Sgd<T> {
     /// Plain SGD over `params` with learning rate `lr`.
-    pub fn new(params: Vec<Param>, lr: f32) -> Self {
+    pub fn new(params: Vec<Param<T>>, lr: T) -> Self {
         Self {
             params,
             lr,
-            momentum: 0.0,
+            momentum: T::zero(),
             state: Vec::new(),
         }
     }
 
     /// Sets the momentum factor `μ`.
-    pub fn momentum(mut self, momentum: f32) -> Self {
+    pub fn momentum(mut self, momentum: T) -> Self {
         self.momentum = momentum;
         self
     }
 }
 
-impl Optimizer for Sgd {
+impl<T: Element> Optimizer<T> for Sgd<T> {
     fn step(&mut self) -> Result<()> {
         let (lr, mu) = (self.lr, self.momentum);
         update_each(&self.params, &mut self.state, |p, g, [v]| {
             for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
                 *v = mu * *v + g;
-                *p -= lr * *v;
+                *p = *p - lr * *v;
             }
         })
     }
 
-    fn params(&self) -> &[Param] {
+    fn params(&self) -> &[Param<T>] {
         &self.params
     }
 }

@@ -1,0 +1,145 @@
+//! `MultiHeadAttention`: scaled dot-product attention (Vaswani et al. 2017) with every
+//! head its own branch of the graph.
+//!
+//! Each head has its own query, key and value projections (`d_model → d_model / heads`),
+//! so from the shared input to the concatenation the heads share no node: the forward runs
+//! them concurrently on the rayon pool and the parallel executor differentiates them
+//! concurrently. Per head: `softmax(Q·Kᵀ/√d_head)·V` over `[batch, tokens, d_head]`, with
+//! batched matmuls. The heads' outputs are concatenated and projected back to `d_model`.
+
+use super::branches::par_map;
+use super::module::{prefixed, Module};
+use super::{Linear, Param};
+use crate::{Element, Error, Result, Tensor};
+
+/// One head's projections.
+struct Head<T: Element> {
+    query: Linear<T>,
+    key: Linear<T>,
+    value: Linear<T>,
+}
+
+/// Multi-head self-attention over `[batch, tokens, d_model]`, each head an independent
+/// branch.
+///
+/// Parameters are named `heads.<h>.query.weight` (`[d_head, d_model]`), `….bias`, the same
+/// for `key` and `value`, then `out.weight` (`[d_model, d_model]`) and `out.bias`. Every
+/// projection starts with PyTorch's `nn.Linear` initialisation.
+///
+/// ```
+/// use backflow::nn::{Module, MultiHeadAttention};
+/// use backflow::Tensor;
+/// let attention = MultiHeadAttention::new(16, 4, 0); // 4 heads of 4
+/// let x = Tensor::randn(&[2, 5, 16], 1); // 2 sequences of 5 tokens
+/// let y = attention.forward(&x).unwrap();
+/// assert_eq!(y.shape(), &[2, 5, 16]);
+/// y.sum().backward().unwrap();
+/// assert_eq!(attention.named_parameters().len(), 4 * 6 + 2);
+/// ```
+pub struct MultiHeadAttention<T: Element = f32> {
+    heads: Vec<Head<T>>,
+    out: Linear<T>,
+    d_model: usize,
+}
+
+impl MultiHeadAttention {
+    /// f32 attention over `d_model` features split into `heads` heads, weights drawn
+    /// reproducibly from `seed`.
+    ///
+    /// # Panics
+    ///
+    /// If `heads` is 0 or does not divide `d_model`.
+    pub fn new(d_model: usize, heads: usize, seed: u64) -> Self {
+        Self::new_typed(d_model, heads, seed)
+    }
+}
+
+impl<T: Element> MultiHeadAttention<T> {
+    /// [`MultiHeadAttention::new`] for any element type.
+    pub fn new_typed(d_model: usize, heads: usize, seed: u64) -> Self {
+        assert!(
+            heads > 0 && d_model % heads == 0,
+            "MultiHeadAttention: {heads} heads must divide d_model {d_model}"
+        );
+        let d_head = d_model / heads;
+        let layer_seed = |i: u64| seed.wrapping_mul(0x2545_F491_4F6C_DD1D).wrapping_add(i);
+        let heads = (0..heads as u64)
+            .map(|h| Head {
+                query: Linear::new_typed(d_model, d_head, layer_seed(3 * h)),
+                key: Linear::new_typed(d_model, d_head, layer_seed(3 * h + 1)),
+                value: Linear::new_typed(d_model, d_head, layer_seed(3 * h + 2)),
+            })
+            .collect();
+        Self {
+            heads,
+            out: Linear::new_typed(d_model, d_model, layer_seed(u64::MAX)),
+            d_model,
+        }
+    }
+
+    /// Number of heads.
+    pub fn heads(&self) -> usize {
+        self.heads.len()
+    }
+}
+
+impl<T: Element> Module<T> for MultiHeadAttention<T> {
+    fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
+        let &[batch, tokens, d_model] = x.shape() else {
+            return Err(self.shape_error(x));
+        };
+        if d_model != self.d_model {
+            return Err(self.shape_error(x));
+        }
+        let d_head = d_model / self.heads.len();
+        let rows = x.reshape(&[batch * tokens, d_model])?;
+        let scale = T::one() / T::from_f64(d_head as f64).sqrt();
+        let heads = par_map(&self.heads, |head| {
+            let project =
+                |layer: &Linear<T>| layer.forward(&rows)?.reshape(&[batch, tokens, d_head]);
+            let (q, k, v) = (
+                project(&head.query)?,
+                project(&head.key)?,
+                project(&head.value)?,
+            );
+            // [batch, tokens, tokens]: each token's scores against every token.
+            let scores = q.matmul(&k.transpose(1, 2)?)? * scale;
+            scores.softmax().matmul(&v)
+        })?;
+        let joined = Tensor::concat(&heads.iter().collect::<Vec<_>>(), 2)?;
+        self.out
+            .forward(&joined.reshape(&[batch * tokens, d_model])?)?
+            .reshape(&[batch, tokens, d_model])
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Param<T>)> {
+        let mut params = Vec::new();
+        for (h, head) in self.heads.iter().enumerate() {
+            for (name, layer) in [
+                ("query", &head.query),
+                ("key", &head.key),
+                ("value", &head.value),
+            ] {
+                params.extend(prefixed(
+                    &format!("heads.{h}.{name}"),
+                    layer.named_parameters(),
+                ));
+            }
+        }
+        params.extend(prefixed("out", self.out.named_parameters()));
+        params
+    }
+}
+
+impl<T: Element> MultiHeadAttention<T> {
+    fn shape_error(&self, x: &Tensor<T>) -> Error {
+        Error::Invalid {
+            op: "MultiHeadAttention",
+            message: format!(
+                "input must be [batch, tokens, {}], not {:?}",
+                self.d_model,
+                x.shape()
+            ),
+        }
+    }
+}

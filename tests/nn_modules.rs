@@ -1,0 +1,316 @@
+//! The layers that wide models are built from: multi-head attention, the routed mixture of
+//! experts, layer norm, embeddings and GELU. Each against a direct computation, and its
+//! gradient against finite differences in f64 under every scheduler.
+
+use backflow::nn::{
+    AvgPool2d, Branches, Conv2d, Embedding, Gelu, LayerNorm, Linear, MaxPool2d, Merge, MoE, Module,
+    MultiHeadAttention, Relu, Sequential, Tanh,
+};
+use backflow::{gradcheck, BackwardOptions, GradcheckTolerance, Scheduler, Tensor};
+
+fn every_scheduler() -> impl Iterator<Item = BackwardOptions> {
+    Scheduler::ALL
+        .into_iter()
+        .map(|s| BackwardOptions::new().scheduler(s).threads(2))
+}
+
+/// A weighted sum, so the check covers a whole vector-Jacobian product.
+fn weighted(y: &Tensor<f64>) -> backflow::Result<Tensor<f64>> {
+    let w: Vec<f64> = (0..y.numel()).map(|i| ((i * 7) % 5) as f64 - 2.0).collect();
+    Ok(y.try_mul(&Tensor::from_vec(w, y.shape())?)?.sum())
+}
+
+#[test]
+fn attention_with_one_head_is_the_textbook_formula() {
+    let mha = MultiHeadAttention::<f64>::new_typed(4, 1, 3);
+    let x = Tensor::<f64>::randn(&[2, 3, 4], 5);
+    let got = mha.forward(&x).unwrap();
+    let params = mha.named_parameters();
+    let p = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .1
+            .get()
+    };
+    let rows = x.reshape(&[6, 4]).unwrap();
+    let proj = |w: &str, b: &str| {
+        backflow::nn::linear(&rows, &p(w), Some(&p(b)))
+            .unwrap()
+            .reshape(&[2, 3, 4])
+            .unwrap()
+    };
+    let q = proj("heads.0.query.weight", "heads.0.query.bias");
+    let k = proj("heads.0.key.weight", "heads.0.key.bias");
+    let v = proj("heads.0.value.weight", "heads.0.value.bias");
+    // softmax(q·kᵀ/√4)·v, then the output projection.
+    let att = (q.matmul(&k.transpose(1, 2).unwrap()).unwrap() * 0.5).softmax();
+    let heads = att.matmul(&v).unwrap().reshape(&[6, 4]).unwrap();
+    let want = backflow::nn::linear(&heads, &p("out.weight"), Some(&p("out.bias"))).unwrap();
+    for (a, b) in got.data().iter().zip(want.data()) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+}
+
+#[test]
+fn attention_gradient_matches_finite_differences() {
+    let mha = MultiHeadAttention::<f64>::new_typed(6, 3, 1);
+    let x = Tensor::<f64>::randn(&[2, 4, 6], 2);
+    for opts in every_scheduler() {
+        gradcheck(
+            |v| weighted(&mha.forward(&v[0])?),
+            &[&x],
+            &opts,
+            GradcheckTolerance::default(),
+        )
+        .unwrap();
+    }
+    let err = mha
+        .forward(&Tensor::zeros(&[2, 6]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("[2, 6]"), "{err}");
+}
+
+#[test]
+fn every_attention_head_gets_its_own_gradient() {
+    let mha = MultiHeadAttention::new(8, 4, 0);
+    let y = mha.forward(&Tensor::randn(&[2, 3, 8], 1)).unwrap();
+    y.powf(2.0).sum().backward().unwrap();
+    let grads: Vec<Vec<f32>> = (0..4)
+        .map(|h| {
+            let name = format!("heads.{h}.query.weight");
+            let (_, p) = mha
+                .named_parameters()
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .unwrap();
+            p.grad().unwrap().to_vec()
+        })
+        .collect();
+    for h in 1..4 {
+        assert_ne!(grads[0], grads[h], "heads 0 and {h} are distinct branches");
+    }
+}
+
+fn moe(experts: usize, top_k: usize) -> MoE<f64> {
+    let experts = (0..experts as u64).map(|e| {
+        Sequential::<f64>::default()
+            .push(Linear::<f64>::new_typed(4, 5, 10 + e))
+            .push(Tanh)
+            .push(Linear::<f64>::new_typed(5, 3, 20 + e))
+    });
+    MoE::new(Linear::<f64>::new_typed(4, 4, 0), top_k, experts)
+}
+
+#[test]
+fn moe_output_is_the_gated_sum_of_each_rows_best_experts() {
+    let layer = moe(4, 2);
+    let x = Tensor::<f64>::randn(&[6, 4], 3);
+    let routed = layer.route(&x).unwrap();
+    let params = layer.named_parameters();
+    let gate_w = &params[0].1.get();
+    let gate_b = &params[1].1.get();
+    let probs = backflow::nn::linear(&x, gate_w, Some(gate_b))
+        .unwrap()
+        .softmax();
+    let expert_out = |e: usize, row: &Tensor<f64>| {
+        let l1 = backflow::nn::linear(
+            row,
+            &params[2 + 4 * e].1.get(),
+            Some(&params[3 + 4 * e].1.get()),
+        )
+        .unwrap()
+        .tanh();
+        backflow::nn::linear(
+            &l1,
+            &params[4 + 4 * e].1.get(),
+            Some(&params[5 + 4 * e].1.get()),
+        )
+        .unwrap()
+    };
+    let mut load = [0; 4];
+    for r in 0..6 {
+        let p = &probs.data()[r * 4..r * 4 + 4];
+        let mut order = [0, 1, 2, 3];
+        order.sort_by(|&a, &b| p[b].partial_cmp(&p[a]).unwrap());
+        let (a, b) = (order[0], order[1]);
+        load[a] += 1;
+        load[b] += 1;
+        let row = x.narrow(0, r, 1).unwrap();
+        let (ya, yb) = (expert_out(a, &row), expert_out(b, &row));
+        for j in 0..3 {
+            let want = (p[a] * ya.data()[j] + p[b] * yb.data()[j]) / (p[a] + p[b]);
+            let got = routed.output.data()[r * 3 + j];
+            assert!((got - want).abs() < 1e-12, "row {r}: {got} vs {want}");
+        }
+    }
+    assert_eq!(routed.load, load);
+}
+
+#[test]
+fn moe_balance_loss_is_one_for_a_uniform_router_and_more_when_skewed() {
+    let layer = moe(4, 2);
+    let x = Tensor::<f64>::randn(&[8, 4], 1);
+    let params = layer.named_parameters();
+    params[0].1.set_data(vec![0.0; 16]).unwrap();
+    params[1].1.set_data(vec![0.0; 4]).unwrap();
+    // Uniform probabilities: ties go to experts 0 and 1, and E·Σ f·P = 4·(½·¼ + ½·¼) = 1.
+    let routed = layer.route(&x).unwrap();
+    assert_eq!(routed.load, vec![8, 8, 0, 0]);
+    assert!((routed.aux_loss.item() - 1.0).abs() < 1e-12);
+    // A bias towards expert 3 concentrates both f and P on it.
+    params[1].1.set_data(vec![0.0, 0.0, 0.0, 3.0]).unwrap();
+    let routed = layer.route(&x).unwrap();
+    assert!(routed.aux_loss.item() > 1.2, "{}", routed.aux_loss.item());
+}
+
+#[test]
+fn moe_gradient_matches_finite_differences_and_idle_experts_get_none() {
+    let layer = moe(4, 2);
+    let x = Tensor::<f64>::randn(&[5, 4], 7);
+    for opts in every_scheduler() {
+        gradcheck(
+            |v| {
+                let r = layer.route(&v[0])?;
+                weighted(&r.output)?.try_add(&r.aux_loss)
+            },
+            &[&x],
+            &opts,
+            GradcheckTolerance::default(),
+        )
+        .unwrap();
+    }
+    // Route every row to experts 0 and 1: experts 2 and 3 are not in the graph.
+    let params = layer.named_parameters();
+    params[0].1.set_data(vec![0.0; 16]).unwrap();
+    params[1].1.set_data(vec![1.0, 1.0, 0.0, 0.0]).unwrap();
+    layer.zero_grad(); // the gradchecks above accumulated into every parameter
+    let r = layer.route(&x).unwrap();
+    (&r.output.sum() + &r.aux_loss).backward().unwrap();
+    let grad_of = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+            .grad()
+            .is_some()
+    };
+    assert!(grad_of("experts.0.0.weight") && grad_of("experts.1.0.weight"));
+    assert!(!grad_of("experts.2.0.weight") && !grad_of("experts.3.0.weight"));
+    assert!(grad_of("gate.weight"));
+}
+
+#[test]
+fn layer_norm_matches_the_formula_and_finite_differences() {
+    let norm = LayerNorm::<f64>::new_typed(5);
+    norm.weight
+        .set_data(vec![1.0, 2.0, 0.5, -1.0, 3.0])
+        .unwrap();
+    norm.bias.set_data(vec![0.1, 0.2, 0.3, 0.4, 0.5]).unwrap();
+    let x = Tensor::<f64>::randn(&[2, 3, 5], 4);
+    let y = norm.forward(&x).unwrap();
+    for (row, out) in x.data().chunks(5).zip(y.data().chunks(5)) {
+        let mean = row.iter().sum::<f64>() / 5.0;
+        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 5.0;
+        for (i, (&v, &o)) in row.iter().zip(out).enumerate() {
+            let w = norm.weight.get().data()[i];
+            let b = norm.bias.get().data()[i];
+            let want = (v - mean) / (var + 1e-5).sqrt() * w + b;
+            assert!((o - want).abs() < 1e-12, "{o} vs {want}");
+        }
+    }
+    for opts in every_scheduler() {
+        gradcheck(
+            |v| weighted(&norm.forward(&v[0])?),
+            &[&x],
+            &opts,
+            GradcheckTolerance::default(),
+        )
+        .unwrap();
+    }
+    assert!(norm.forward(&Tensor::zeros(&[2, 4])).is_err());
+}
+
+#[test]
+fn gelu_is_the_tanh_approximation_and_differentiates() {
+    let x = Tensor::<f64>::from_vec(vec![-3.0, -1.0, -0.1, 0.0, 0.5, 2.0], &[6]).unwrap();
+    let y = Gelu.forward(&x).unwrap();
+    for (&v, &g) in x.data().iter().zip(y.data()) {
+        let want = 0.5
+            * v
+            * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (v + 0.044715 * v.powi(3))).tanh());
+        assert!((g - want).abs() < 1e-14, "gelu({v}) = {g}, want {want}");
+    }
+    for opts in every_scheduler() {
+        gradcheck(
+            |v| weighted(&Gelu.forward(&v[0])?),
+            &[&x],
+            &opts,
+            GradcheckTolerance::default(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn embedding_rejects_indices_that_are_not_whole_numbers_or_past_the_table() {
+    let table = Embedding::new(4, 2, 0);
+    let bad = Tensor::from_vec(vec![0.5], &[1]).unwrap();
+    assert!(table.forward(&bad).unwrap_err().to_string().contains("0.5"));
+    assert!(table.lookup(&[4]).is_err());
+    assert_eq!(table.lookup(&[]).unwrap().shape(), &[0, 2]);
+}
+
+#[test]
+fn conv_branches_concatenate_along_the_channels_and_differentiate() {
+    // A small Inception-shaped block in f64: 1×1, 3×3 and pool→1×1 branches.
+    let block = Branches::<f64>::new_typed(Merge::ConcatAxis(1))
+        .push(Conv2d::<f64>::new_typed(2, 3, 1, 0))
+        .push(
+            Sequential::<f64>::default()
+                .push(Conv2d::<f64>::new_typed(2, 4, 3, 1).padding(1))
+                .push(Relu),
+        )
+        .push(
+            Sequential::<f64>::default()
+                .push(MaxPool2d::new(3, 1, 1))
+                .push(Conv2d::<f64>::new_typed(2, 2, 1, 2)),
+        );
+    let x = Tensor::<f64>::randn(&[2, 2, 5, 5], 3);
+    let y = block.forward(&x).unwrap();
+    assert_eq!(y.shape(), &[2, 9, 5, 5]);
+    // Channels 0..3 are the 1×1 branch alone.
+    let first = block.named_parameters();
+    let direct = x
+        .conv2d(&first[0].1.get(), Some(&first[1].1.get()), 1, 0, 1)
+        .unwrap();
+    assert_eq!(y.narrow(1, 0, 3).unwrap().to_vec(), direct.to_vec());
+    for opts in every_scheduler() {
+        gradcheck(
+            |v| weighted(&AvgPool2d::new(2, 1, 0).forward(&block.forward(&v[0])?)?),
+            &[&x],
+            &opts,
+            GradcheckTolerance::default(),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn conv_weights_follow_pytorchs_default_bound() {
+    // fan_in = (4 / 2) · 3 · 3 = 18, so every weight and bias lies in ±1/√18.
+    let conv = Conv2d::grouped(4, 6, 3, 2, 9);
+    assert_eq!(conv.weight.shape(), vec![6, 2, 3, 3]);
+    let bound = 1.0 / 18f32.sqrt();
+    let w = conv.weight.get().to_vec();
+    assert!(w.iter().all(|v| v.abs() <= bound));
+    assert!(
+        w.iter().any(|v| v.abs() > 0.8 * bound),
+        "spread over the range"
+    );
+    let b = conv.bias.as_ref().unwrap().get().to_vec();
+    assert!(b.iter().all(|v| v.abs() <= bound));
+}
