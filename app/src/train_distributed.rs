@@ -32,6 +32,9 @@ pub enum FaultKind {
     Error,
     /// The process dies mid-step (`std::process::abort`).
     Abort,
+    /// The training thread stops mid-step and never returns: the other ranks' deadline
+    /// ([`DistributedConfig::timeout`]) must end the job.
+    Stall,
 }
 
 /// The distributed side of a run.
@@ -243,6 +246,12 @@ fn local_step(
         Some(FaultKind::Abort) => {
             eprintln!("injected fault: this rank dies now");
             std::process::abort();
+        }
+        Some(FaultKind::Stall) => {
+            eprintln!("injected fault: this rank stalls now");
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
         }
         None => {}
     }

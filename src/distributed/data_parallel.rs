@@ -23,15 +23,16 @@ use std::time::{Duration, Instant};
 /// went wrong), then the optimiser's `step`. Every rank must make the same calls in the
 /// same order. At most one `DataParallel` per process (MPI is initialised once).
 ///
-/// ```no_run
+/// ```
 /// use backflow::distributed::{DataParallel, DistributedConfig};
 /// use backflow::nn::{cross_entropy, Adam, Linear, Module, Optimizer};
 /// use backflow::Tensor;
 ///
 /// fn main() -> backflow::Result<()> {
-///     // Run under `mpirun -np 2`: every rank builds the same model; rank 0's values win.
+///     // Under `mpirun -np N` every rank runs this, and rank 0's initial values win; run
+///     // alone, it is a job of one rank.
 ///     let model = Linear::new(4, 3, 0);
-///     let dp = DataParallel::new(model.parameters(), DistributedConfig::new())?;
+///     let mut dp = DataParallel::new(model.parameters(), DistributedConfig::new())?;
 ///     let mut opt = Adam::new(model.parameters(), 1e-2);
 ///     let features: Vec<f32> = (0..32).map(|i| i as f32 / 32.0).collect(); // 8 rows of 4
 ///     let labels = [0, 1, 2, 0, 1, 2, 0, 1];

@@ -292,3 +292,32 @@ fn resume_continues_from_the_last_checkpoint() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_stalled_rank_ends_the_job_at_the_deadline() {
+    let limit = Duration::from_secs(90);
+    let o = backflow(
+        &[
+            "train",
+            "--distributed",
+            "--epochs",
+            "2",
+            "--threads",
+            "1",
+            "--allreduce-timeout",
+            "3",
+            "--inject-fault",
+            "1:5:stall",
+        ],
+        limit,
+    );
+    assert!(!o.success, "{}", o.output);
+    assert!(o.elapsed < limit, "took {:?}", o.elapsed);
+    // Rank 0 waits at most the deadline, then aborts the job naming itself and the step.
+    assert!(
+        o.output
+            .contains("rank 0: step 5: the allreduce did not complete within 3s"),
+        "{}",
+        o.output
+    );
+}

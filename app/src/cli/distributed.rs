@@ -38,29 +38,24 @@ pub struct DistributedArgs {
     /// --distributed).
     #[arg(long, requires = "distributed")]
     pub verify_replicas: bool,
-    /// For tests: RANK:STEP:error|abort makes that rank fail in that step.
+    /// For tests: RANK:STEP:error|abort|stall makes that rank fail in that step.
     #[arg(long, hide = true, value_parser = fault, requires = "distributed")]
-    pub inject_fault: Option<(usize, usize, bool)>,
+    pub inject_fault: Option<(usize, usize, String)>,
 }
 
-/// `RANK:STEP:error|abort` (STEP from 1), as (rank, step, abort?).
-fn fault(s: &str) -> Result<(usize, usize, bool), String> {
-    let bad = || "not RANK:STEP:error|abort (STEP from 1)".to_string();
+/// `RANK:STEP:error|abort|stall` (STEP from 1), as (rank, step, kind).
+fn fault(s: &str) -> Result<(usize, usize, String), String> {
+    let bad = || "not RANK:STEP:error|abort|stall (STEP from 1)".to_string();
     let parts: Vec<&str> = s.trim().split(':').collect();
     let [rank, step, kind] = parts[..] else {
         return Err(bad());
     };
     let rank: usize = rank.parse().map_err(|_| bad())?;
     let step: usize = step.parse().map_err(|_| bad())?;
-    let abort = match kind {
-        "error" => false,
-        "abort" => true,
-        _ => return Err(bad()),
-    };
-    if step == 0 {
+    if step == 0 || !["error", "abort", "stall"].contains(&kind) {
         return Err(bad());
     }
-    Ok((rank, step, abort))
+    Ok((rank, step, kind.to_string()))
 }
 
 /// Runs `config` data-parallel; without the `mpi` feature, a usage error saying how to
@@ -98,13 +93,13 @@ pub fn run(config: TrainConfig, args: DistributedArgs, save: Option<PathBuf>) ->
         checkpoint: args.checkpoint.clone(),
         resume: args.resume,
         verify_every_step: args.verify_replicas,
-        fault: args.inject_fault.map(|(rank, step, abort)| Fault {
-            rank,
-            step,
-            kind: if abort {
-                FaultKind::Abort
-            } else {
-                FaultKind::Error
+        fault: args.inject_fault.as_ref().map(|(rank, step, kind)| Fault {
+            rank: *rank,
+            step: *step,
+            kind: match kind.as_str() {
+                "abort" => FaultKind::Abort,
+                "stall" => FaultKind::Stall,
+                _ => FaultKind::Error,
             },
         }),
     };
