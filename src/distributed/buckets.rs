@@ -21,18 +21,25 @@ pub(super) struct Layout {
     pub len: usize,
 }
 
-/// Groups parameters of `sizes` (values each, in registration order) into buckets, last
-/// registered first: backward reaches the parameters nearest the loss (registered last)
-/// first, so bucket 0 is usually ready first. A bucket closes once it holds at least
-/// `bucket_bytes` bytes.
-pub(super) fn plan(sizes: &[usize], bucket_bytes: usize) -> Vec<Layout> {
+/// The usual order in which gradients become final before any has been seen: last
+/// registered first, since backward reaches the parameters nearest the loss (registered
+/// last) first.
+pub(super) fn reverse_registration(params: usize) -> Vec<usize> {
+    (0..params).rev().collect()
+}
+
+/// Groups parameters of `sizes` (values each, indexed in registration order) into buckets
+/// in `order`, so that bucket 0 is usually ready first. A bucket closes once it holds at
+/// least `bucket_bytes` bytes.
+pub(super) fn plan(sizes: &[usize], order: &[usize], bucket_bytes: usize) -> Vec<Layout> {
     let cap = bucket_bytes.div_ceil(std::mem::size_of::<f32>()).max(1);
     let mut buckets = Vec::new();
     let mut current = Layout {
         slots: Vec::new(),
         len: 0,
     };
-    for (param, &len) in sizes.iter().enumerate().rev() {
+    for &param in order {
+        let len = sizes[param];
         current.slots.push(Slot {
             param,
             offset: current.len,
@@ -134,7 +141,8 @@ mod tests {
     #[test]
     fn buckets_run_last_registered_first_and_close_at_the_cap() {
         // 4 parameters of 10, 20, 30, 40 values; a cap of 200 bytes = 50 values.
-        let layouts = plan(&[10, 20, 30, 40], 200);
+        let sizes = [10, 20, 30, 40];
+        let layouts = plan(&sizes, &reverse_registration(4), 200);
         let params: Vec<Vec<usize>> = layouts
             .iter()
             .map(|l| l.slots.iter().map(|s| s.param).collect())
@@ -142,13 +150,17 @@ mod tests {
         assert_eq!(params, vec![vec![3, 2], vec![1, 0]]);
         assert_eq!(layouts[0].len, 70);
         assert_eq!(layouts[1].slots[1].offset, 20);
-        assert_eq!(plan(&[10, 20, 30, 40], usize::MAX).len(), 1);
-        assert_eq!(plan(&[10, 20, 30, 40], 1).len(), 4);
+        assert_eq!(plan(&sizes, &reverse_registration(4), usize::MAX).len(), 1);
+        assert_eq!(plan(&sizes, &reverse_registration(4), 1).len(), 4);
+        // An observed order: parameter 1 became final first.
+        let observed = plan(&sizes, &[1, 3, 0, 2], 200);
+        assert_eq!(observed[0].slots[0].param, 1);
+        assert_eq!(observed[0].len, 60);
     }
 
     #[test]
     fn a_bucket_is_sent_once_when_its_last_slot_fills() {
-        let layout = &plan(&[2, 3], usize::MAX)[0];
+        let layout = &plan(&[2, 3], &[1, 0], usize::MAX)[0];
         let mut staging = Staging::new(layout);
         assert!(staging
             .fill(layout, 0, Some(&[1.0, 2.0, 3.0]), 0.5)

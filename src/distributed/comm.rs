@@ -45,6 +45,8 @@ pub(super) enum Command {
     },
     /// Every rank's `value`, in rank order.
     AllGather { value: u64, reply: Sender<Vec<u64>> },
+    /// New buckets, from the next step on (between steps only).
+    Layout(Vec<Layout>),
     /// Prints `message` and aborts the whole job.
     Abort { message: String },
     /// Ends the thread, finalising MPI.
@@ -151,6 +153,7 @@ impl Comm {
         while let Ok(command) = self.commands.recv() {
             match command {
                 Command::Shutdown => return,
+                Command::Layout(layouts) => self.layouts = layouts,
                 Command::Abort { message } => self.abort(&message),
                 Command::Broadcast { mut values, reply } => {
                     mpi::request::scope(|scope| {
@@ -281,8 +284,10 @@ impl Comm {
                             deadline = Some(Instant::now() + self.config.timeout_value());
                         }
                         Command::Abort { message } => self.abort(&message),
-                        Command::Broadcast { .. } | Command::AllGather { .. } => self.abort(
-                            "a broadcast or gather was asked in the middle of a step (between \
+                        Command::Broadcast { .. }
+                        | Command::AllGather { .. }
+                        | Command::Layout(_) => self.abort(
+                            "a broadcast, gather or new layout was asked in the middle of a step (between \
                              backward and synchronize); aborting the MPI job",
                         ),
                         Command::Shutdown => self.abort(

@@ -17,6 +17,7 @@ use std::time::Duration;
 pub struct DistributedConfig {
     bucket_bytes: usize,
     overlap: bool,
+    observed_order: bool,
     timeout: Duration,
     poll_interval: Duration,
 }
@@ -26,6 +27,7 @@ impl Default for DistributedConfig {
         Self {
             bucket_bytes: 128 * 1024,
             overlap: true,
+            observed_order: true,
             timeout: Duration::from_secs(60),
             poll_interval: Duration::from_micros(100),
         }
@@ -33,7 +35,8 @@ impl Default for DistributedConfig {
 }
 
 impl DistributedConfig {
-    /// The defaults: 128 KiB buckets, allreduce overlapped with backward, a 60 s deadline,
+    /// The defaults: 128 KiB buckets, rebuilt in the observed order after the first step,
+    /// allreduce overlapped with backward, a 60 s deadline,
     /// MPI polled every 100 µs while a reduction is in flight.
     pub fn new() -> Self {
         Self::default()
@@ -52,6 +55,15 @@ impl DistributedConfig {
     /// baseline that hides nothing).
     pub fn overlap(mut self, overlap: bool) -> Self {
         self.overlap = overlap;
+        self
+    }
+
+    /// Whether, after the first step, the buckets are rebuilt in the order in which rank 0
+    /// saw the gradients become final (`true`, the default), or stay in reverse
+    /// registration order (`false`). Our executor's order need not follow registration:
+    /// a wide model's branches finish in the order the scheduler ran them.
+    pub fn observed_order(mut self, observed: bool) -> Self {
+        self.observed_order = observed;
         self
     }
 
@@ -78,6 +90,11 @@ impl DistributedConfig {
     /// Whether reductions overlap backward.
     pub fn overlap_value(&self) -> bool {
         self.overlap
+    }
+
+    /// Whether buckets follow the observed order after the first step.
+    pub fn observed_order_value(&self) -> bool {
+        self.observed_order
     }
 
     /// The deadline for one collective.

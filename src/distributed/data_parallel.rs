@@ -9,7 +9,7 @@ use crate::{Error, Result, Tensor};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -54,7 +54,6 @@ use std::time::{Duration, Instant};
 /// ```
 pub struct DataParallel {
     params: Vec<Param>,
-    layouts: Arc<Vec<Layout>>,
     shared: Arc<Shared>,
     placement: Placement,
     commands: Sender<Command>,
@@ -64,10 +63,44 @@ pub struct DataParallel {
     steps: usize,
 }
 
-/// What the grad-ready callbacks share with the wrapper.
-struct Shared {
+/// The buckets in force, and their gradients of the current step.
+struct Plan {
+    layouts: Vec<Layout>,
+    /// Per parameter (registration order): its bucket and its slot there.
+    slot_of: Vec<(usize, usize)>,
     /// Per bucket, this step's gradients so far.
     staging: Vec<Mutex<Staging>>,
+}
+
+impl Plan {
+    fn new(layouts: Vec<Layout>) -> Self {
+        let mut slot_of = vec![(0, 0); layouts.iter().map(|l| l.slots.len()).sum()];
+        for (b, layout) in layouts.iter().enumerate() {
+            for (k, slot) in layout.slots.iter().enumerate() {
+                slot_of[slot.param] = (b, k);
+            }
+        }
+        let staging = layouts
+            .iter()
+            .map(|l| Mutex::new(Staging::new(l)))
+            .collect();
+        Self {
+            layouts,
+            slot_of,
+            staging,
+        }
+    }
+}
+
+/// What the grad-ready callbacks share with the wrapper.
+struct Shared {
+    /// Replaced once, after the first step, by buckets in the observed order.
+    plan: RwLock<Arc<Plan>>,
+    /// Set until the first step has been synchronised: callbacks record the order in which
+    /// the parameters' gradients became final.
+    recording: AtomicBool,
+    /// That order, as parameter indices.
+    order: Mutex<Vec<usize>>,
     /// This rank's share of the batch (f32 bits): its gradients are scaled by it, so that
     /// the sum over ranks is the whole batch's mean gradient.
     weight: AtomicU32,
@@ -144,14 +177,14 @@ impl DataParallel {
     /// models differ. Without `mpirun` this is a job of one rank.
     pub fn new(params: Vec<Param>, config: DistributedConfig) -> Result<Self> {
         let sizes: Vec<usize> = params.iter().map(Param::numel).collect();
-        let layouts = Arc::new(buckets::plan(&sizes, config.bucket_bytes_value()));
+        let order = buckets::reverse_registration(params.len());
+        let layouts = buckets::plan(&sizes, &order, config.bucket_bytes_value());
         let (commands, receiver) = mpsc::channel();
-        let (placement, thread) = comm::start(layouts.to_vec(), config.clone(), receiver)?;
+        let (placement, thread) = comm::start(layouts.clone(), config.clone(), receiver)?;
         let shared = Arc::new(Shared {
-            staging: layouts
-                .iter()
-                .map(|l| Mutex::new(Staging::new(l)))
-                .collect(),
+            plan: RwLock::new(Arc::new(Plan::new(layouts))),
+            recording: AtomicBool::new(config.observed_order_value() && config.overlap_value()),
+            order: Mutex::new(Vec::new()),
             weight: AtomicU32::new((1.0 / placement.size as f32).to_bits()),
             commands: commands.clone(),
             closed: AtomicBool::new(false),
@@ -159,7 +192,6 @@ impl DataParallel {
         });
         let dp = Self {
             params,
-            layouts,
             shared,
             placement,
             commands,
@@ -192,7 +224,8 @@ impl DataParallel {
 
     /// Each bucket's size in bytes, in the order the buckets are reduced.
     pub fn bucket_bytes(&self) -> Vec<usize> {
-        self.layouts
+        self.plan()
+            .layouts
             .iter()
             .map(|l| l.len * std::mem::size_of::<f32>())
             .collect()
@@ -240,7 +273,7 @@ impl DataParallel {
                 self.steps
             )));
         }
-        for (layout, values) in self.layouts.iter().zip(&reduced.buckets) {
+        for (layout, values) in self.plan().layouts.iter().zip(&reduced.buckets) {
             for slot in &layout.slots {
                 let param = &self.params[slot.param];
                 let grad = values[slot.offset..slot.offset + slot.len].to_vec();
@@ -248,6 +281,9 @@ impl DataParallel {
                     .get()
                     .set_grad(Some(Tensor::from_vec(grad, &param.shape())?))?;
             }
+        }
+        if self.shared.recording.swap(false, Ordering::Relaxed) {
+            self.rebuild_buckets()?;
         }
         Ok(StepReport {
             loss: reduced.loss as f32,
@@ -263,6 +299,7 @@ impl DataParallel {
     /// were.
     pub fn fail(&mut self, error: &Error) -> Error {
         self.shared.repeated.store(false, Ordering::Relaxed);
+        lock(&self.shared.order).clear();
         let reduced = self.finish_step(0.0, true, false);
         self.steps += 1;
         let others: Vec<usize> = reduced
@@ -379,33 +416,68 @@ impl DataParallel {
         Ok(())
     }
 
+    /// The buckets in force.
+    fn plan(&self) -> Arc<Plan> {
+        Arc::clone(&self.shared.plan.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// After the first step: buckets in the order rank 0 saw the gradients become final
+    /// (the parameters it did not see last, last registered first), on every rank.
+    fn rebuild_buckets(&self) -> Result<()> {
+        let n = self.params.len();
+        let mut order = std::mem::take(&mut *lock(&self.shared.order));
+        let mut seen = vec![false; n];
+        order.retain(|&i| !std::mem::replace(&mut seen[i], true));
+        order.extend(
+            buckets::reverse_registration(n)
+                .into_iter()
+                .filter(|&i| !seen[i]),
+        );
+        // Indices below 2^24 are exact in f32.
+        let order: Vec<usize> = self
+            .broadcast(order.iter().map(|&i| i as f32).collect())?
+            .into_iter()
+            .map(|i| i as usize)
+            .collect();
+        let sizes: Vec<usize> = self.params.iter().map(Param::numel).collect();
+        let layouts = buckets::plan(&sizes, &order, self.config.bucket_bytes_value());
+        // The channel is in order: the new layout reaches the communication thread before
+        // any bucket of the next step.
+        self.send(Command::Layout(layouts.clone()))?;
+        *self.shared.plan.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Plan::new(layouts));
+        Ok(())
+    }
+
     /// A grad-ready callback per parameter: copy the gradient (weighted) into its bucket,
     /// and hand the bucket to the communication thread when it is complete.
     fn register_callbacks(&self) {
-        for (b, layout) in self.layouts.iter().enumerate() {
-            for (k, slot) in layout.slots.iter().enumerate() {
-                let (shared, layouts) = (Arc::clone(&self.shared), Arc::clone(&self.layouts));
-                self.params[slot.param].get().on_grad_ready(move |g| {
-                    if shared.closed.load(Ordering::Acquire) {
-                        return;
-                    }
-                    let weight = f32::from_bits(shared.weight.load(Ordering::Relaxed));
-                    let mut staging = lock(&shared.staging[b]);
-                    if staging.filled[k] || staging.sent {
-                        shared.repeated.store(true, Ordering::Relaxed);
-                        return;
-                    }
-                    let full = staging.fill(&layouts[b], k, Some(g.data()), weight);
-                    drop(staging);
-                    if let Some(values) = full {
-                        let _ = shared.commands.send(Command::Bucket {
-                            index: b,
-                            values,
-                            ready: Instant::now(),
-                        });
-                    }
-                });
-            }
+        for i in 0..self.params.len() {
+            let shared = Arc::clone(&self.shared);
+            self.params[i].get().on_grad_ready(move |g| {
+                if shared.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                if shared.recording.load(Ordering::Relaxed) {
+                    lock(&shared.order).push(i);
+                }
+                let plan = Arc::clone(&shared.plan.read().unwrap_or_else(|e| e.into_inner()));
+                let (b, k) = plan.slot_of[i];
+                let weight = f32::from_bits(shared.weight.load(Ordering::Relaxed));
+                let mut staging = lock(&plan.staging[b]);
+                if staging.filled[k] || staging.sent {
+                    shared.repeated.store(true, Ordering::Relaxed);
+                    return;
+                }
+                let full = staging.fill(&plan.layouts[b], k, Some(g.data()), weight);
+                drop(staging);
+                if let Some(values) = full {
+                    let _ = shared.commands.send(Command::Bucket {
+                        index: b,
+                        values,
+                        ready: Instant::now(),
+                    });
+                }
+            });
         }
     }
 
@@ -414,8 +486,9 @@ impl DataParallel {
     /// Leaves the staging empty for the next step.
     fn finish_step(&mut self, loss: f64, failed: bool, from_grads: bool) -> Reduced {
         let weight = f32::from_bits(self.shared.weight.load(Ordering::Relaxed));
-        for (b, layout) in self.layouts.iter().enumerate() {
-            let mut staging = lock(&self.shared.staging[b]);
+        let plan = self.plan();
+        for (b, layout) in plan.layouts.iter().enumerate() {
+            let mut staging = lock(&plan.staging[b]);
             let mut full = None;
             for (k, slot) in layout.slots.iter().enumerate() {
                 if staging.sent || staging.filled[k] {

@@ -34,6 +34,7 @@ fn distributed_flags_need_distributed() {
     for args in [
         &["--bucket-kib", "64"][..],
         &["--no-overlap"],
+        &["--bucket-order", "registration"],
         &["--checkpoint", "x.safetensors"],
         &["--verify-replicas"],
         &["--allreduce-timeout", "5"],
@@ -61,6 +62,7 @@ fn bad_distributed_values_name_the_flag() {
         ("--allreduce-timeout", "inf"),
         ("--inject-fault", "1:0:error"),
         ("--inject-fault", "x"),
+        ("--bucket-order", "random"),
     ] {
         let o = train(&["--distributed", flag, value]);
         assert_eq!(o.status.code(), Some(2), "{flag} {value}: {}", stderr(&o));

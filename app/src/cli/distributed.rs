@@ -20,6 +20,11 @@ pub struct DistributedArgs {
     /// --distributed).
     #[arg(long, default_value_t = 128, value_parser = args::count(1, 1 << 20), requires = "distributed")]
     pub bucket_kib: usize,
+    /// Bucket order: `observed` (rebuilt after the first step in the order rank 0's
+    /// gradients became final) or `registration` (last-registered first); with
+    /// --distributed.
+    #[arg(long, default_value = "observed", value_parser = ["observed", "registration"], requires = "distributed")]
+    pub bucket_order: String,
     /// Start the allreduce only after backward instead of during it (with --distributed;
     /// for comparison).
     #[arg(long, requires = "distributed")]
@@ -89,6 +94,7 @@ pub fn run(config: TrainConfig, args: DistributedArgs, save: Option<PathBuf>) ->
         dp: DistributedConfig::new()
             .bucket_bytes(args.bucket_kib * 1024)
             .overlap(!args.no_overlap)
+            .observed_order(args.bucket_order == "observed")
             .timeout(args.allreduce_timeout),
         checkpoint: args.checkpoint.clone(),
         resume: args.resume,
@@ -164,7 +170,11 @@ pub fn run(config: TrainConfig, args: DistributedArgs, save: Option<PathBuf>) ->
         "allreduce     : {} buckets of {} KiB or less, {}; {:.0}% hidden behind backward, {:.2} s waited",
         report.buckets.len(),
         args.bucket_kib,
-        if args.no_overlap { "after backward" } else { "overlapped" },
+        if args.no_overlap {
+            "after backward".to_string()
+        } else {
+            format!("overlapped, {} order", args.bucket_order)
+        },
         hidden * 100.0,
         report.sync_wait.as_secs_f64()
     );
