@@ -476,6 +476,10 @@ impl DataParallel {
                         values,
                         ready: Instant::now(),
                     });
+                    // With as many busy threads as cores, the woken communication thread
+                    // may otherwise wait for this worker's time slice to end before it
+                    // starts the allreduce.
+                    std::thread::yield_now();
                 }
             });
         }
