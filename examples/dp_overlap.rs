@@ -84,17 +84,16 @@ fn main() -> Result<()> {
 
 fn run(args: &Args) -> Result<()> {
     let (train, _) = data::digits()?.split(0.8, 0);
-    let batches: Vec<data::Batch> = train
-        .batches(64, 1)
-        .filter(|b| b.y.len() == 64)
-        .collect();
+    let batches: Vec<data::Batch> = train.batches(64, 1).filter(|b| b.y.len() == 64).collect();
     let model = wide_model(DIGITS_FEATURES, 16, 64, DIGITS_CLASSES, 0);
     let mut opt = Adam::new(model.parameters(), 1e-2);
     let mut dp = if args.local {
         None
     } else {
         let config = if args.whole {
-            DistributedConfig::new().bucket_bytes(usize::MAX).overlap(false)
+            DistributedConfig::new()
+                .bucket_bytes(usize::MAX)
+                .overlap(false)
         } else {
             DistributedConfig::new()
                 .bucket_bytes(args.bucket_kib * 1024)
@@ -224,22 +223,40 @@ fn write_trace(
             -((t.forward_end - at).as_secs_f64() * 1e6)
         }
     };
-    let lane = |tid: u32, name: &str| {
-        serde_json::json!({"name":"thread_name","ph":"M","pid":1,"tid":tid,"args":{"name":name}})
-    };
+    let lane = |tid: u32, name: &str| serde_json::json!({"name":"thread_name","ph":"M","pid":1,"tid":tid,"args":{"name":name}});
     let span = |tid: u32, name: String, cat: &str, a: Instant, b: Instant| {
         serde_json::json!({"name":name,"cat":cat,"ph":"X","pid":1,"tid":tid,
             "ts":us(a),"dur":(b - a).as_secs_f64() * 1e6})
     };
     events.push(lane(900, "step (training thread)"));
-    events.push(span(900, "backward".into(), "step", t.forward_end, t.backward_end));
-    events.push(span(900, "synchronize (wait)".into(), "step", t.backward_end, t.sync_end));
-    events.push(span(900, "optimiser step".into(), "step", t.sync_end, t.end));
+    events.push(span(
+        900,
+        "backward".into(),
+        "step",
+        t.forward_end,
+        t.backward_end,
+    ));
+    events.push(span(
+        900,
+        "synchronize (wait)".into(),
+        "step",
+        t.backward_end,
+        t.sync_end,
+    ));
+    events.push(span(
+        900,
+        "optimiser step".into(),
+        "step",
+        t.sync_end,
+        t.end,
+    ));
     if let Some(report) = report {
         events.push(lane(901, "MPI allreduce (communication thread)"));
         for s in &report.spans {
-            events.push(serde_json::json!({"name":format!("bucket {} ready", s.bucket),
-                "cat":"allreduce","ph":"i","s":"t","pid":1,"tid":901,"ts":us(s.ready)}));
+            events.push(
+                serde_json::json!({"name":format!("bucket {} ready", s.bucket),
+                "cat":"allreduce","ph":"i","s":"t","pid":1,"tid":901,"ts":us(s.ready)}),
+            );
             events.push(span(
                 901,
                 format!("allreduce bucket {} ({} KiB)", s.bucket, s.bytes / 1024),

@@ -1,9 +1,10 @@
-//! Training checkpoints: a model's weights and where training stood, in one safetensors
-//! file (the weights as tensors, the position as metadata), written atomically: to a
-//! temporary file in the same folder, flushed to disk, then renamed over the old one, so a
-//! crash mid-save leaves the previous checkpoint whole.
+//! Training checkpoints: a model's weights, its Adam state and where training stood, in
+//! one safetensors file (the weights under their names, Adam's moments as `adam.m.NAME`
+//! and `adam.v.NAME`, the position as metadata), written atomically: to a temporary file
+//! in the same folder, flushed to disk, then renamed over the old one, so a crash mid-save
+//! leaves the previous checkpoint whole.
 
-use backflow::nn::{from_safetensors, Module};
+use backflow::nn::{AdamState, Module};
 use backflow::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
@@ -23,22 +24,29 @@ pub struct Position {
 
 const FORMAT: &str = "backflow-train-checkpoint-1";
 
-/// Writes `model`'s parameters and `position` to `path` atomically.
+/// Writes `model`'s parameters, the state of the Adam over `model.parameters()` (if any)
+/// and `position` to `path` atomically.
 ///
 /// ```
-/// use backflow::nn::{Linear, Module};
+/// use backflow::nn::{Adam, AdamState, Linear, Module};
 /// use backflow_app::checkpoint::{load_checkpoint, save_checkpoint, Position};
 /// let path = std::env::temp_dir().join(format!("ckpt-doc-{}.safetensors", std::process::id()));
 /// let model = Linear::new(3, 2, 0);
 /// let at = Position { epochs_done: 4, steps: 92, seed: 7 };
-/// save_checkpoint(&model, at, &path).unwrap();
+/// let adam = AdamState { steps: 92, moments: vec![(vec![0.5; 6], vec![0.25; 6]), (vec![1.0; 2], vec![2.0; 2])] };
+/// save_checkpoint(&model, Some(&adam), at, &path).unwrap();
 /// let fresh = Linear::new(3, 2, 1);
-/// assert_eq!(load_checkpoint(&fresh, &path).unwrap(), at);
+/// assert_eq!(load_checkpoint(&fresh, &path).unwrap(), (at, Some(adam)));
 /// assert_eq!(fresh.parameters()[0].get().to_vec(), model.parameters()[0].get().to_vec());
 /// # std::fs::remove_file(&path).unwrap();
 /// ```
-pub fn save_checkpoint(model: &dyn Module, position: Position, path: &Path) -> Result<()> {
-    let bytes = serialize(model, position)?;
+pub fn save_checkpoint(
+    model: &dyn Module,
+    adam: Option<&AdamState>,
+    position: Position,
+    path: &Path,
+) -> Result<()> {
+    let bytes = serialize(model, adam, position)?;
     let tmp = temporary_path(path);
     let io = |e: std::io::Error, p: &Path| Error::io("checkpoint", p, &e);
     let mut file = std::fs::File::create(&tmp).map_err(|e| io(e, &tmp))?;
@@ -51,15 +59,16 @@ pub fn save_checkpoint(model: &dyn Module, position: Position, path: &Path) -> R
     })
 }
 
-/// Loads a checkpoint written by [`save_checkpoint`] into `model` (of the same shapes) and
-/// returns where training stood. The model is unchanged if the file is not a checkpoint of
-/// it.
-pub fn load_checkpoint(model: &dyn Module, path: &Path) -> Result<Position> {
+/// Loads a checkpoint written by [`save_checkpoint`] into `model` (of the same names and
+/// shapes) and returns where training stood and the Adam state, if it holds one. The model
+/// is unchanged if the file is not a checkpoint of it.
+pub fn load_checkpoint(model: &dyn Module, path: &Path) -> Result<(Position, Option<AdamState>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("checkpoint", path, &e))?;
     let bad = |message: String| Error::Invalid {
         op: "checkpoint",
         message: format!("{}: {message}", path.display()),
     };
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
     let meta = header.metadata().clone().unwrap_or_default();
     if meta.get("format").map(String::as_str) != Some(FORMAT) {
@@ -77,8 +86,64 @@ pub fn load_checkpoint(model: &dyn Module, path: &Path) -> Result<Position> {
         steps: number("steps")? as usize,
         seed: number("seed")?,
     };
-    from_safetensors(model, &bytes).map_err(|e| bad(e.to_string()))?;
-    Ok(position)
+    let params = model.named_parameters();
+    // Every value is read and checked before anything changes.
+    let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let view = file.tensor(name).map_err(|_| {
+            bad(format!(
+                "no tensor `{name}`: not a checkpoint of this model"
+            ))
+        })?;
+        if view.dtype() != Dtype::F32 || view.shape() != shape {
+            return Err(bad(format!(
+                "`{name}` is {:?} {:?}; the model needs F32 {shape:?}",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
+    let mut values = Vec::with_capacity(params.len());
+    for (name, p) in &params {
+        values.push(read(name, &p.shape())?);
+    }
+    let adam = match meta.get("adam_steps") {
+        None => None,
+        Some(_) => {
+            let steps = number("adam_steps")? as u32;
+            let mut moments = Vec::new();
+            if file.names().iter().any(|n| n.starts_with("adam.m.")) {
+                for (name, p) in &params {
+                    let shape = p.shape();
+                    moments.push((
+                        read(&format!("adam.m.{name}"), &shape)?,
+                        read(&format!("adam.v.{name}"), &shape)?,
+                    ));
+                }
+            }
+            Some(AdamState { steps, moments })
+        }
+    };
+    let expected = params.len()
+        * if adam.as_ref().is_some_and(|a| !a.moments.is_empty()) {
+            3
+        } else {
+            1
+        };
+    if file.names().len() != expected {
+        return Err(bad(format!(
+            "{} tensors where this model's checkpoint has {expected}: not a checkpoint of this model",
+            file.names().len()
+        )));
+    }
+    for ((_, p), data) in params.iter().zip(values) {
+        p.set_data(data)?;
+    }
+    Ok((position, adam))
 }
 
 /// `dir/.NAME.tmp-PID`, beside `path`, so that the rename stays on one file system.
@@ -89,20 +154,30 @@ fn temporary_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
 
-fn serialize(model: &dyn Module, position: Position) -> Result<Vec<u8>> {
-    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = model
-        .named_parameters()
-        .into_iter()
-        .map(|(name, p)| {
-            let t = p.get();
-            let bytes = t.data().iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name, t.shape().to_vec(), bytes)
-        })
-        .collect();
+fn serialize(model: &dyn Module, adam: Option<&AdamState>, position: Position) -> Result<Vec<u8>> {
     let invalid = |message: String| Error::Invalid {
         op: "checkpoint",
         message,
     };
+    let params = model.named_parameters();
+    let le = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, p) in &params {
+        tensors.push((name.clone(), p.shape(), le(p.get().data())));
+    }
+    if let Some(adam) = adam {
+        if !adam.moments.is_empty() && adam.moments.len() != params.len() {
+            return Err(invalid(format!(
+                "Adam holds moments for {} parameters, the model has {}",
+                adam.moments.len(),
+                params.len()
+            )));
+        }
+        for ((name, p), (m, v)) in params.iter().zip(&adam.moments) {
+            tensors.push((format!("adam.m.{name}"), p.shape(), le(m)));
+            tensors.push((format!("adam.v.{name}"), p.shape(), le(v)));
+        }
+    }
     let views = tensors
         .iter()
         .map(|(name, shape, bytes)| {
@@ -111,12 +186,15 @@ fn serialize(model: &dyn Module, position: Position) -> Result<Vec<u8>> {
                 .map_err(|e| invalid(format!("{name}: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
-    let meta = HashMap::from([
+    let mut meta = HashMap::from([
         ("format".to_string(), FORMAT.to_string()),
         ("epochs_done".to_string(), position.epochs_done.to_string()),
         ("steps".to_string(), position.steps.to_string()),
         ("seed".to_string(), position.seed.to_string()),
     ]);
+    if let Some(adam) = adam {
+        meta.insert("adam_steps".to_string(), adam.steps.to_string());
+    }
     safetensors::serialize(views, Some(meta)).map_err(|e| invalid(e.to_string()))
 }
 
@@ -136,18 +214,18 @@ mod tests {
             steps: 23,
             seed: 5,
         };
-        save_checkpoint(&model, first, &path).unwrap();
+        save_checkpoint(&model, None, first, &path).unwrap();
         // The rename target is now a folder: the save fails after the temporary file.
         let blocked = dir.join("blocked");
         std::fs::create_dir_all(blocked.join("x")).unwrap();
-        assert!(save_checkpoint(&model, first, &blocked).is_err());
+        assert!(save_checkpoint(&model, None, first, &blocked).is_err());
         assert!(
             !temporary_path(&blocked).exists(),
             "the temporary file is removed"
         );
         assert_eq!(
             load_checkpoint(&Linear::new(3, 2, 9), &path).unwrap(),
-            first
+            (first, None)
         );
         // Another model's shapes: an error naming the file, and the model is unchanged.
         let other = Linear::new(4, 2, 3);

@@ -9,7 +9,7 @@ use crate::checkpoint::{load_checkpoint, save_checkpoint, Position};
 use crate::data::{self, DIGITS_CLASSES, DIGITS_FEATURES};
 use crate::train::{evaluate, wide_model, Progress, TrainConfig, TrainReport};
 use backflow::distributed::{DataParallel, DistributedConfig};
-use backflow::nn::{cross_entropy, Adam, Module, Optimizer, Sequential};
+use backflow::nn::{cross_entropy, Adam, AdamState, Module, Optimizer, Sequential};
 use backflow::{BackwardOptions, Error, Result, Tensor};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -115,7 +115,8 @@ fn train_on_pool(
         config.seed,
     );
     // Only rank 0's weights count (DataParallel copies them to all), so every rank may
-    // read the checkpoint; rank 0's position is then broadcast.
+    // read the checkpoint; rank 0's position and Adam state are then broadcast.
+    let mut adam_state = None;
     let mut position = Position {
         epochs_done: 0,
         steps: 0,
@@ -123,7 +124,7 @@ fn train_on_pool(
     };
     if let (true, Some(path)) = (options.resume, &options.checkpoint) {
         if path.exists() {
-            position = load_checkpoint(&model, path)?;
+            (position, adam_state) = load_checkpoint(&model, path)?;
             if position.seed != config.seed {
                 return Err(Error::Invalid {
                     op: "train",
@@ -138,11 +139,9 @@ fn train_on_pool(
         }
     }
     let mut dp = DataParallel::new(model.parameters(), options.dp.clone())?;
-    let at = dp.broadcast(vec![position.epochs_done as f32, position.steps as f32])?;
-    position.epochs_done = at[0] as usize;
-    position.steps = at[1] as usize;
-    let (rank, world_size) = (dp.rank(), dp.world_size());
     let mut opt = Adam::new(model.parameters(), config.lr);
+    resume_on_every_rank(&dp, &model, &mut opt, &mut position, adam_state)?;
+    let (rank, world_size) = (dp.rank(), dp.world_size());
     let opts = BackwardOptions::new()
         .scheduler(config.scheduler)
         .threads(config.threads);
@@ -194,7 +193,7 @@ fn train_on_pool(
                 steps: step,
                 seed: config.seed,
             };
-            save_checkpoint(&model, at, path)?;
+            save_checkpoint(&model, Some(&opt.state()), at, path)?;
         }
     }
     let train_time = start.elapsed();
@@ -217,6 +216,48 @@ fn train_on_pool(
     };
     drop(dp);
     Ok((model, report))
+}
+
+/// Gives every rank rank 0's position and Adam state (as f32 values: counts below 2^24
+/// are exact), so that all ranks continue from rank 0's checkpoint.
+fn resume_on_every_rank(
+    dp: &DataParallel,
+    model: &Sequential,
+    opt: &mut Adam,
+    position: &mut Position,
+    adam: Option<AdamState>,
+) -> Result<()> {
+    let adam = adam.filter(|a| !a.moments.is_empty());
+    let at = dp.broadcast(vec![
+        position.epochs_done as f32,
+        position.steps as f32,
+        adam.as_ref().map_or(0.0, |a| a.steps as f32),
+    ])?;
+    position.epochs_done = at[0] as usize;
+    position.steps = at[1] as usize;
+    let steps = at[2] as u32;
+    if steps == 0 {
+        return Ok(());
+    }
+    let sizes: Vec<usize> = model.parameters().iter().map(|p| p.numel()).collect();
+    let total: usize = sizes.iter().sum();
+    let flat = match &adam {
+        Some(a) => a
+            .moments
+            .iter()
+            .flat_map(|(m, v)| m.iter().chain(v))
+            .copied()
+            .collect(),
+        None => vec![0.0; 2 * total],
+    };
+    let flat = dp.broadcast(flat)?;
+    let mut moments = Vec::with_capacity(sizes.len());
+    let mut at = 0;
+    for n in sizes {
+        moments.push((flat[at..at + n].to_vec(), flat[at + n..at + 2 * n].to_vec()));
+        at += 2 * n;
+    }
+    opt.load_state(AdamState { steps, moments })
 }
 
 /// Forward and backward on this rank's `rows` of `batch`; returns the local mean loss (0

@@ -38,7 +38,7 @@ pub use init::{normal, uniform, Init};
 pub use linear::{linear, Linear};
 pub use loss::{accuracy, cross_entropy, mse};
 pub use module::Module;
-pub use optim::{Adam, Optimizer, Sgd};
+pub use optim::{Adam, AdamState, Optimizer, Sgd};
 pub use param::Param;
 pub use sequential::Sequential;
 pub use weights::{from_safetensors, load_weights, save_weights, to_safetensors};

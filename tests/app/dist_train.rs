@@ -253,43 +253,38 @@ fn a_killed_rank_stops_the_job_in_bounded_time() {
 }
 
 #[test]
-fn resume_continues_from_the_last_checkpoint() {
+fn resume_continues_from_the_last_checkpoint_exactly() {
     let dir = std::env::temp_dir().join(format!("dist-resume-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ckpt = dir.join("t1.safetensors");
     let ckpt = ckpt.to_str().unwrap();
-    let base = [
-        "train",
-        "--distributed",
-        "--threads",
-        "1",
-        "--checkpoint",
-        ckpt,
-    ];
-    let first: Vec<&str> = base.iter().copied().chain(["--epochs", "2"]).collect();
-    let o = backflow(&first, Duration::from_secs(300));
-    assert!(o.success, "{}", o.output);
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = ["train", "--distributed", "--threads", "1"]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        let o = backflow(&args, Duration::from_secs(300));
+        assert!(o.success, "{}", o.output);
+        o.output
+    };
+    run(&["--epochs", "2", "--checkpoint", ckpt]);
     assert!(std::path::Path::new(ckpt).is_file());
-    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
-    assert_eq!(
-        leftovers.len(),
-        1,
-        "no temporary file is left: {leftovers:?}"
-    );
-    let more: Vec<&str> = base
-        .iter()
-        .copied()
-        .chain(["--epochs", "3", "--resume"])
-        .collect();
-    let o = backflow(&more, Duration::from_secs(300));
-    assert!(o.success, "{}", o.output);
-    assert_eq!(field(&o.output, "resumed at    :"), "epoch 3");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(files.len(), 1, "no temporary file is left: {files:?}");
+    let resumed = run(&["--epochs", "3", "--checkpoint", ckpt, "--resume"]);
+    assert_eq!(field(&resumed, "resumed at    :"), "epoch 3");
     // One epoch of 1,437 rows in batches of 64.
     assert!(
-        field(&o.output, "training time :").contains("(23 steps"),
-        "{}",
-        o.output
+        field(&resumed, "training time :").contains("(23 steps"),
+        "{resumed}"
     );
+    // Weights, Adam's moments and the batch order all continue: the same run as one of
+    // three epochs straight.
+    let straight = run(&["--epochs", "3"]);
+    for line in ["test accuracy :", "final loss    :"] {
+        assert_eq!(field(&resumed, line), field(&straight, line), "{line}");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
