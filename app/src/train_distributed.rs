@@ -76,7 +76,7 @@ pub struct DistributedReport {
 }
 
 /// Trains T1 data-parallel: call it on every rank of an `mpirun` job with the same
-/// arguments. `on_step` runs on every rank after each step with the global loss.
+/// arguments. `on_step` runs on rank 0 after each step, with the global batch's loss.
 pub fn train_digits_distributed(
     config: &TrainConfig,
     options: &DistributedOptions,
@@ -179,12 +179,14 @@ fn train_on_pool(
             losses.push(report.loss);
             epoch_loss += f64::from(report.loss);
             epoch_steps += 1;
-            on_step(Progress {
-                epoch,
-                step,
-                total_steps,
-                loss: report.loss,
-            });
+            if rank == 0 {
+                on_step(Progress {
+                    epoch,
+                    step,
+                    total_steps,
+                    loss: report.loss,
+                });
+            }
         }
         final_loss = (epoch_loss / epoch_steps.max(1) as f64) as f32;
         if let (0, Some(path)) = (rank, &options.checkpoint) {

@@ -1,9 +1,9 @@
 //! `DataParallel`: one replica of the model per MPI rank, gradients averaged by bucketed
 //! allreduce overlapped with backward.
 
-use super::buckets::{self, CommSpan, Layout, Staging};
+use super::buckets::{self, Layout, Staging};
 use super::comm::{self, Command, Placement, Reduced};
-use super::DistributedConfig;
+use super::{DistributedConfig, StepReport};
 use crate::nn::Param;
 use crate::{Error, Result, Tensor};
 use std::ops::Range;
@@ -109,53 +109,6 @@ struct Shared {
     closed: AtomicBool,
     /// Set when a parameter's gradient arrived twice in one step.
     repeated: AtomicBool,
-}
-
-/// What one [`DataParallel::synchronize`] measured.
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepReport {
-    /// The loss of the whole batch: every rank's loss weighted by its share of the rows.
-    pub loss: f32,
-    /// Each bucket's allreduce, in bucket order.
-    pub spans: Vec<CommSpan>,
-    /// When `synchronize` was called (backward had ended).
-    pub called: Instant,
-    /// How long `synchronize` waited for reductions still in flight.
-    pub waited: Duration,
-}
-
-impl StepReport {
-    /// The share of the allreduce time (the union of the buckets' spans) that ran before
-    /// `backward_end`, hidden behind backward: 1.0 when every reduction finished during
-    /// backward, 0.0 when none started before it ended.
-    pub fn hidden_share(&self, backward_end: Instant) -> f64 {
-        let mut spans: Vec<(Instant, Instant)> =
-            self.spans.iter().map(|s| (s.started, s.finished)).collect();
-        spans.sort_by_key(|s| s.0);
-        let (mut total, mut hidden) = (Duration::ZERO, Duration::ZERO);
-        let mut current: Option<(Instant, Instant)> = None;
-        let mut close = |(a, b): (Instant, Instant)| {
-            total += b - a;
-            hidden += backward_end.clamp(a, b) - a;
-        };
-        for (a, b) in spans {
-            current = match current {
-                Some((ca, cb)) if a <= cb => Some((ca, cb.max(b))),
-                Some(done) => {
-                    close(done);
-                    Some((a, b))
-                }
-                None => Some((a, b)),
-            };
-        }
-        if let Some(done) = current {
-            close(done);
-        }
-        if total.is_zero() {
-            return 0.0;
-        }
-        hidden.as_secs_f64() / total.as_secs_f64()
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -53,7 +53,9 @@ mod buckets;
 mod comm;
 mod config;
 mod data_parallel;
+mod report;
 
 pub use buckets::CommSpan;
 pub use config::DistributedConfig;
-pub use data_parallel::{DataParallel, StepReport};
+pub use data_parallel::DataParallel;
+pub use report::StepReport;

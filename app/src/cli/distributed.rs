@@ -110,14 +110,10 @@ pub fn run(config: TrainConfig, args: DistributedArgs, save: Option<PathBuf>) ->
         }),
     };
     let start = Instant::now();
-    let mut rank0 = None::<bool>;
     let (model, report) = train_digits_distributed(&config, &options, |p| {
-        // Every rank sees the same steps; only rank 0 prints (RANK from Open MPI's launcher).
-        let first = *rank0.get_or_insert_with(|| {
-            std::env::var("OMPI_COMM_WORLD_RANK").map_or(true, |r| r.trim() == "0")
-        });
+        // Called on rank 0 only: one line per epoch (under mpirun there is no terminal).
         let per_epoch = p.total_steps / config.epochs.max(1);
-        if first && per_epoch > 0 && p.step % per_epoch == 0 {
+        if per_epoch > 0 && p.step % per_epoch == 0 {
             println!(
                 "epoch {:>3}/{}  step {:>5}/{}  loss {:.4}  ({:.1} s)",
                 p.epoch + 1,
