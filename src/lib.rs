@@ -16,6 +16,8 @@
 //! assert!((t2.grad().unwrap().item() - c * 4.0).abs() < 1e-5);
 //! ```
 
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod nn;
 
 pub use backflow_engine::exec::{clamp_threads, default_threads, max_threads};

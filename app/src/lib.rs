@@ -5,7 +5,10 @@
 //! This crate is not published: a user of backflow depends on the `backflow` crate (and on
 //! `backflow-stress` as a dev-dependency), never on this one.
 
+pub mod checkpoint;
 pub mod data;
 pub mod models;
 pub mod train;
+#[cfg(feature = "mpi")]
+pub mod train_distributed;
 pub mod workloads;

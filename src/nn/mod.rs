@@ -55,7 +55,7 @@ pub use loss::{accuracy, accuracy_typed, cross_entropy, cross_entropy_typed, mse
 pub use module::{prefixed, Module};
 pub use moe::{MoE, Routed};
 pub use norm::LayerNorm;
-pub use optim::{Adam, Optimizer, Sgd};
+pub use optim::{Adam, AdamState, Optimizer, Sgd};
 pub use param::Param;
 pub use sequential::Sequential;
 pub use weights::{from_safetensors, load_weights, save_weights, to_safetensors};

@@ -7,6 +7,7 @@
 //! reported on one line before any work.
 
 mod args;
+mod distributed;
 mod eval;
 mod graph;
 mod scale;

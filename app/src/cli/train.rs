@@ -53,6 +53,8 @@ pub struct TrainArgs {
     /// training); `backflow eval --load FILE` evaluates them.
     #[arg(long)]
     save: Option<PathBuf>,
+    #[command(flatten)]
+    dist: super::distributed::DistributedArgs,
 }
 
 /// Trains, showing the running loss, and prints the results.
@@ -82,6 +84,9 @@ pub fn run(args: TrainArgs) -> CliResult {
         threads: args.threads,
         scheduler: args.scheduler,
     };
+    if args.dist.distributed {
+        return super::distributed::run(config, args.dist, args.save);
+    }
     let bar = ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ({elapsed}, eta {eta})",

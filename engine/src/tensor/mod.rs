@@ -6,6 +6,7 @@ mod custom_op;
 mod export;
 pub(crate) mod grad_mode;
 mod gradcheck;
+mod leaf_grad;
 pub(crate) mod node;
 mod observe;
 mod options;

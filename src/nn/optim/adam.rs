@@ -1,5 +1,9 @@
 //! Adam (Kingma & Ba 2015), with bias correction as PyTorch's `optim.Adam` applies it.
 
+mod state;
+
+pub use state::AdamState;
+
 use super::{update_each, Optimizer};
 use crate::nn::Param;
 use crate::{Element, Result};

@@ -1,0 +1,238 @@
+//! Training checkpoints: a model's weights, its Adam state and where training stood, in
+//! one safetensors file (the weights under their names, Adam's moments as `adam.m.NAME`
+//! and `adam.v.NAME`, the position as metadata), written atomically: to a temporary file
+//! in the same folder, flushed to disk, then renamed over the old one, so a crash mid-save
+//! leaves the previous checkpoint whole.
+
+use backflow::nn::{AdamState, Module};
+use backflow::{Error, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Where a training run stood when its checkpoint was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    /// Epochs finished.
+    pub epochs_done: usize,
+    /// Optimiser steps taken.
+    pub steps: usize,
+    /// The run's seed (split, initial weights, batch order): a resumed run must use it.
+    pub seed: u64,
+}
+
+const FORMAT: &str = "backflow-train-checkpoint-1";
+
+/// Writes `model`'s parameters, the state of the Adam over `model.parameters()` (if any)
+/// and `position` to `path` atomically.
+///
+/// ```
+/// use backflow::nn::{Adam, AdamState, Linear, Module};
+/// use backflow_app::checkpoint::{load_checkpoint, save_checkpoint, Position};
+/// let path = std::env::temp_dir().join(format!("ckpt-doc-{}.safetensors", std::process::id()));
+/// let model = Linear::new(3, 2, 0);
+/// let at = Position { epochs_done: 4, steps: 92, seed: 7 };
+/// let adam = AdamState { steps: 92, moments: vec![(vec![0.5; 6], vec![0.25; 6]), (vec![1.0; 2], vec![2.0; 2])] };
+/// save_checkpoint(&model, Some(&adam), at, &path).unwrap();
+/// let fresh = Linear::new(3, 2, 1);
+/// assert_eq!(load_checkpoint(&fresh, &path).unwrap(), (at, Some(adam)));
+/// assert_eq!(fresh.parameters()[0].get().to_vec(), model.parameters()[0].get().to_vec());
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn save_checkpoint(
+    model: &dyn Module,
+    adam: Option<&AdamState>,
+    position: Position,
+    path: &Path,
+) -> Result<()> {
+    let bytes = serialize(model, adam, position)?;
+    let tmp = temporary_path(path);
+    let io = |e: std::io::Error, p: &Path| Error::io("checkpoint", p, &e);
+    let mut file = std::fs::File::create(&tmp).map_err(|e| io(e, &tmp))?;
+    file.write_all(&bytes).map_err(|e| io(e, &tmp))?;
+    file.sync_all().map_err(|e| io(e, &tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e, path)
+    })
+}
+
+/// Loads a checkpoint written by [`save_checkpoint`] into `model` (of the same names and
+/// shapes) and returns where training stood and the Adam state, if it holds one. The model
+/// is unchanged if the file is not a checkpoint of it.
+pub fn load_checkpoint(model: &dyn Module, path: &Path) -> Result<(Position, Option<AdamState>)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("checkpoint", path, &e))?;
+    let bad = |message: String| Error::Invalid {
+        op: "checkpoint",
+        message: format!("{}: {message}", path.display()),
+    };
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        return Err(bad(format!(
+            "not a training checkpoint (no `format: {FORMAT}`)"
+        )));
+    }
+    let number = |key: &str| -> Result<u64> {
+        meta.get(key)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad(format!("no whole number `{key}` in its metadata")))
+    };
+    let position = Position {
+        epochs_done: number("epochs_done")? as usize,
+        steps: number("steps")? as usize,
+        seed: number("seed")?,
+    };
+    let params = model.named_parameters();
+    // Every value is read and checked before anything changes.
+    let read = |name: &str, shape: &[usize]| -> Result<Vec<f32>> {
+        let view = file.tensor(name).map_err(|_| {
+            bad(format!(
+                "no tensor `{name}`: not a checkpoint of this model"
+            ))
+        })?;
+        if view.dtype() != Dtype::F32 || view.shape() != shape {
+            return Err(bad(format!(
+                "`{name}` is {:?} {:?}; the model needs F32 {shape:?}",
+                view.dtype(),
+                view.shape()
+            )));
+        }
+        Ok(view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    };
+    let mut values = Vec::with_capacity(params.len());
+    for (name, p) in &params {
+        values.push(read(name, &p.shape())?);
+    }
+    let adam = match meta.get("adam_steps") {
+        None => None,
+        Some(_) => {
+            let steps = number("adam_steps")? as u32;
+            let mut moments = Vec::new();
+            if file.names().iter().any(|n| n.starts_with("adam.m.")) {
+                for (name, p) in &params {
+                    let shape = p.shape();
+                    moments.push((
+                        read(&format!("adam.m.{name}"), &shape)?,
+                        read(&format!("adam.v.{name}"), &shape)?,
+                    ));
+                }
+            }
+            Some(AdamState { steps, moments })
+        }
+    };
+    let expected = params.len()
+        * if adam.as_ref().is_some_and(|a| !a.moments.is_empty()) {
+            3
+        } else {
+            1
+        };
+    if file.names().len() != expected {
+        return Err(bad(format!(
+            "{} tensors where this model's checkpoint has {expected}: not a checkpoint of this model",
+            file.names().len()
+        )));
+    }
+    for ((_, p), data) in params.iter().zip(values) {
+        p.set_data(data)?;
+    }
+    Ok((position, adam))
+}
+
+/// `dir/.NAME.tmp-PID`, beside `path`, so that the rename stays on one file system.
+fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+fn serialize(model: &dyn Module, adam: Option<&AdamState>, position: Position) -> Result<Vec<u8>> {
+    let invalid = |message: String| Error::Invalid {
+        op: "checkpoint",
+        message,
+    };
+    let params = model.named_parameters();
+    let le = |values: &[f32]| -> Vec<u8> { values.iter().flat_map(|v| v.to_le_bytes()).collect() };
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, p) in &params {
+        tensors.push((name.clone(), p.shape(), le(p.get().data())));
+    }
+    if let Some(adam) = adam {
+        if !adam.moments.is_empty() && adam.moments.len() != params.len() {
+            return Err(invalid(format!(
+                "Adam holds moments for {} parameters, the model has {}",
+                adam.moments.len(),
+                params.len()
+            )));
+        }
+        for ((name, p), (m, v)) in params.iter().zip(&adam.moments) {
+            tensors.push((format!("adam.m.{name}"), p.shape(), le(m)));
+            tensors.push((format!("adam.v.{name}"), p.shape(), le(v)));
+        }
+    }
+    let views = tensors
+        .iter()
+        .map(|(name, shape, bytes)| {
+            TensorView::new(Dtype::F32, shape.clone(), bytes)
+                .map(|view| (name.as_str(), view))
+                .map_err(|e| invalid(format!("{name}: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut meta = HashMap::from([
+        ("format".to_string(), FORMAT.to_string()),
+        ("epochs_done".to_string(), position.epochs_done.to_string()),
+        ("steps".to_string(), position.steps.to_string()),
+        ("seed".to_string(), position.seed.to_string()),
+    ]);
+    if let Some(adam) = adam {
+        meta.insert("adam_steps".to_string(), adam.steps.to_string());
+    }
+    safetensors::serialize(views, Some(meta)).map_err(|e| invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backflow::nn::Linear;
+
+    #[test]
+    fn a_failed_save_leaves_the_previous_checkpoint_whole() {
+        let dir = std::env::temp_dir().join(format!("ckpt-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.safetensors");
+        let model = Linear::new(3, 2, 0);
+        let first = Position {
+            epochs_done: 1,
+            steps: 23,
+            seed: 5,
+        };
+        save_checkpoint(&model, None, first, &path).unwrap();
+        // The rename target is now a folder: the save fails after the temporary file.
+        let blocked = dir.join("blocked");
+        std::fs::create_dir_all(blocked.join("x")).unwrap();
+        assert!(save_checkpoint(&model, None, first, &blocked).is_err());
+        assert!(
+            !temporary_path(&blocked).exists(),
+            "the temporary file is removed"
+        );
+        assert_eq!(
+            load_checkpoint(&Linear::new(3, 2, 9), &path).unwrap(),
+            (first, None)
+        );
+        // Another model's shapes: an error naming the file, and the model is unchanged.
+        let other = Linear::new(4, 2, 3);
+        let before = other.parameters()[0].get().to_vec();
+        let e = load_checkpoint(&other, &path).unwrap_err().to_string();
+        assert!(e.contains("run.safetensors"), "{e}");
+        assert_eq!(other.parameters()[0].get().to_vec(), before);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
