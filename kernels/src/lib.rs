@@ -6,11 +6,13 @@
 
 mod binary;
 mod element;
+mod gemm;
 mod layout;
 mod matmul;
 mod reduce;
 mod shape;
 mod softmax;
+mod transcendental;
 mod unary;
 
 mod gradcheck;
