@@ -30,7 +30,8 @@ macro_rules! transcendental {
             let mut p: $t = 1.0;
             let mut i = $exp_terms;
             while i > 0 {
-                p = 1.0 + r * p / i as $t;
+                // 1/i folds to a constant once the loop unrolls; a division would not.
+                p = 1.0 + r * p * (1.0 / i as $t);
                 i -= 1;
             }
             let ni = (t.to_bits() as $int).wrapping_sub(magic.to_bits() as $int);
@@ -51,7 +52,7 @@ macro_rules! transcendental {
             let mut s: $t = 1.0;
             let mut i = $expm1_terms;
             while i > 1 {
-                s = 1.0 + y * s / i as $t;
+                s = 1.0 + y * s * (1.0 / i as $t);
                 i -= 1;
             }
             let m = if y < 1.0 { y * s } else { $exp(y) - 1.0 };
