@@ -101,7 +101,7 @@ pub(crate) fn gemm<T: ComplexField + num_traits::Float>(
         Accum::Replace
     } else {
         if beta != T::one() {
-            c.iter_mut().for_each(|v| *v = *v * beta);
+            c.iter_mut().for_each(|v| *v *= beta);
         }
         Accum::Add
     };
