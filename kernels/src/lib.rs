@@ -11,6 +11,7 @@ mod compare;
 mod conv;
 mod element;
 mod gelu;
+mod gemm;
 mod layout;
 mod matmul;
 mod norm;
@@ -20,6 +21,7 @@ mod select;
 mod shape;
 mod slice;
 mod softmax;
+mod transcendental;
 mod unary;
 
 mod gradcheck;

@@ -2,7 +2,8 @@
 //! the derivation that links them.
 //!
 //! A backward receives the input `x`, the saved output `y` and the upstream gradient `g`,
-//! and reuses `y` wherever the derivative is cheaper in terms of it.
+//! and reuses `y` wherever the derivative is cheaper in terms of it. `exp`, `tanh` and the
+//! sigmoid use the vectorisable kernels of `transcendental.rs`.
 
 use crate::Element;
 
@@ -100,11 +101,11 @@ unary_ops! {
     // d/dx cos x = -sin x
     Unary::Cos => "cos", |x| x.cos(), |x, _y, g| -g * x.sin();
     // d/dx e^x = e^x = y, reusing the saved output
-    Unary::Exp => "exp", |x| x.exp(), |_x, y, g| g * y;
+    Unary::Exp => "exp", |x| x.exp_vec(), |_x, y, g| g * y;
     // d/dx ln x = 1 / x
     Unary::Ln => "ln", |x| x.ln(), |x, _y, g| g / x;
     // d/dx tanh x = 1 - tanh(x)^2 = 1 - y^2, reusing the saved output
-    Unary::Tanh => "tanh", |x| x.tanh(), |_x, y, g| g * (T::one() - y * y);
+    Unary::Tanh => "tanh", |x| x.tanh_vec(), |_x, y, g| g * (T::one() - y * y);
     // d/dx max(x, 0) = [x > 0], choosing 0 at the kink; written `x <= 0` so NaN passes
     // through the forward
     Unary::Relu => "relu",
@@ -112,7 +113,7 @@ unary_ops! {
         |x, _y, g| if x > T::zero() { g } else { T::zero() };
     // d/dx σ(x) = σ(x)(1 - σ(x)) = y(1 - y), reusing the saved output
     Unary::Sigmoid => "sigmoid",
-        |x| T::one() / (T::one() + (-x).exp()),
+        |x| T::one() / (T::one() + (-x).exp_vec()),
         |_x, y, g| g * y * (T::one() - y);
     // d/dx √x = 1 / (2√x) = 0.5 / y, reusing the saved output
     Unary::Sqrt => "sqrt", |x| x.sqrt(), |_x, y, g| g * T::from_f64(0.5) / y;

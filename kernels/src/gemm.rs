@@ -1,0 +1,282 @@
+//! Strided `c = a·b + beta·c` over faer's matrix product, run on the calling thread.
+//!
+//! faer's kernels multiply the small products the workloads run (32×128·128×128 and T1's
+//! 64-wide layers) without the per-call packing buffer that matrixmultiply allocates; the
+//! figures are in `BENCHMARKS.md` ("GEMM and transcendental kernels") and
+//! `benches/gemm_sizes.rs`. The executor already runs branches in parallel, so faer never
+//! spawns work of its own (`Par::Seq`).
+
+use faer::linalg::matmul::matmul;
+use faer::traits::ComplexField;
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Checks that every index the strided `rows×cols` view touches lies inside `len`, with
+/// checked arithmetic (an overflowing extent is out of bounds), and returns the strides to
+/// step by. A dimension of size 1 is never stepped along, so its stride comes back as 0
+/// whatever it is.
+///
+/// Panics, naming the operand, its dimensions and strides, when the view does not fit.
+fn check_extent(
+    len: usize,
+    rows: usize,
+    cols: usize,
+    rs: usize,
+    cs: usize,
+    what: &str,
+) -> (usize, usize) {
+    if rows == 0 || cols == 0 {
+        return (0, 0);
+    }
+    let last = (rows - 1)
+        .checked_mul(rs)
+        .and_then(|r| (cols - 1).checked_mul(cs).and_then(|c| r.checked_add(c)));
+    assert!(
+        last.is_some_and(|last| last < len),
+        "gemm: operand {what} of {rows}x{cols} with strides ({rs},{cs}) overruns its buffer of {len}"
+    );
+    let step = |dim: usize, s: usize| if dim > 1 { s } else { 0 };
+    (step(rows, rs), step(cols, cs))
+}
+
+/// Checks that a dense row-major `m×n` output fits in `len` elements, with checked
+/// arithmetic, and returns `m * n`. Panics, naming the dimensions, otherwise.
+fn check_output(len: usize, m: usize, n: usize) -> usize {
+    match m.checked_mul(n) {
+        Some(mn) if mn <= len => mn,
+        _ => panic!("gemm: output of {m}x{n} overruns its buffer of {len}"),
+    }
+}
+
+/// The `rows×cols` view of `data` with strides `(rs, cs)` as `check_extent` returned them
+/// (in bounds, 0 along a unit dimension). A view with a unit stride on either side is
+/// borrowed in place; any other layout is first gathered into `dense`, row-major.
+fn view<'a, T: Copy>(
+    data: &'a [T],
+    rows: usize,
+    cols: usize,
+    (rs, cs): (usize, usize),
+    dense: &'a mut Vec<T>,
+) -> MatRef<'a, T> {
+    // A unit dimension's stride is never stepped along, so 1 serves as well as any.
+    let cs = if cols == 1 { 1 } else { cs };
+    let rs = if rows == 1 { 1 } else { rs };
+    if cs == 1 {
+        MatRef::from_row_major_slice_with_stride(data, rows, cols, rs)
+    } else if rs == 1 {
+        MatRef::from_column_major_slice_with_stride(data, rows, cols, cs)
+    } else {
+        dense.extend((0..rows).flat_map(|i| (0..cols).map(move |j| data[i * rs + j * cs])));
+        MatRef::from_row_major_slice(dense, rows, cols)
+    }
+}
+
+/// `c = a·b + beta·c` for a strided `m×k` `a`, a strided `k×n` `b` and a dense row-major
+/// `m×n` `c` (its first `m * n` elements). With `beta == 0` the old contents of `c` are
+/// ignored, NaN included, as BLAS does.
+///
+/// # Panics
+///
+/// If a view of `a` or `b` reaches past its slice or `c` is shorter than `m * n` (checked
+/// without overflow), naming the operand.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm<T: ComplexField + num_traits::Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[T],
+    (rsa, csa): (usize, usize),
+    b: &[T],
+    (rsb, csb): (usize, usize),
+    c: &mut [T],
+    beta: T,
+) {
+    let sa = check_extent(a.len(), m, k, rsa, csa, "a");
+    let sb = check_extent(b.len(), k, n, rsb, csb, "b");
+    let mn = check_output(c.len(), m, n);
+    let c = &mut c[..mn];
+    if m == 0 || n == 0 {
+        return;
+    }
+    let accum = if beta == T::zero() {
+        Accum::Replace
+    } else {
+        if beta != T::one() {
+            c.iter_mut().for_each(|v| *v *= beta);
+        }
+        Accum::Add
+    };
+    if k == 0 {
+        if matches!(accum, Accum::Replace) {
+            c.fill(T::zero());
+        }
+        return;
+    }
+    let (mut dense_a, mut dense_b) = (Vec::new(), Vec::new());
+    let a = view(a, m, k, sa, &mut dense_a);
+    let b = view(b, k, n, sb, &mut dense_b);
+    let c = MatMut::from_row_major_slice_mut(c, m, n);
+    matmul(c, accum, a, b, T::one(), Par::Seq);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Element;
+
+    fn panics(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let e = std::panic::catch_unwind(f).expect_err("should panic");
+        e.downcast_ref::<String>().cloned().unwrap_or_default()
+    }
+
+    /// `c = a·b + beta·c` by the definition, for strided operands.
+    #[allow(clippy::too_many_arguments)]
+    fn naive(
+        m: usize,
+        k: usize,
+        n: usize,
+        a: &[f64],
+        (rsa, csa): (usize, usize),
+        b: &[f64],
+        (rsb, csb): (usize, usize),
+        c: &mut [f64],
+        beta: f64,
+    ) {
+        for i in 0..m {
+            for j in 0..n {
+                let dot: f64 = (0..k)
+                    .map(|p| a[i * rsa + p * csa] * b[p * rsb + j * csb])
+                    .sum();
+                c[i * n + j] = dot
+                    + if beta == 0.0 {
+                        0.0
+                    } else {
+                        beta * c[i * n + j]
+                    };
+            }
+        }
+    }
+
+    #[test]
+    fn every_layout_and_beta_matches_the_definition() {
+        let (m, k, n) = (5, 7, 6);
+        let data: Vec<f64> = (0..200)
+            .map(|i| ((i * 37) % 23) as f64 / 7.0 - 1.5)
+            .collect();
+        // Row-major, transposed (column-major), padded rows, and neither stride unit.
+        let a_layouts = [(k, 1), (1, m), (k + 3, 1), (2 * k, 2)];
+        let b_layouts = [(n, 1), (1, k), (1, k + 2), (3, 3 * k)];
+        for sa in a_layouts {
+            for sb in b_layouts {
+                for beta in [0.0, 1.0, -0.5] {
+                    let mut got: Vec<f64> = (0..m * n).map(|i| i as f64).collect();
+                    let mut want = got.clone();
+                    f64::gemm(m, k, n, &data, sa, &data[3..], sb, &mut got, beta);
+                    naive(m, k, n, &data, sa, &data[3..], sb, &mut want, beta);
+                    for (g, w) in got.iter().zip(&want) {
+                        assert!(
+                            (g - w).abs() < 1e-12,
+                            "{sa:?} {sb:?} beta {beta}: {g} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn beta_zero_ignores_nan_in_the_output() {
+        let mut c = vec![f32::NAN; 4];
+        f32::gemm(
+            2,
+            1,
+            2,
+            &[1.0, 2.0],
+            (1, 1),
+            &[3.0, 4.0],
+            (2, 1),
+            &mut c,
+            0.0,
+        );
+        assert_eq!(c, [3.0, 4.0, 6.0, 8.0]);
+        let mut c = vec![f32::NAN; 4];
+        f32::gemm(2, 0, 2, &[], (0, 1), &[], (2, 1), &mut c, 0.0);
+        assert_eq!(c, [0.0; 4]);
+    }
+
+    #[test]
+    fn empty_inner_dimension_scales_the_output_by_beta() {
+        let mut c = vec![1.0f64, 2.0, 3.0, 4.0, 9.0];
+        f64::gemm(2, 0, 2, &[], (0, 1), &[], (2, 1), &mut c, 0.5);
+        // Only the first m*n = 4 elements are the output.
+        assert_eq!(c, [0.5, 1.0, 1.5, 2.0, 9.0]);
+    }
+
+    #[test]
+    fn gemm_rejects_an_output_whose_size_overflows() {
+        // m*n = 2^64 wraps to 0: the check must not let an empty output through.
+        let msg = panics(|| {
+            let mut c: Vec<f32> = Vec::new();
+            f32::gemm(
+                1 << 32,
+                0,
+                1 << 32,
+                &[],
+                (0, 1),
+                &[],
+                (1 << 32, 1),
+                &mut c,
+                0.0,
+            );
+        });
+        assert!(msg.contains("output of 4294967296x4294967296"), "{msg}");
+    }
+
+    #[test]
+    fn gemm_rejects_an_operand_whose_extent_overflows() {
+        // (rows-1)*rs wraps to a small number in unchecked arithmetic.
+        let msg = panics(|| {
+            let mut c = vec![0.0f64; 2];
+            f64::gemm(2, 1, 1, &[1.0], (1 << 63, 1), &[1.0], (1, 1), &mut c, 0.0);
+        });
+        assert!(msg.contains("operand a of 2x1"), "{msg}");
+    }
+
+    #[test]
+    fn gemm_rejects_an_operand_past_its_buffer() {
+        let msg = panics(|| {
+            let mut c = vec![0.0f32; 4];
+            f32::gemm(2, 2, 2, &[1.0; 4], (2, 1), &[1.0; 3], (1, 2), &mut c, 0.0);
+        });
+        assert!(msg.contains("operand b of 2x2"), "{msg}");
+    }
+
+    #[test]
+    fn gemm_ignores_the_stride_of_a_unit_dimension() {
+        let mut c = vec![0.0f32; 1];
+        f32::gemm(
+            1,
+            2,
+            1,
+            &[1.0, 2.0],
+            (usize::MAX, 1),
+            &[3.0, 4.0],
+            (1, usize::MAX),
+            &mut c,
+            0.0,
+        );
+        assert_eq!(c, vec![11.0]);
+        // A column (n = 1) whose rows are 3 apart, and a row (m = 1) read down a column.
+        let mut c = vec![0.0f64; 2];
+        f64::gemm(
+            2,
+            1,
+            1,
+            &[1.0, 0.0, 0.0, 2.0],
+            (3, 7),
+            &[5.0],
+            (9, 9),
+            &mut c,
+            0.0,
+        );
+        assert_eq!(c, vec![5.0, 10.0]);
+    }
+}
