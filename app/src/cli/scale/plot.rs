@@ -101,6 +101,7 @@ mod tests {
             times: vec![ms / 1e3],
             base_mib: None,
             peak_mib: None,
+            graph_bytes_per_node: None,
         }
     }
 
