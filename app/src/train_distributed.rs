@@ -77,6 +77,9 @@ pub struct DistributedReport {
 
 /// Trains T1 data-parallel: call it on every rank of an `mpirun` job with the same
 /// arguments. `on_step` runs on rank 0 after each step, with the global batch's loss.
+///
+/// A step that fails on any rank ends the process on every rank: each prints its error
+/// (the failing rank's own, the others' naming it) and exits with status 1 once all have.
 pub fn train_digits_distributed(
     config: &TrainConfig,
     options: &DistributedOptions,
@@ -165,9 +168,15 @@ fn train_on_pool(
             let backward_end = Instant::now();
             let local_loss = match local {
                 Ok(loss) => loss,
-                Err(e) => return Err(dp.fail(&e)),
+                Err(e) => {
+                    let e = dp.fail(&e);
+                    exit_with_peers(&dp, &e)
+                }
             };
-            let report = dp.synchronize(local_loss)?;
+            let report = match dp.synchronize(local_loss) {
+                Ok(report) => report,
+                Err(e) => exit_with_peers(&dp, &e),
+            };
             opt.step()?;
             if options.verify_every_step {
                 dp.verify_replicas()?;
@@ -303,4 +312,16 @@ fn local_step(
     loss.backward_with(opts)?;
     *backward_time += t.elapsed();
     Ok(loss.item())
+}
+
+/// Ends this rank after a failed step, once every rank has printed its own error: it
+/// prints `error`, meets the other ranks in one last collective, and exits with status 1.
+/// Returning the error instead would let the first rank to exit make `mpirun` kill the
+/// others before they had said which rank failed. (A rank that died or stalled never gets
+/// here: `mpirun` or the collective's deadline ends the job.)
+fn exit_with_peers(dp: &DataParallel, error: &Error) -> ! {
+    eprintln!("error: {error}");
+    // Every rank that reaches this point calls it once; its result does not matter.
+    let _ = dp.broadcast(vec![0.0]);
+    std::process::exit(1)
 }
