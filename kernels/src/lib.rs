@@ -15,6 +15,7 @@ mod gemm;
 mod layout;
 mod matmul;
 mod norm;
+pub mod par;
 mod pool;
 mod reduce;
 mod select;

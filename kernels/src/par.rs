@@ -1,0 +1,52 @@
+//! Splitting one kernel into chunks that other threads may run.
+//!
+//! The kernels know nothing of threads. A kernel that is large enough calls [`for_each`]
+//! with a number of chunks and a function of the chunk index; whoever installed a
+//! [`ChunkRunner`] (the engine installs its executor's pool) decides which threads run which
+//! chunks. Without one, the chunks run in order on the calling thread.
+//!
+//! Determinism is the kernel's side of the contract: each chunk writes its own disjoint part
+//! of the output, and a chunk's arithmetic must not depend on how many chunks there are or
+//! which thread runs it. So the bits never depend on the split.
+
+use std::sync::OnceLock;
+
+/// Runs the chunks of a split kernel, on as many threads as it sees fit.
+pub trait ChunkRunner: Sync {
+    /// Calls `f(i)` once for each `i` in `0..chunks`, in any order and on any threads, and
+    /// returns once every call has returned. Nested calls (a chunk that splits again) must
+    /// be allowed and must not deadlock.
+    fn run(&self, chunks: usize, f: &(dyn Fn(usize) + Sync));
+}
+
+static RUNNER: OnceLock<&'static dyn ChunkRunner> = OnceLock::new();
+
+/// Installs the process's chunk runner. Only the first call has an effect; it returns
+/// whether this call installed `runner`.
+pub fn set_runner(runner: &'static dyn ChunkRunner) -> bool {
+    RUNNER.set(runner).is_ok()
+}
+
+/// Calls `f(i)` for each `i` in `0..chunks`, on the installed runner's threads, or in order
+/// on this thread when none is installed or there is at most one chunk.
+pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+    match RUNNER.get() {
+        Some(runner) if chunks > 1 => runner.run(chunks, f),
+        _ => (0..chunks).for_each(f),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn without_a_runner_every_chunk_runs_once() {
+        let hits: Vec<AtomicUsize> = (0..5).map(|_| AtomicUsize::new(0)).collect();
+        for_each(5, &|i| {
+            hits[i].fetch_add(1, Ordering::Relaxed);
+        });
+        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+    }
+}
