@@ -1,4 +1,4 @@
-//! API fuzzing (issue 12): random programs of public ops over random shapes up to the edges
+//! API fuzzing: random programs of public ops over random shapes up to the edges
 //! (0, 1, and dimensions whose product overflows `usize`), random broadcasting, NaN and
 //! infinite values, injected backward faults and hooks, each differentiated under every
 //! scheduler (Dfs, Kahn, Parallel).

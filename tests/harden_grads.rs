@@ -1,4 +1,4 @@
-//! Issue 12, gradients: all or nothing. A pass that returns `Err` leaves every leaf's
+//! Gradients: all or nothing. A pass that returns `Err` leaves every leaf's
 //! `.grad()` exactly as before under every scheduler; a bad trace path fails before the
 //! pass; `grad` answers an input listed twice; a hook's result must keep the shape.
 

@@ -1,4 +1,4 @@
-//! Issue 12, other inputs: duplicate parameter names in safetensors, `from_op` data that
+//! Other inputs: duplicate parameter names in safetensors, `from_op` data that
 //! does not fill its shape, and `requires_grad` on an intermediate result.
 
 mod common;

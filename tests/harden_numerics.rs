@@ -1,4 +1,4 @@
-//! Issue 12, numerics: NaN propagation through relu, the derivative of `x^0` at 0, and
+//! Numerics: NaN propagation through relu, the derivative of `x^0` at 0, and
 //! cross-entropy with `-inf` logits on non-target classes.
 
 mod common;

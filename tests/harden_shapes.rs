@@ -1,4 +1,4 @@
-//! Issue 12, memory safety: shapes whose element count overflows `usize` are errors (or
+//! Memory safety: shapes whose element count overflows `usize` are errors (or
 //! documented panics naming the op and the shape), never a wrapped length that reaches a
 //! kernel or GEMM.
 

@@ -1,5 +1,5 @@
-"""Shared by the PyTorch digits scripts (inception_digits.py, attention_digits.py,
-moe_digits.py): the data, the split, the training loop and the printed summary, the same
+"""Shared by the PyTorch digits scripts (t1_digits.py, inception_digits.py,
+attention_digits.py, moe_digits.py): the data, the split, the training loop and the printed summary, the same
 fields and order as `backflow train` prints.
 
 The data is data/digits.csv.gz (64 pixels then the label per row), pixels scaled by 1/16;
@@ -47,8 +47,9 @@ def split(x, y, train_fraction, seed):
     return (x[order[:n_train]], y[order[:n_train]]), (x[order[n_train:]], y[order[n_train:]])
 
 
-def arguments(description, epochs, batch, lr):
-    """The command line every script takes, with the model's default recipe."""
+def arguments(description, epochs, batch, lr, extra=None):
+    """The command line every script takes, with the model's default recipe; `extra(ap)`
+    adds a script's own flags."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--data", default=DEFAULT_DATA, help="the digits CSV (gzipped)")
     ap.add_argument("--threads", type=int, default=1,
@@ -58,6 +59,8 @@ def arguments(description, epochs, batch, lr):
     ap.add_argument("--lr", type=float, default=lr)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default="", help="write the results here")
+    if extra is not None:
+        extra(ap)
     args = ap.parse_args()
     if args.threads < 0 or args.epochs < 1 or args.batch < 1 or not args.lr > 0:
         ap.error("--threads must be >= 0, --epochs and --batch >= 1, --lr > 0")
@@ -107,7 +110,7 @@ def train_and_report(name, model, args):
     print(f"training time : {train_time:.2f} s ({steps} steps)")
     print(f"backward time : {backward_time:.2f} s")
     if args.json:
-        doc = {"model": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        doc = {"model": name, **{k: v for k, v in vars(args).items() if k not in ("data", "json")}, "torch": torch.__version__, "threads": torch.get_num_threads(),
                "cpus": os.cpu_count(), "epochs": args.epochs, "batch": args.batch,
                "lr": args.lr, "seed": args.seed, "steps": steps, "parameters": parameters,
                "test_accuracy": accuracy, "final_loss": epoch_losses[-1],

@@ -1,5 +1,5 @@
 //! Two-caller latency: how long caller B's backward passes take while caller A's pass is
-//! stuck in one long branch, against B's passes alone (issue 11).
+//! stuck in one long branch, against B's passes alone.
 //!
 //! A runs a 200-node pass at `threads(T)` whose custom op blocks until B is done (or 3 s
 //! pass); meanwhile B runs `REPS` passes of an unrelated 120-node graph at `threads(T)`.

@@ -100,7 +100,7 @@ enum Command {
     Stress(stress::StressArgs),
 }
 
-/// What the binary did to the allocator at startup (see `src/malloc.rs`), for reports.
+/// What the binary did to the allocator at startup (see `app/src/malloc.rs`), for reports.
 static ALLOCATOR: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 
 /// The allocator setting, as printed in reports.
