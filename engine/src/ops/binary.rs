@@ -1,33 +1,16 @@
 //! `+ - * /` between tensors, with NumPy broadcasting, as methods and operators.
 
-use crate::error::{Error, Result};
+use super::broadcast::broadcast_pair;
+use crate::error::Result;
 use crate::sync::Arc;
-use crate::tensor::checked_len;
 use crate::Tensor;
-use backflow_kernels::{
-    binary_backward, binary_forward, broadcast_shapes, reduce_to, Binary, Element,
-};
+use backflow_kernels::{binary_backward, binary_forward, reduce_to, Binary, Element};
 use std::ops::{Add, Div, Mul, Sub};
 
 impl<T: Element> Tensor<T> {
     #[track_caller]
     fn binary(&self, other: &Tensor<T>, op: Binary) -> Result<Tensor<T>> {
-        let Some(out) = broadcast_shapes(self.shape(), other.shape()) else {
-            return Err(Error::Shape {
-                op: op.name(),
-                lhs: self.shape().to_vec(),
-                rhs: other.shape().to_vec(),
-                reason: "dimensions must be equal or 1, aligned from the right".into(),
-            });
-        };
-        if checked_len::<T>(op.name(), &out).is_err() {
-            return Err(Error::Shape {
-                op: op.name(),
-                lhs: self.shape().to_vec(),
-                rhs: other.shape().to_vec(),
-                reason: format!("the broadcast shape {out:?} has too many elements"),
-            });
-        }
+        broadcast_pair::<T>(op.name(), self.shape(), other.shape())?;
         let (data, shape) =
             binary_forward(op, self.data(), self.shape(), other.data(), other.shape());
         // add and sub need only the shapes; mul and div save their inputs.

@@ -64,3 +64,27 @@ impl<T: Element> Tensor<T> {
         ))
     }
 }
+
+/// The shape two operands broadcast to (NumPy rules), or an error naming `op` and both
+/// shapes: when they do not broadcast, or when the result has more elements than memory can
+/// index. Every op with two broadcasting operands checks them here.
+pub(crate) fn broadcast_pair<T: Element>(
+    op: &'static str,
+    lhs: &[usize],
+    rhs: &[usize],
+) -> Result<Vec<usize>> {
+    let error = |reason: String| Error::Shape {
+        op,
+        lhs: lhs.to_vec(),
+        rhs: rhs.to_vec(),
+        reason,
+    };
+    let out = broadcast_shapes(lhs, rhs)
+        .ok_or_else(|| error("dimensions must be equal or 1, aligned from the right".into()))?;
+    if checked_len::<T>(op, &out).is_err() {
+        return Err(error(format!(
+            "the broadcast shape {out:?} has too many elements"
+        )));
+    }
+    Ok(out)
+}

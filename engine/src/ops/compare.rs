@@ -2,6 +2,7 @@
 //! gradient, and `where_cond`, which picks between two tensors by a mask and sends the
 //! gradient to the one picked. All broadcast under NumPy rules.
 
+use super::broadcast::broadcast_pair;
 use crate::error::{Error, Result};
 use crate::tensor::checked_len;
 use crate::Tensor;
@@ -10,15 +11,7 @@ use backflow_kernels::{broadcast_shapes, compare, select_where, Compare, Element
 impl<T: Element> Tensor<T> {
     #[track_caller]
     fn compare(&self, other: &Tensor<T>, op: Compare) -> Result<Tensor<T>> {
-        let Some(out) = broadcast_shapes(self.shape(), other.shape()) else {
-            return Err(Error::Shape {
-                op: op.name(),
-                lhs: self.shape().to_vec(),
-                rhs: other.shape().to_vec(),
-                reason: "dimensions must be equal or 1, aligned from the right".into(),
-            });
-        };
-        checked_len::<T>(op.name(), &out)?;
+        broadcast_pair::<T>(op.name(), self.shape(), other.shape())?;
         let (data, shape) = compare(op, self.data(), self.shape(), other.data(), other.shape());
         Ok(Tensor::raw(data, shape))
     }
