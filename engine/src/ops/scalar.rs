@@ -8,7 +8,19 @@ use backflow_kernels::Element;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
 impl<T: Element> Tensor<T> {
-    /// `self * c + d`, elementwise; one node whatever `c` and `d`.
+    /// `self * c + d`, elementwise; one node whatever `c` and `d`. The operators with a
+    /// plain number, on either side, are written with it (`c / t` has its own node).
+    ///
+    /// ```
+    /// use backflow::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0], &[2]).unwrap().requires_grad();
+    /// assert_eq!(x.affine(3.0, 1.0).to_vec(), vec![4.0, 7.0]);
+    /// assert_eq!((1.0 - &x * 2.0).to_vec(), (1.0 - 2.0 * &x).to_vec());
+    /// let y = 2.0 / &x;
+    /// assert_eq!(y.to_vec(), vec![2.0, 1.0]);
+    /// y.sum().backward().unwrap();
+    /// assert_eq!(x.grad().unwrap().to_vec(), vec![-2.0, -0.5]); // -2 / x²
+    /// ```
     #[track_caller]
     pub fn affine(&self, c: T, d: T) -> Tensor<T> {
         let data = self.data().iter().map(|&x| x * c + d).collect();
