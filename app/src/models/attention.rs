@@ -68,7 +68,8 @@ impl EncoderLayer {
             mlp: Sequential::new()
                 .push(Linear::new(d, config.mlp, seed ^ 1))
                 // The tanh form it was trained and measured with (the figures in
-                // docs/models.md and BENCHMARKS.md); `Gelu::Exact` is PyTorch's default.
+                // docs/models.md and BENCHMARKS.md), as its PyTorch peer
+                // (benches/peers/attention_digits.py) uses; `Gelu::Exact` is the default.
                 .push(Gelu::Tanh)
                 .push(Linear::new(config.mlp, d, seed ^ 2)),
         }
