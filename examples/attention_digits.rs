@@ -80,7 +80,8 @@ fn main() -> Result<()> {
             norm2: LayerNorm::new(D),
             mlp: Sequential::new()
                 .push(Linear::new(D, 128, 20 + i))
-                .push(Gelu)
+                // The tanh approximation, as `backflow train --model attention` uses.
+                .push(Gelu::Tanh)
                 .push(Linear::new(128, D, 30 + i)),
         })
         .collect();

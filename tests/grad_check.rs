@@ -97,6 +97,24 @@ fn unary_ops() {
     gradcheck("sqrt", &[&p], |v| v[0].sqrt());
     gradcheck("powf 3", &[&p], |v| v[0].powf(3.0));
     gradcheck("powf -1.5", &[&p], |v| v[0].powf(-1.5));
+    gradcheck("abs", &[&off_zero(&[3, 4], 4)], |v| v[0].abs());
+    gradcheck("erf", &[&x], |v| v[0].erf());
+    gradcheck("gelu", &[&x], |v| v[0].gelu());
+    gradcheck("gelu_tanh", &[&x], |v| v[0].gelu_tanh());
+    // Off the bounds ±0.5 (normal values land within 1e-3 of them with small odds only).
+    let c = map(&x, |v| {
+        if (v.abs() - 0.5).abs() < 0.05 {
+            v * 1.3
+        } else {
+            v
+        }
+    });
+    gradcheck("clamp", &[&c], |v| {
+        v[0].clamp(Some(-0.5), Some(0.5)).unwrap()
+    });
+    gradcheck("clamp min", &[&c], |v| {
+        v[0].clamp(Some(-0.5), None).unwrap()
+    });
 }
 
 /// The broadcasting pairs every binary op is checked on, positive so that `div` is safe.
@@ -146,6 +164,10 @@ fn scalar_ops() {
     gradcheck("sub 1", &[&x], |v| &v[0] - 1.0);
     gradcheck("div 3", &[&x], |v| &v[0] / 3.0);
     gradcheck("affine", &[&x], |v| v[0].affine(-1.5, 0.25));
+    gradcheck("2 * x", &[&x], |v| 2.0 * &v[0]);
+    gradcheck("0.5 + x", &[&x], |v| 0.5 + &v[0]);
+    gradcheck("1 - x", &[&x], |v| 1.0 - &v[0]);
+    gradcheck("3 / x", &[&positive(&[2, 3], 41)], |v| 3.0 / &v[0]);
 }
 
 #[test]
@@ -163,6 +185,8 @@ fn reductions() {
         v[0].sum_axis(0).unwrap()
     });
     gradcheck("mean of 0-d", &[&normal(&[], 53)], |v| v[0].mean());
+    gradcheck("max", &[&x], |v| v[0].max().unwrap());
+    gradcheck("min", &[&x], |v| v[0].min().unwrap());
 }
 
 #[test]
@@ -194,6 +218,19 @@ fn layout_ops() {
     gradcheck("t", &[&x], |v| v[0].t().unwrap());
     gradcheck("transpose 3-d", &[&normal(&[2, 3, 4], 71)], |v| {
         v[0].transpose(0, 2).unwrap()
+    });
+    gradcheck("permute 3-d", &[&normal(&[2, 3, 4], 73)], |v| {
+        v[0].permute(&[1, 2, 0]).unwrap()
+    });
+    gradcheck("unsqueeze", &[&x], |v| v[0].unsqueeze(1).unwrap());
+    gradcheck("squeeze", &[&normal(&[3, 1, 4], 74)], |v| {
+        v[0].squeeze(1).unwrap()
+    });
+    gradcheck("squeeze_all", &[&normal(&[1, 3, 1], 75)], |v| {
+        v[0].squeeze_all()
+    });
+    gradcheck("flatten", &[&normal(&[2, 3, 4], 76)], |v| {
+        v[0].flatten(0, 1).unwrap()
     });
     gradcheck("broadcast_to", &[&normal(&[3, 1], 72)], |v| {
         v[0].broadcast_to(&[2, 3, 4]).unwrap()

@@ -235,9 +235,12 @@ fn layer_norm_matches_the_formula_and_finite_differences() {
 }
 
 #[test]
-fn gelu_is_the_tanh_approximation_and_differentiates() {
+fn gelu_is_exact_by_default_and_tanh_on_request_and_differentiates() {
     let x = Tensor::<f64>::from_vec(vec![-3.0, -1.0, -0.1, 0.0, 0.5, 2.0], &[6]).unwrap();
-    let y = Gelu.forward(&x).unwrap();
+    assert_eq!(Gelu::default(), Gelu::Exact);
+    let exact = Gelu::Exact.forward(&x).unwrap();
+    assert_eq!(exact.to_vec(), x.gelu().to_vec());
+    let y = Gelu::Tanh.forward(&x).unwrap();
     for (&v, &g) in x.data().iter().zip(y.data()) {
         let want = 0.5
             * v
@@ -245,13 +248,15 @@ fn gelu_is_the_tanh_approximation_and_differentiates() {
         assert!((g - want).abs() < 1e-14, "gelu({v}) = {g}, want {want}");
     }
     for opts in every_scheduler() {
-        gradcheck(
-            |v| weighted(&Gelu.forward(&v[0])?),
-            &[&x],
-            &opts,
-            GradcheckTolerance::default(),
-        )
-        .unwrap();
+        for gelu in [Gelu::Exact, Gelu::Tanh] {
+            gradcheck(
+                |v| weighted(&gelu.forward(&v[0])?),
+                &[&x],
+                &opts,
+                GradcheckTolerance::default(),
+            )
+            .unwrap();
+        }
     }
 }
 

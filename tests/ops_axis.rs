@@ -1,6 +1,7 @@
 //! Ops along one axis: `softmax_axis`, `log_softmax_axis`, `sum_dim`, `mean_dim`,
-//! `max_dim`, `min_dim` and `argmax`: values, shapes with and without `keepdim`, errors,
-//! and first and second derivatives against finite differences.
+//! `max_dim`, `min_dim` and `argmax`, and the whole-tensor `max` and `min`: values, shapes
+//! with and without `keepdim`, errors, and first and second derivatives against finite
+//! differences.
 
 mod ops_common;
 use backflow::{Error, Tensor};
@@ -136,6 +137,80 @@ fn max_and_min_send_the_gradient_to_the_first_extremum() {
             vec![0.0, 0.0, 1.0, 1.0, 1.0, 0.0]
         );
     }
+}
+
+#[test]
+fn whole_tensor_max_and_min_share_the_gradient_evenly_among_ties() {
+    // PyTorch's max() and min() without a dimension: each of k tied extrema gets gy / k.
+    let x = t64(vec![3.0, 1.0, 3.0, -2.0, 3.0, -2.0], &[2, 3]);
+    for opts in schedulers() {
+        let leaf = x.detach().requires_grad();
+        let m = leaf.max().unwrap();
+        assert_eq!((m.shape(), m.item()), (&[][..], 3.0));
+        (&m * 6.0).backward_with(&opts).unwrap();
+        assert_eq!(
+            leaf.grad().unwrap().to_vec(),
+            vec![2.0, 0.0, 2.0, 0.0, 2.0, 0.0]
+        );
+        let leaf = x.detach().requires_grad();
+        let m = leaf.min().unwrap();
+        assert_eq!(m.item(), -2.0);
+        m.backward_with(&opts).unwrap();
+        assert_eq!(
+            leaf.grad().unwrap().to_vec(),
+            vec![0.0, 0.0, 0.0, 0.5, 0.0, 0.5]
+        );
+    }
+    // A NaN is the extremum, and the gradient goes to the NaNs.
+    let leaf = t64(vec![1.0, f64::NAN, 5.0], &[3]).requires_grad();
+    let m = leaf.max().unwrap();
+    assert!(m.item().is_nan());
+    m.backward().unwrap();
+    assert_eq!(leaf.grad().unwrap().to_vec(), vec![0.0, 1.0, 0.0]);
+    assert!(t64(vec![1.0, f64::NAN], &[2])
+        .min()
+        .unwrap()
+        .item()
+        .is_nan());
+    // A single element, and a 0-D tensor.
+    assert_eq!(T64::scalar(-4.0).max().unwrap().item(), -4.0);
+    // Without ties the gradient is one-hot: finite differences, first and second order
+    // (the second is 0 in x, as max is piecewise linear).
+    let x = normal(&[3, 4], 70);
+    check("max", &[&x], |v| v[0].max());
+    check("min", &[&x], |v| v[0].min());
+    check_second("max of sin", &[&x], |v| v[0].sin().max());
+    check_second("min of x·x", &[&x], |v| (&v[0] * &v[0]).min());
+    // The create_graph gradient shares ties evenly too.
+    let leaf = x.detach().requires_grad();
+    let tied = backflow::Tensor::concat(&[&leaf, &leaf], 0).unwrap();
+    let g = backflow::grad(
+        &[&tied.max().unwrap()],
+        &[],
+        &[&leaf],
+        &backflow::BackwardOptions::new().create_graph(true),
+    )
+    .unwrap();
+    // Each of the two copies of the maximum gets ½; both are the same leaf element, which
+    // so gets 1 (2 if the ties were not shared).
+    let total: f64 = g[0].as_ref().unwrap().data().iter().sum();
+    assert!((total - 1.0).abs() < 1e-15, "{total}");
+    assert_eq!(
+        g[0].as_ref()
+            .unwrap()
+            .data()
+            .iter()
+            .filter(|&&v| v == 1.0)
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn whole_tensor_max_and_min_reject_an_empty_tensor() {
+    let x = Tensor::<f32>::zeros(&[2, 0]);
+    assert_names(&x.max().unwrap_err(), &["max", "[2, 0]", "empty"]);
+    assert_names(&x.min().unwrap_err(), &["min", "[2, 0]", "empty"]);
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! `narrow`, `split`, `chunk` and `stack`: values, errors, and first and second
-//! derivatives against finite differences.
+//! `narrow`, `split`, `chunk`, `stack`, and the axis ops `unsqueeze`, `squeeze`,
+//! `squeeze_all`, `flatten` and `permute`: values, errors, and first and second derivatives
+//! against finite differences.
 
 mod ops_common;
 use backflow::{Error, Tensor};
@@ -135,4 +136,114 @@ fn errors_name_the_op_and_shape() {
         &Tensor::<f32>::stack(&[], 0).unwrap_err(),
         &["stack", "at least one"],
     );
+}
+
+#[test]
+fn unsqueeze_squeeze_and_flatten_keep_the_data_and_change_the_shape() {
+    let x = iota(&[2, 1, 3]);
+    let cases: Vec<(T64, &[usize])> = vec![
+        (x.unsqueeze(0).unwrap(), &[1, 2, 1, 3]),
+        (x.unsqueeze(3).unwrap(), &[2, 1, 3, 1]),
+        (x.squeeze(1).unwrap(), &[2, 3]),
+        // A dimension whose size is not 1 stays, as in PyTorch.
+        (x.squeeze(0).unwrap(), &[2, 1, 3]),
+        (iota(&[1, 2, 1]).squeeze_all(), &[2]),
+        (x.flatten(0, 1).unwrap(), &[2, 3]),
+        (x.flatten(1, 2).unwrap(), &[2, 3]),
+        (x.flatten(0, 2).unwrap(), &[6]),
+        (x.flatten(1, 1).unwrap(), &[2, 1, 3]),
+        (T64::scalar(4.0).flatten(0, 0).unwrap(), &[1]),
+        (T64::scalar(4.0).unsqueeze(0).unwrap(), &[1]),
+    ];
+    for (y, shape) in cases {
+        assert_eq!(y.shape(), shape);
+    }
+    assert_eq!(x.flatten(0, 2).unwrap().to_vec(), x.to_vec());
+    let x = normal(&[2, 1, 3], 40);
+    check("unsqueeze", &[&x], |v| v[0].unsqueeze(1));
+    check("squeeze", &[&x], |v| v[0].squeeze(1));
+    check("squeeze_all", &[&x], |v| Ok(v[0].squeeze_all()));
+    check("flatten", &[&x], |v| v[0].flatten(0, 2));
+    check_second("flatten·sin", &[&x], |v| Ok(v[0].flatten(1, 2)?.sin()));
+    check_second("unsqueeze·squeeze·sin", &[&x], |v| {
+        Ok(v[0].unsqueeze(0)?.squeeze(2)?.sin())
+    });
+}
+
+#[test]
+fn permute_moves_axes_and_its_gradient_moves_them_back() {
+    let x = iota(&[2, 3, 4]);
+    let y = x.permute(&[2, 0, 1]).unwrap();
+    assert_eq!(y.shape(), &[4, 2, 3]);
+    // y[k][i][j] = x[i][j][k] = 12i + 4j + k.
+    for k in 0..4 {
+        for i in 0..2 {
+            for j in 0..3 {
+                assert_eq!(y.data()[k * 6 + i * 3 + j], (12 * i + 4 * j + k) as f64);
+            }
+        }
+    }
+    // Two axes swapped is the transpose.
+    assert_eq!(
+        x.permute(&[0, 2, 1]).unwrap().to_vec(),
+        x.transpose(1, 2).unwrap().to_vec()
+    );
+    // The gradient of a weighted sum is the weights moved back by the inverse permutation.
+    let leaf = x.detach().requires_grad();
+    let w = iota(&[4, 2, 3]);
+    (&leaf.permute(&[2, 0, 1]).unwrap() * &w)
+        .sum()
+        .backward()
+        .unwrap();
+    assert_eq!(
+        leaf.grad().unwrap().to_vec(),
+        w.permute(&[1, 2, 0]).unwrap().to_vec()
+    );
+    let x = normal(&[2, 3, 4], 41);
+    check("permute", &[&x], |v| v[0].permute(&[2, 0, 1]));
+    check("permute 4-d", &[&normal(&[2, 1, 3, 2], 42)], |v| {
+        v[0].permute(&[3, 1, 0, 2])
+    });
+    check_second("permute·sin", &[&x], |v| {
+        Ok(v[0].permute(&[1, 2, 0])?.sin())
+    });
+}
+
+#[test]
+fn axis_ops_reject_bad_axes_naming_op_and_shape() {
+    let x = Tensor::<f32>::zeros(&[2, 3]);
+    assert!(matches!(
+        x.unsqueeze(3),
+        Err(Error::Axis {
+            op: "unsqueeze",
+            axis: 3,
+            ..
+        })
+    ));
+    assert!(matches!(
+        x.squeeze(2),
+        Err(Error::Axis {
+            op: "squeeze",
+            axis: 2,
+            ..
+        })
+    ));
+    assert!(matches!(
+        x.flatten(0, 2),
+        Err(Error::Axis {
+            op: "flatten",
+            axis: 2,
+            ..
+        })
+    ));
+    assert_names(
+        &x.flatten(1, 0).unwrap_err(),
+        &["flatten", "1", "0", "[2, 3]"],
+    );
+    for dims in [&[0, 0][..], &[1], &[0, 1, 2], &[0, 2], &[]] {
+        assert_names(
+            &x.permute(dims).unwrap_err(),
+            &["permute", &format!("{dims:?}"), "[2, 3]"],
+        );
+    }
 }

@@ -24,6 +24,9 @@ pub trait Element:
     /// `Float::tanh`); std's `tanh` for f64.
     fn tanh_vec(self) -> Self;
 
+    /// The error function `erf x = 2/√π ∫₀ˣ e^(-t²) dt`, from `libm` (musl's, within 1 ulp).
+    fn erf(self) -> Self;
+
     /// `c = a·b + beta·c` for an `m×k` `a` and a `k×n` `b`, each read through its
     /// (row, column) strides, into the dense row-major `m×n` start of `c`. With `beta == 0`
     /// the old contents of `c` are ignored (NaN included).
@@ -47,7 +50,7 @@ pub trait Element:
 }
 
 macro_rules! impl_element {
-    ($t:ty, $name:literal, $exp:path, $tanh:path) => {
+    ($t:ty, $name:literal, $exp:path, $tanh:path, $erf:path) => {
         impl Element for $t {
             const NAME: &'static str = $name;
 
@@ -67,6 +70,11 @@ macro_rules! impl_element {
             #[inline]
             fn tanh_vec(self) -> Self {
                 $tanh(self)
+            }
+
+            #[inline]
+            fn erf(self) -> Self {
+                $erf(self)
             }
 
             fn gemm(
@@ -90,7 +98,8 @@ impl_element!(
     f32,
     "f32",
     crate::transcendental::exp_f32,
-    crate::transcendental::tanh_f32
+    crate::transcendental::tanh_f32,
+    libm::erff
 );
 // f64 keeps std's: see `transcendental::wide`.
-impl_element!(f64, "f64", f64::exp, f64::tanh);
+impl_element!(f64, "f64", f64::exp, f64::tanh, libm::erf);

@@ -1,5 +1,7 @@
-//! GELU with the tanh approximation (PyTorch's `approximate='tanh'`), beside its backward:
-//! `gelu(x) = ½ x (1 + tanh(u))` with `u = √(2/π) (x + 0.044715 x³)`.
+//! GELU, `x·Φ(x)`, beside its backward, in both of PyTorch's forms:
+//! - exact (PyTorch's default): `gelu(x) = ½ x (1 + erf(x/√2))`;
+//! - the tanh approximation (`approximate='tanh'`): `gelu_tanh(x) = ½ x (1 + tanh(u))` with
+//!   `u = √(2/π) (x + 0.044715 x³)`.
 
 use crate::Element;
 
@@ -7,22 +9,52 @@ use crate::Element;
 pub const GELU_SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 /// The cubic coefficient of the tanh approximation.
 pub const GELU_CUBIC: f64 = 0.044_715;
+/// `1/√(2π)`, the standard normal density at 0.
+pub const GELU_INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+
+/// `½ x (1 + erf(x/√2))`, elementwise: the exact GELU.
+pub fn gelu<T: Element>(x: &[T]) -> Vec<T> {
+    let (half, r) = (
+        T::from_f64(0.5),
+        T::from_f64(std::f64::consts::FRAC_1_SQRT_2),
+    );
+    x.iter()
+        .map(|&v| half * v * (T::one() + (v * r).erf()))
+        .collect()
+}
+
+/// Gradient of [`gelu`] given the input `x` and upstream `gy`.
+pub fn gelu_backward<T: Element>(x: &[T], gy: &[T]) -> Vec<T> {
+    // d/dx x·Φ(x) = Φ(x) + x·φ(x), with Φ(x) = ½(1 + erf(x/√2)) and φ(x) = e^(-x²/2)/√(2π)
+    let (half, r, c) = (
+        T::from_f64(0.5),
+        T::from_f64(std::f64::consts::FRAC_1_SQRT_2),
+        T::from_f64(GELU_INV_SQRT_2PI),
+    );
+    x.iter()
+        .zip(gy)
+        .map(|(&v, &g)| {
+            let d = half * (T::one() + (v * r).erf()) + v * c * (-half * v * v).exp();
+            g * d
+        })
+        .collect()
+}
 
 fn tanh_u<T: Element>(x: T) -> T {
     let (c, a) = (T::from_f64(GELU_SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
     (c * (x + a * x * x * x)).tanh()
 }
 
-/// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, elementwise.
-pub fn gelu<T: Element>(x: &[T]) -> Vec<T> {
+/// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, elementwise: the tanh approximation.
+pub fn gelu_tanh<T: Element>(x: &[T]) -> Vec<T> {
     let half = T::from_f64(0.5);
     x.iter()
         .map(|&v| half * v * (T::one() + tanh_u(v)))
         .collect()
 }
 
-/// Gradient of [`gelu`] given the input `x` and upstream `gy`.
-pub fn gelu_backward<T: Element>(x: &[T], gy: &[T]) -> Vec<T> {
+/// Gradient of [`gelu_tanh`] given the input `x` and upstream `gy`.
+pub fn gelu_tanh_backward<T: Element>(x: &[T], gy: &[T]) -> Vec<T> {
     // With t = tanh(u): d/dx = ½(1 + t) + ½ x (1 - t²) √(2/π) (1 + 3·0.044715 x²)
     let (c, a3, half) = (
         T::from_f64(GELU_SQRT_2_OVER_PI),
@@ -46,14 +78,39 @@ mod tests {
     use crate::gradcheck::{assert_close, check_vjp, values};
 
     #[test]
-    fn known_values_and_backward() {
-        // torch.nn.functional.gelu(torch.tensor([-1., 0., 1., 3.]), approximate='tanh')
-        let y = gelu(&[-1.0f64, 0.0, 1.0, 3.0]);
-        assert_close(&y, &[-0.158_808, 0.0, 0.841_192, 2.996_363], 1e-6);
+    fn exact_known_values_and_backward() {
+        // torch.nn.functional.gelu(torch.tensor([-3., -1., 0., 1., 3.], dtype=torch.float64))
+        let y = gelu(&[-3.0f64, -1.0, 0.0, 1.0, 3.0]);
+        let want = [
+            -0.004_049_694_094_890_284,
+            -0.158_655_253_931_457_05,
+            0.0,
+            0.841_344_746_068_542_9,
+            2.995_950_305_905_11,
+        ];
+        assert_close(&y, &want, 1e-15);
+        // d/dx gelu(1) = Φ(1) + φ(1)
+        assert_close(
+            &gelu_backward(&[1.0f64], &[1.0]),
+            &[1.083_315_470_587_686_3],
+            1e-15,
+        );
         let (x, gy) = (
             values(10, 1).iter().map(|v| 3.0 * v).collect::<Vec<_>>(),
             values(10, 2),
         );
         check_vjp(gelu, &x, &gy, &gelu_backward(&x, &gy));
+    }
+
+    #[test]
+    fn tanh_known_values_and_backward() {
+        // torch.nn.functional.gelu(torch.tensor([-1., 0., 1., 3.]), approximate='tanh')
+        let y = gelu_tanh(&[-1.0f64, 0.0, 1.0, 3.0]);
+        assert_close(&y, &[-0.158_808, 0.0, 0.841_192, 2.996_363], 1e-6);
+        let (x, gy) = (
+            values(10, 1).iter().map(|v| 3.0 * v).collect::<Vec<_>>(),
+            values(10, 2),
+        );
+        check_vjp(gelu_tanh, &x, &gy, &gelu_tanh_backward(&x, &gy));
     }
 }

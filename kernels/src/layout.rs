@@ -1,4 +1,5 @@
-//! Ops that move data without arithmetic: transposing two axes and concatenating along one.
+//! Ops that move data without arithmetic: transposing two axes, permuting all of them, and
+//! concatenating along one.
 //!
 //! Reshape needs no kernel: the row-major data of a reshaped tensor is unchanged.
 
@@ -28,6 +29,34 @@ pub fn transpose<T: Element>(x: &[T], shape: &[usize], d0: usize, d1: usize) -> 
     let (mut out_shape, mut read) = (shape.to_vec(), strides(shape));
     out_shape.swap(d0, d1);
     read.swap(d0, d1);
+    let mut y = Vec::with_capacity(x.len());
+    walk(&out_shape, [&read], |_, [o]| y.push(x[o]));
+    y
+}
+
+/// Reorders the axes of `x` (shape `shape`): axis `i` of the result is axis `dims[i]` of
+/// `x`. Returns contiguous row-major data of shape `dims.map(|d| shape[d])`.
+///
+/// Its backward is the permute by the inverse permutation applied to the upstream gradient.
+///
+/// Precondition: `dims` is a permutation of `0..shape.len()` and `x.len() == numel(shape)`.
+pub fn permute<T: Element>(x: &[T], shape: &[usize], dims: &[usize]) -> Vec<T> {
+    let mut seen = vec![false; shape.len()];
+    assert!(
+        dims.len() == shape.len()
+            && dims
+                .iter()
+                .all(|&d| d < shape.len() && !std::mem::replace(&mut seen[d], true)),
+        "permute: {dims:?} is not a permutation of the axes of {shape:?}"
+    );
+    assert_eq!(
+        x.len(),
+        numel(shape),
+        "permute: data does not match {shape:?}"
+    );
+    let from = strides(shape);
+    let out_shape: Vec<usize> = dims.iter().map(|&d| shape[d]).collect();
+    let read: Vec<usize> = dims.iter().map(|&d| from[d]).collect();
     let mut y = Vec::with_capacity(x.len());
     walk(&out_shape, [&read], |_, [o]| y.push(x[o]));
     y
@@ -144,6 +173,29 @@ mod tests {
         assert_eq!(pieces, vec![Vec::<f32>::new(), Vec::new()]);
     }
     use crate::gradcheck::{check_vjp, values};
+
+    #[test]
+    fn permute_moves_every_axis_and_its_inverse_restores() {
+        let x: Vec<f64> = (0..24).map(f64::from).collect();
+        // y[k][i][j] = x[i][j][k] = 12i + 4j + k; y has shape [4, 2, 3].
+        let y = permute(&x, &[2, 3, 4], &[2, 0, 1]);
+        assert_eq!(y[..7], [0.0, 4.0, 8.0, 12.0, 16.0, 20.0, 1.0]);
+        // The inverse of [2, 0, 1] is [1, 2, 0].
+        assert_eq!(permute(&y, &[4, 2, 3], &[1, 2, 0]), x);
+        // Two axes swapped is the transpose; the identity copies.
+        assert_eq!(
+            permute(&x, &[2, 3, 4], &[2, 1, 0]),
+            transpose(&x, &[2, 3, 4], 0, 2)
+        );
+        assert_eq!(permute(&x, &[2, 3, 4], &[0, 1, 2]), x);
+        assert_eq!(permute(&[7.0f32], &[], &[]), vec![7.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "not a permutation")]
+    fn permute_rejects_a_repeated_axis() {
+        permute(&[0.0f32; 6], &[2, 3], &[1, 1]);
+    }
 
     #[test]
     fn transpose_matrix_and_middle_axes() {

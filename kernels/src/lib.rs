@@ -36,9 +36,12 @@ pub use binary::{binary_backward, binary_forward, Binary};
 pub use compare::{compare, select_where, Compare};
 pub use conv::{conv2d, conv2d_bias_grad, conv2d_input_grad, conv2d_weight_grad, Conv2dShape};
 pub use element::Element;
-pub use gelu::{gelu, gelu_backward, GELU_CUBIC, GELU_SQRT_2_OVER_PI};
+pub use gelu::{
+    gelu, gelu_backward, gelu_tanh, gelu_tanh_backward, GELU_CUBIC, GELU_INV_SQRT_2PI,
+    GELU_SQRT_2_OVER_PI,
+};
 pub use gradcheck::numeric_gradient;
-pub use layout::{concat, concat_backward, transpose};
+pub use layout::{concat, concat_backward, permute, transpose};
 pub use matmul::{matmul, matmul_backward};
 pub use norm::{layer_norm, layer_norm_backward, LayerNormSaved};
 pub use pool::{avg_pool2d, avg_pool2d_backward, max_pool2d, Pool2dShape};

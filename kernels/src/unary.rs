@@ -32,6 +32,10 @@ pub enum Unary {
     /// `x^p` for a fixed real exponent `p`; for `p = 0` the derivative is 0 everywhere
     /// (also at `x = 0`, where `p·x^(p-1)` would be `0·∞`).
     Powf(f64),
+    /// `|x|`; its derivative at 0 is taken as 0 (PyTorch's `sign(x)`).
+    Abs,
+    /// The error function `erf x = 2/√π ∫₀ˣ e^(-t²) dt`.
+    Erf,
 }
 
 /// Declares every op once: `pattern => "name", |x| forward, |x, y, g| backward;`.
@@ -122,6 +126,14 @@ unary_ops! {
     Unary::Powf(p) => "powf",
         |x| x.powf(T::from_f64(p)),
         |x, _y, g| if p == 0.0 { T::zero() } else { g * T::from_f64(p) * x.powf(T::from_f64(p - 1.0)) };
+    // d/dx |x| = sign(x), choosing 0 at the kink as PyTorch does; NaN passes through
+    Unary::Abs => "abs",
+        |x| x.abs(),
+        |x, _y, g| if x > T::zero() { g } else if x < T::zero() { -g } else if x == T::zero() { T::zero() } else { x };
+    // d/dx erf x = 2/√π e^(-x²)
+    Unary::Erf => "erf",
+        |x| x.erf(),
+        |x, _y, g| g * T::from_f64(std::f64::consts::FRAC_2_SQRT_PI) * (-x * x).exp_vec();
 }
 
 #[cfg(test)]
@@ -129,7 +141,7 @@ mod tests {
     use super::*;
     use crate::gradcheck::{assert_close, check_vjp, values};
 
-    const ALL: [Unary; 10] = [
+    const ALL: [Unary; 12] = [
         Unary::Neg,
         Unary::Sin,
         Unary::Cos,
@@ -140,6 +152,8 @@ mod tests {
         Unary::Sigmoid,
         Unary::Sqrt,
         Unary::Powf(2.5),
+        Unary::Abs,
+        Unary::Erf,
     ];
 
     #[test]
@@ -149,7 +163,7 @@ mod tests {
             if matches!(op, Unary::Ln | Unary::Sqrt | Unary::Powf(_)) {
                 x.iter_mut().for_each(|v| *v = v.abs() + 0.5);
             }
-            if op == Unary::Relu {
+            if matches!(op, Unary::Relu | Unary::Abs) {
                 x.iter_mut().for_each(|v| *v += v.signum() * 0.1);
             }
             let gy = values(7, 12);
@@ -164,7 +178,10 @@ mod tests {
         let names: Vec<_> = ALL.iter().map(|op| op.name()).collect();
         assert_eq!(
             names,
-            ["neg", "sin", "cos", "exp", "ln", "tanh", "relu", "sigmoid", "sqrt", "powf"]
+            [
+                "neg", "sin", "cos", "exp", "ln", "tanh", "relu", "sigmoid", "sqrt", "powf", "abs",
+                "erf"
+            ]
         );
     }
 
@@ -195,6 +212,49 @@ mod tests {
             unary_backward(Unary::Relu, &x, &y, &[5.0; 3]),
             vec![0.0, 0.0, 5.0]
         );
+    }
+
+    #[test]
+    fn abs_slope_is_the_sign_and_zero_at_the_kink() {
+        let x = [-2.0f64, -0.0, 0.0, 3.0, f64::NAN];
+        let y = unary_forward(Unary::Abs, &x);
+        assert_eq!(&y[..4], &[2.0, 0.0, 0.0, 3.0]);
+        let g = unary_backward(Unary::Abs, &x, &y, &[5.0; 5]);
+        assert_eq!(&g[..4], &[-5.0, 0.0, 0.0, 5.0]);
+        assert!(y[4].is_nan() && g[4].is_nan());
+    }
+
+    #[test]
+    fn erf_matches_known_values_to_double_precision() {
+        // erf at these points to 17 significant digits (mpmath.erf at 50 digits).
+        let cases = [
+            (0.0, 0.0),
+            (1e-10, 1.128_379_167_095_512_6e-10),
+            (0.1, 0.112_462_916_018_284_9),
+            (0.5, 0.520_499_877_813_046_5),
+            (1.0, 0.842_700_792_949_714_9),
+            (1.0 / std::f64::consts::SQRT_2, 0.682_689_492_137_085_9),
+            (2.0, 0.995_322_265_018_952_7),
+            (3.0, 0.999_977_909_503_001_4),
+            (6.0, 1.0),
+        ];
+        for (x, want) in cases {
+            for (x, want) in [(x, want), (-x, -want)] {
+                let got = Element::erf(x);
+                assert!(
+                    (got - want).abs() <= 1e-15,
+                    "erf({x}) = {got:e}, want {want:e}"
+                );
+                let got32 = Element::erf(x as f32);
+                assert!(
+                    (got32 as f64 - want).abs() <= 2e-7,
+                    "f32 erf({x}) = {got32}"
+                );
+            }
+        }
+        // d/dx erf at 0 is 2/√π.
+        let g = unary_backward(Unary::Erf, &[0.0f64], &[0.0], &[1.0]);
+        assert_close(&g, &[std::f64::consts::FRAC_2_SQRT_PI], 1e-16);
     }
 
     #[test]

@@ -35,21 +35,36 @@ activation!(
     sigmoid
 );
 
-/// GELU, `x·Φ(x)`, in the tanh approximation that GPT-2 and BERT use (PyTorch's
-/// `nn.GELU(approximate="tanh")`): `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`.
+/// GELU, `x·Φ(x)`, as PyTorch's `nn.GELU(approximate=...)`: [`Gelu::Exact`] (the
+/// default, `½x(1 + erf(x/√2))`, [`Tensor::gelu`]) or [`Gelu::Tanh`], the tanh
+/// approximation that GPT-2 and BERT use (`½x(1 + tanh(√(2/π)(x + 0.044715x³)))`,
+/// [`Tensor::gelu_tanh`]).
 ///
 /// ```
 /// use backflow::nn::{Gelu, Module};
 /// use backflow::Tensor;
-/// let y = Gelu.forward(&Tensor::from_vec(vec![-10.0, 0.0, 10.0], &[3]).unwrap()).unwrap();
-/// assert_eq!(y.to_vec(), vec![0.0, 0.0, 10.0]);
+/// let x = Tensor::<f64>::from_vec(vec![-10.0, 0.0, 1.0], &[3]).unwrap();
+/// let exact = Gelu::default().forward(&x).unwrap().to_vec();
+/// assert_eq!(exact[..2], [0.0, 0.0]);
+/// assert!((exact[2] - 0.841_344_746).abs() < 1e-9);
+/// let tanh = Gelu::Tanh.forward(&x).unwrap().to_vec();
+/// assert!((tanh[2] - 0.841_192).abs() < 1e-6);
 /// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Gelu;
+pub enum Gelu {
+    /// `½x(1 + erf(x/√2))`: PyTorch's `approximate='none'`.
+    #[default]
+    Exact,
+    /// `½x(1 + tanh(√(2/π)(x + 0.044715x³)))`: PyTorch's `approximate='tanh'`.
+    Tanh,
+}
 
 impl<T: Element> Module<T> for Gelu {
     fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>> {
-        Ok(x.gelu())
+        Ok(match self {
+            Gelu::Exact => x.gelu(),
+            Gelu::Tanh => x.gelu_tanh(),
+        })
     }
 }
 

@@ -5,9 +5,12 @@
 mod axis;
 mod binary;
 mod broadcast;
+mod clamp;
 mod compare;
 mod conv;
+mod dims;
 mod dropout;
+mod extremum;
 mod gelu;
 mod layout;
 mod matmul;

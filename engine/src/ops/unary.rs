@@ -95,6 +95,36 @@ impl<T: Element> Tensor<T> {
     pub fn powf(&self, p: f64) -> Tensor<T> {
         self.unary(Unary::Powf(p))
     }
+
+    /// Elementwise absolute value `|x|`. Its gradient is `sign(x)`, taken as 0 at `x = 0`
+    /// as in PyTorch.
+    ///
+    /// ```
+    /// use backflow::Tensor;
+    /// let x = Tensor::<f32>::from_vec(vec![-2.0, 0.0, 3.0], &[3]).unwrap().requires_grad();
+    /// let y = x.abs();
+    /// assert_eq!(y.to_vec(), vec![2.0, 0.0, 3.0]);
+    /// y.sum().backward().unwrap();
+    /// assert_eq!(x.grad().unwrap().to_vec(), vec![-1.0, 0.0, 1.0]);
+    /// ```
+    #[track_caller]
+    pub fn abs(&self) -> Tensor<T> {
+        self.unary(Unary::Abs)
+    }
+
+    /// Elementwise error function `erf x = 2/√π ∫₀ˣ e^(-t²) dt` (within 1 ulp). Its
+    /// derivative is `2/√π · e^(-x²)`.
+    ///
+    /// ```
+    /// use backflow::Tensor;
+    /// let x = Tensor::<f64>::from_vec(vec![0.0, 1.0], &[2]).unwrap();
+    /// let y = x.erf().to_vec();
+    /// assert!(y[0] == 0.0 && (y[1] - 0.842_700_792_949_715).abs() < 1e-15);
+    /// ```
+    #[track_caller]
+    pub fn erf(&self) -> Tensor<T> {
+        self.unary(Unary::Erf)
+    }
 }
 
 /// `gy · f'(x)` written with recorded ops, so that it can be differentiated again.
@@ -126,5 +156,26 @@ fn recorded_derivative<T: Element>(op: Unary, x: &Tensor<T>, gy: &Tensor<T>) -> 
         // x^0 = 1 is constant: 0 everywhere, not 0·x^-1 (NaN at 0).
         Unary::Powf(0.0) => gy * T::zero(),
         Unary::Powf(p) => gy * &(x.powf(p - 1.0) * T::from_f64(p)),
+        Unary::Abs => {
+            // sign(x) is constant almost everywhere: a mask, as for relu
+            let sign = x
+                .data()
+                .iter()
+                .map(|&v| {
+                    if v > T::zero() {
+                        one
+                    } else if v < T::zero() {
+                        -one
+                    } else {
+                        v * T::zero()
+                    }
+                })
+                .collect();
+            gy * &Tensor::raw(sign, x.shape().to_vec())
+        }
+        Unary::Erf => {
+            let c = T::from_f64(std::f64::consts::FRAC_2_SQRT_PI);
+            gy * &((&(x * x) * -one).exp() * c)
+        }
     })
 }
