@@ -1,12 +1,14 @@
 //! The layers that wide models are built from: multi-head attention, the routed mixture of
-//! experts, layer norm, embeddings and GELU. Each against a direct computation, and its
-//! gradient against finite differences in f64 under every scheduler.
+//! experts, layer norm, batch norm, embeddings, GELU and 1-D convolution. Each against a
+//! direct computation, and its gradient against finite differences in f64 under every
+//! scheduler.
 
 use backflow::nn::{
-    AvgPool2d, Branches, Conv2d, Embedding, Gelu, LayerNorm, Linear, MaxPool2d, Merge, MoE, Module,
-    MultiHeadAttention, Relu, Sequential, Tanh,
+    from_safetensors, to_safetensors, AvgPool2d, BatchNorm2d, Branches, Conv1d, Conv2d, Dropout,
+    Embedding, Gelu, LayerNorm, Linear, MaxPool2d, Merge, MoE, Module, MultiHeadAttention, Relu,
+    Sequential, Tanh,
 };
-use backflow::{gradcheck, BackwardOptions, GradcheckTolerance, Scheduler, Tensor};
+use backflow::{gradcheck, numeric_grads, BackwardOptions, GradcheckTolerance, Scheduler, Tensor};
 
 fn every_scheduler() -> impl Iterator<Item = BackwardOptions> {
     Scheduler::ALL
@@ -318,4 +320,241 @@ fn conv_weights_follow_pytorchs_default_bound() {
     );
     let b = conv.bias.as_ref().unwrap().get().to_vec();
     assert!(b.iter().all(|v| v.abs() <= bound));
+}
+
+/// Checks the gradient of `weighted(module(x))` with respect to each of the module's
+/// parameters against finite differences (the probes set the parameters' values).
+fn parameter_grads_match_finite_differences(module: &dyn Module<f64>, x: &Tensor<f64>) {
+    let params = module.parameters();
+    let values: Vec<Tensor<f64>> = params.iter().map(|p| p.get().detach()).collect();
+    for opts in every_scheduler() {
+        module.zero_grad();
+        weighted(&module.forward(x).unwrap())
+            .unwrap()
+            .backward_with(&opts)
+            .unwrap();
+        let analytic: Vec<Vec<f64>> = params.iter().map(|p| p.grad().unwrap().to_vec()).collect();
+        let refs: Vec<&Tensor<f64>> = values.iter().collect();
+        let numeric = numeric_grads(
+            |v| {
+                for (p, t) in params.iter().zip(v) {
+                    p.set(t.clone())?;
+                }
+                weighted(&module.forward(x)?)
+            },
+            &refs,
+            1e-6,
+        )
+        .unwrap();
+        for (p, t) in params.iter().zip(&values) {
+            p.set(t.clone()).unwrap();
+        }
+        for (a, n) in analytic.iter().flatten().zip(numeric.iter().flatten()) {
+            assert!((a - n).abs() <= 1e-5 + 1e-4 * n.abs(), "{a} vs {n}");
+        }
+    }
+}
+
+/// Batch norm by hand: per channel of `x` (`[n, c, h, w]`), `(x − mean) / √(var + ε)`
+/// with the given mean and variance, times `w`, plus `b`.
+fn batch_norm_by_hand(x: &Tensor<f64>, stats: &[(f64, f64)], w: &[f64], b: &[f64]) -> Vec<f64> {
+    let [_, c, h, wd]: [usize; 4] = x.shape().try_into().unwrap();
+    x.data()
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let ch = i / (h * wd) % c;
+            (v - stats[ch].0) / (stats[ch].1 + 1e-5).sqrt() * w[ch] + b[ch]
+        })
+        .collect()
+}
+
+/// Per channel of `x`: the mean and the biased variance over batch, height and width.
+fn channel_stats(x: &Tensor<f64>) -> Vec<(f64, f64)> {
+    let [_, c, h, wd]: [usize; 4] = x.shape().try_into().unwrap();
+    (0..c)
+        .map(|ch| {
+            let vals: Vec<f64> = x
+                .data()
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i / (h * wd) % c == ch)
+                .map(|(_, &v)| v)
+                .collect();
+            let n = vals.len() as f64;
+            let mean = vals.iter().sum::<f64>() / n;
+            (
+                mean,
+                vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn batch_norm_trains_on_batch_statistics_and_evaluates_on_running_ones() {
+    let bn = BatchNorm2d::<f64>::new_typed(3);
+    let (w, b) = ([1.5, -0.5, 2.0], [0.1, 0.2, -0.3]);
+    bn.weight.set_data(w.to_vec()).unwrap();
+    bn.bias.set_data(b.to_vec()).unwrap();
+    let x1 = Tensor::<f64>::randn(&[2, 3, 2, 3], 5).affine(2.0, 1.0);
+    let x2 = Tensor::<f64>::randn(&[4, 3, 2, 3], 6).affine(0.5, -1.0);
+    // Training: the batch's own statistics, and the running ones move by momentum 0.1
+    // with the unbiased variance (12 values per channel in x1, 24 in x2).
+    let (mut mean, mut var) = (vec![0.0; 3], vec![1.0; 3]);
+    for (x, n) in [(&x1, 12.0), (&x2, 24.0)] {
+        let stats = channel_stats(x);
+        let y = bn.forward(x).unwrap();
+        let want = batch_norm_by_hand(x, &stats, &w, &b);
+        for (a, b) in y.data().iter().zip(&want) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+        for ((m, v), (batch_mean, batch_var)) in mean.iter_mut().zip(&mut var).zip(stats) {
+            *m = 0.9 * *m + 0.1 * batch_mean;
+            *v = 0.9 * *v + 0.1 * batch_var * n / (n - 1.0);
+        }
+    }
+    for (got, want) in [(bn.running_mean.get(), &mean), (bn.running_var.get(), &var)] {
+        for (a, b) in got.data().iter().zip(want.iter()) {
+            assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+        }
+    }
+    // Evaluation, reached through a container: the running statistics, left unchanged.
+    let model = Sequential::<f64>::default().push(bn);
+    model.eval();
+    let y = model.forward(&x1).unwrap();
+    let stats: Vec<(f64, f64)> = mean.iter().copied().zip(var.iter().copied()).collect();
+    for (a, b) in y
+        .data()
+        .iter()
+        .zip(&batch_norm_by_hand(&x1, &stats, &w, &b))
+    {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    let buffers = model.named_buffers();
+    assert_eq!(buffers[0].0, "0.running_mean");
+    for (a, b) in buffers[0].1.get().data().iter().zip(&mean) {
+        assert!(
+            (a - b).abs() < 1e-12,
+            "eval moved the running mean: {a} vs {b}"
+        );
+    }
+    // A batch of one value per channel is fine in evaluation, an error in training.
+    let one = Tensor::<f64>::ones(&[1, 3, 1, 1]);
+    assert!(model.forward(&one).is_ok());
+    model.train();
+    let e = model.forward(&one).unwrap_err().to_string();
+    assert!(
+        e.contains("BatchNorm2d") && e.contains("[1, 3, 1, 1]"),
+        "{e}"
+    );
+    let e = model
+        .forward(&Tensor::ones(&[2, 4, 2, 2]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("BatchNorm2d") && e.contains("[2, 4, 2, 2]"),
+        "{e}"
+    );
+    // The running statistics are saved with the weights, and not trained.
+    assert_eq!(model.parameters().len(), 2);
+    let bytes = to_safetensors(&model).unwrap();
+    let other = Sequential::<f64>::default().push(BatchNorm2d::<f64>::new_typed(3));
+    from_safetensors(&other, &bytes).unwrap();
+    assert_eq!(
+        other.named_buffers()[1].1.get().to_vec(),
+        model.named_buffers()[1].1.get().to_vec()
+    );
+}
+
+#[test]
+fn batch_norm_gradient_matches_finite_differences_in_both_modes() {
+    let bn = BatchNorm2d::<f64>::new_typed(2);
+    bn.weight.set_data(vec![1.5, -0.5]).unwrap();
+    bn.bias.set_data(vec![0.1, 0.2]).unwrap();
+    let x = Tensor::<f64>::randn(&[3, 2, 2, 2], 8);
+    for training in [true, false] {
+        bn.set_training(training);
+        for opts in every_scheduler() {
+            gradcheck(
+                |v| weighted(&bn.forward(&v[0])?),
+                &[&x],
+                &opts,
+                GradcheckTolerance::default(),
+            )
+            .unwrap();
+        }
+        parameter_grads_match_finite_differences(&bn, &x);
+    }
+    // The buffers never get a gradient.
+    assert!(bn.running_mean.grad().is_none() && bn.running_var.grad().is_none());
+}
+
+#[test]
+fn train_and_eval_reach_dropout_inside_containers() {
+    let model = Sequential::new().push(Branches::new(Merge::Sum).push(Dropout::new(0.5, 3)));
+    let x = Tensor::ones(&[64]);
+    model.eval();
+    assert_eq!(model.forward(&x).unwrap().to_vec(), vec![1.0; 64]);
+    model.train();
+    assert!(model.forward(&x).unwrap().to_vec().contains(&0.0));
+}
+
+#[test]
+fn conv1d_is_the_direct_sum_and_differentiates() {
+    // Grouped, strided and padded: 4 → 6 channels in 2 groups, kernel 3, stride 2, padding 1.
+    let conv = Conv1d::<f64>::grouped_typed(4, 6, 3, 2, 5)
+        .stride(2)
+        .padding(1);
+    assert_eq!(conv.weight.shape(), vec![6, 2, 3]);
+    let x = Tensor::<f64>::randn(&[2, 4, 7], 9);
+    let y = conv.forward(&x).unwrap();
+    assert_eq!(y.shape(), &[2, 6, 4]); // (7 + 2 − 3) / 2 + 1
+    let (w, b) = (conv.weight.get(), conv.bias.as_ref().unwrap().get());
+    let at = |n: usize, c: usize, i: isize| -> f64 {
+        if (0..7).contains(&i) {
+            x.data()[(n * 4 + c) * 7 + i as usize]
+        } else {
+            0.0
+        }
+    };
+    for n in 0..2 {
+        for o in 0..6 {
+            for l in 0..4 {
+                let group = o / 3;
+                let mut want = b.data()[o];
+                for ci in 0..2 {
+                    for k in 0..3 {
+                        let i = (l * 2 + k) as isize - 1;
+                        want += w.data()[(o * 2 + ci) * 3 + k] * at(n, group * 2 + ci, i);
+                    }
+                }
+                let got = y.data()[(n * 6 + o) * 4 + l];
+                assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+            }
+        }
+    }
+    for opts in every_scheduler() {
+        gradcheck(
+            |v| weighted(&conv.forward(&v[0])?),
+            &[&x],
+            &opts,
+            GradcheckTolerance::default(),
+        )
+        .unwrap();
+    }
+    parameter_grads_match_finite_differences(&conv, &x);
+    // Bad input: errors naming Conv1d and the shape.
+    for bad in [Tensor::zeros(&[2, 3, 7]), Tensor::zeros(&[2, 4, 7, 1])] {
+        let e = conv.forward(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("Conv1d") && e.contains(&format!("{:?}", bad.shape())),
+            "{e}"
+        );
+    }
+    let e = Conv1d::<f64>::new_typed(1, 1, 5, 0)
+        .forward(&Tensor::zeros(&[1, 1, 3]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Conv1d") && e.contains("kernel of 5"), "{e}");
 }

@@ -1,6 +1,7 @@
 //! Training checkpoints: a model's weights, its Adam state and where training stood, in
 //! one safetensors file (the weights under their names, Adam's moments as `adam.m.NAME`
-//! and `adam.v.NAME`, the position as metadata), written atomically: to a temporary file
+//! and `adam.v.NAME`, the position and Adam's per-parameter step counts as metadata),
+//! written atomically: to a temporary file
 //! in the same folder, flushed to disk, then renamed over the old one, so a crash mid-save
 //! leaves the previous checkpoint whole.
 
@@ -33,7 +34,10 @@ const FORMAT: &str = "backflow-train-checkpoint-1";
 /// let path = std::env::temp_dir().join(format!("ckpt-doc-{}.safetensors", std::process::id()));
 /// let model = Linear::new(3, 2, 0);
 /// let at = Position { epochs_done: 4, steps: 92, seed: 7 };
-/// let adam = AdamState { steps: 92, moments: vec![(vec![0.5; 6], vec![0.25; 6]), (vec![1.0; 2], vec![2.0; 2])] };
+/// let adam = AdamState {
+///     steps: vec![92, 5_000_000_000],
+///     moments: vec![(vec![0.5; 6], vec![0.25; 6]), (vec![1.0; 2], vec![2.0; 2])],
+/// };
 /// save_checkpoint(&model, Some(&adam), at, &path).unwrap();
 /// let fresh = Linear::new(3, 2, 1);
 /// assert_eq!(load_checkpoint(&fresh, &path).unwrap(), (at, Some(adam)));
@@ -114,7 +118,6 @@ pub fn load_checkpoint(model: &dyn Module, path: &Path) -> Result<(Position, Opt
     let adam = match meta.get("adam_steps") {
         None => None,
         Some(_) => {
-            let steps = number("adam_steps")? as u32;
             let mut moments = Vec::new();
             if file.names().iter().any(|n| n.starts_with("adam.m.")) {
                 for (name, p) in &params {
@@ -125,6 +128,7 @@ pub fn load_checkpoint(model: &dyn Module, path: &Path) -> Result<(Position, Opt
                     ));
                 }
             }
+            let steps = adam_steps(&meta["adam_steps"], moments.len()).map_err(bad)?;
             Some(AdamState { steps, moments })
         }
     };
@@ -144,6 +148,33 @@ pub fn load_checkpoint(model: &dyn Module, path: &Path) -> Result<(Position, Opt
         p.set_data(data)?;
     }
     Ok((position, adam))
+}
+
+/// Adam's step counts from the `adam_steps` metadata: one per parameter, comma-separated,
+/// each a whole number below 2^64 (a larger one is an error, never truncated). A single
+/// count, as checkpoints before per-parameter counts wrote, applies to every parameter.
+fn adam_steps(text: &str, params: usize) -> std::result::Result<Vec<u64>, String> {
+    if params == 0 {
+        return Ok(Vec::new());
+    }
+    let steps = text
+        .split(',')
+        .map(|s| {
+            s.trim().parse::<u64>().map_err(|_| {
+                format!(
+                    "`adam_steps` holds `{s}`, not a whole number from 0 to {}",
+                    u64::MAX
+                )
+            })
+        })
+        .collect::<std::result::Result<Vec<u64>, String>>()?;
+    match steps.len() {
+        1 => Ok(vec![steps[0]; params]),
+        n if n == params => Ok(steps),
+        n => Err(format!(
+            "`adam_steps` holds {n} step counts for this model's {params} parameters"
+        )),
+    }
 }
 
 /// `dir/.NAME.tmp-PID`, beside `path`, so that the rename stays on one file system.
@@ -193,7 +224,15 @@ fn serialize(model: &dyn Module, adam: Option<&AdamState>, position: Position) -
         ("seed".to_string(), position.seed.to_string()),
     ]);
     if let Some(adam) = adam {
-        meta.insert("adam_steps".to_string(), adam.steps.to_string());
+        if adam.steps.len() != adam.moments.len() {
+            return Err(invalid(format!(
+                "Adam holds step counts for {} parameters and moments for {}",
+                adam.steps.len(),
+                adam.moments.len()
+            )));
+        }
+        let steps: Vec<String> = adam.steps.iter().map(u64::to_string).collect();
+        meta.insert("adam_steps".to_string(), steps.join(","));
     }
     safetensors::serialize(views, Some(meta)).map_err(|e| invalid(e.to_string()))
 }
@@ -233,6 +272,71 @@ mod tests {
         let e = load_checkpoint(&other, &path).unwrap_err().to_string();
         assert!(e.contains("run.safetensors"), "{e}");
         assert_eq!(other.parameters()[0].get().to_vec(), before);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A checkpoint of a `Linear::new(3, 2, 0)` with `adam_steps` set to `steps` verbatim.
+    fn with_adam_steps(path: &Path, steps: &str) {
+        let model = Linear::new(3, 2, 0);
+        let adam = AdamState {
+            steps: vec![1, 1],
+            moments: vec![(vec![0.5; 6], vec![0.25; 6]), (vec![1.0; 2], vec![2.0; 2])],
+        };
+        let at = Position {
+            epochs_done: 1,
+            steps: 1,
+            seed: 0,
+        };
+        save_checkpoint(&model, Some(&adam), at, path).unwrap();
+        let bytes = std::fs::read(path).unwrap();
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut meta = header.metadata().clone().unwrap();
+        meta.insert("adam_steps".into(), steps.into());
+        let tensors: Vec<(String, TensorView)> = file
+            .names()
+            .into_iter()
+            .map(|n| (n.to_string(), file.tensor(n).unwrap()))
+            .collect();
+        std::fs::write(path, safetensors::serialize(tensors, Some(meta)).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn adam_step_counts_keep_64_bits_per_parameter_and_a_larger_count_is_refused() {
+        let dir = std::env::temp_dir().join(format!("ckpt-steps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.safetensors");
+        let model = Linear::new(3, 2, 0);
+        // Per-parameter counts past 2^32 round-trip whole.
+        let adam = AdamState {
+            steps: vec![4_294_967_301, 7],
+            moments: vec![(vec![0.5; 6], vec![0.25; 6]), (vec![1.0; 2], vec![2.0; 2])],
+        };
+        let at = Position {
+            epochs_done: 2,
+            steps: 9,
+            seed: 1,
+        };
+        save_checkpoint(&model, Some(&adam), at, &path).unwrap();
+        let (_, loaded) = load_checkpoint(&Linear::new(3, 2, 1), &path).unwrap();
+        assert_eq!(loaded.unwrap().steps, vec![4_294_967_301, 7]);
+        // One count, as older checkpoints hold, applies to every parameter, whole.
+        with_adam_steps(&path, "4294967301");
+        let (_, loaded) = load_checkpoint(&Linear::new(3, 2, 1), &path).unwrap();
+        assert_eq!(loaded.unwrap().steps, vec![4_294_967_301; 2]);
+        // A count past 2^64, or the wrong number of counts: an error naming the field, and
+        // the model is unchanged.
+        for bad in ["18446744073709551616", "5,6,7", "5,x"] {
+            with_adam_steps(&path, bad);
+            let fresh = Linear::new(3, 2, 1);
+            let before = fresh.parameters()[0].get().to_vec();
+            let e = load_checkpoint(&fresh, &path).unwrap_err().to_string();
+            assert!(
+                e.contains("adam_steps") && e.contains("run.safetensors"),
+                "{bad}: {e}"
+            );
+            assert_eq!(fresh.parameters()[0].get().to_vec(), before);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -229,8 +229,9 @@ fn train_on_pool(
     Ok((model, report))
 }
 
-/// Gives every rank rank 0's position and Adam state (as f32 values: counts below 2^24
-/// are exact), so that all ranks continue from rank 0's checkpoint.
+/// Gives every rank rank 0's position and Adam state (as f32 values: the position's counts
+/// below 2^24 are exact; Adam's step counts travel in 22-bit pieces, exact), so that all
+/// ranks continue from rank 0's checkpoint.
 fn resume_on_every_rank(
     dp: &DataParallel,
     model: &Sequential,
@@ -242,15 +243,27 @@ fn resume_on_every_rank(
     let at = dp.broadcast(vec![
         position.epochs_done as f32,
         position.steps as f32,
-        adam.as_ref().map_or(0.0, |a| a.steps as f32),
+        if adam.is_some() { 1.0 } else { 0.0 },
     ])?;
     position.epochs_done = at[0] as usize;
     position.steps = at[1] as usize;
-    let steps = at[2] as u32;
-    if steps == 0 {
+    if at[2] == 0.0 {
         return Ok(());
     }
     let sizes: Vec<usize> = model.parameters().iter().map(|p| p.numel()).collect();
+    let pieces = match &adam {
+        Some(a) => a
+            .steps
+            .iter()
+            .flat_map(|&s| [s >> 44, (s >> 22) & 0x3F_FFFF, s & 0x3F_FFFF].map(|v| v as f32))
+            .collect(),
+        None => vec![0.0; 3 * sizes.len()],
+    };
+    let steps = dp
+        .broadcast(pieces)?
+        .chunks_exact(3)
+        .map(|p| ((p[0] as u64) << 44) | ((p[1] as u64) << 22) | p[2] as u64)
+        .collect();
     let total: usize = sizes.iter().sum();
     let flat = match &adam {
         Some(a) => a

@@ -116,4 +116,8 @@ impl<T: Element> Module<T> for Dropout {
         let seed = self.seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         x.dropout(self.p, self.training.load(Ordering::Relaxed), seed)
     }
+
+    fn set_training(&self, training: bool) {
+        Dropout::set_training(self, training);
+    }
 }

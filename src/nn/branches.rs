@@ -107,6 +107,20 @@ impl<T: Element> Module<T> for Branches<T> {
             .flat_map(|(i, b)| prefixed(&i.to_string(), b.named_parameters()))
             .collect()
     }
+
+    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
+        self.branches
+            .iter()
+            .enumerate()
+            .flat_map(|(i, b)| prefixed(&i.to_string(), b.named_buffers()))
+            .collect()
+    }
+
+    fn set_training(&self, training: bool) {
+        for b in &self.branches {
+            b.set_training(training);
+        }
+    }
 }
 
 /// `f` applied to each item concurrently on the current rayon pool, results in order; the

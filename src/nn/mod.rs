@@ -30,8 +30,10 @@
 
 mod activation;
 mod attention;
+mod batchnorm;
 mod branches;
 mod conv;
+mod conv1d;
 mod embedding;
 mod init;
 mod linear;
@@ -46,8 +48,10 @@ mod weights;
 
 pub use activation::{Dropout, Gelu, Relu, Sigmoid, Tanh};
 pub use attention::MultiHeadAttention;
+pub use batchnorm::BatchNorm2d;
 pub use branches::{Branches, Merge};
 pub use conv::{AvgPool2d, Conv2d, MaxPool2d};
+pub use conv1d::Conv1d;
 pub use embedding::Embedding;
 pub use init::{normal, normal_typed, uniform, uniform_typed, Init};
 pub use linear::{linear, Linear};
@@ -55,7 +59,10 @@ pub use loss::{accuracy, accuracy_typed, cross_entropy, cross_entropy_typed, mse
 pub use module::{prefixed, Module};
 pub use moe::{MoE, Routed};
 pub use norm::LayerNorm;
-pub use optim::{Adam, AdamState, Optimizer, Sgd};
+pub use optim::{
+    clip_grad_norm, Adam, AdamState, AdamW, Constant, CosineLr, LrSchedule, LrScheduler, Optimizer,
+    Sgd, StepLr, Warmup,
+};
 pub use param::Param;
 pub use sequential::Sequential;
 pub use weights::{from_safetensors, load_weights, save_weights, to_safetensors};

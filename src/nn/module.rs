@@ -38,6 +38,43 @@ pub trait Module<T: Element = f32>: Send + Sync {
     fn num_parameters(&self) -> usize {
         self.parameters().iter().map(Param::numel).sum()
     }
+
+    /// State that is saved with the weights but not trained (PyTorch's buffers, such as
+    /// [`BatchNorm2d`](super::BatchNorm2d)'s running statistics), with dotted names as
+    /// [`named_parameters`](Self::named_parameters). Optimisers never see them. None by
+    /// default; a container lists its children's.
+    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
+        Vec::new()
+    }
+
+    /// Training mode (`true`, where every module starts) or evaluation mode (`false`), for
+    /// the layers that behave differently in each ([`Dropout`](super::Dropout),
+    /// [`BatchNorm2d`](super::BatchNorm2d)). A container passes it to every child; other
+    /// modules ignore it by default.
+    fn set_training(&self, training: bool) {
+        let _ = training;
+    }
+
+    /// Training mode, as PyTorch's `module.train()`.
+    ///
+    /// ```
+    /// use backflow::nn::{Dropout, Linear, Module, Sequential};
+    /// use backflow::Tensor;
+    /// let model = Sequential::new().push(Linear::new(4, 4, 0)).push(Dropout::new(0.5, 1));
+    /// let x = Tensor::ones(&[2, 4]);
+    /// model.eval(); // dropout off: the output is deterministic
+    /// assert_eq!(model.forward(&x).unwrap().to_vec(), model.forward(&x).unwrap().to_vec());
+    /// model.train(); // dropout on again
+    /// assert!(model.forward(&x).unwrap().to_vec().iter().any(|&v| v == 0.0));
+    /// ```
+    fn train(&self) {
+        self.set_training(true);
+    }
+
+    /// Evaluation mode, as PyTorch's `module.eval()`: see [`train`](Self::train).
+    fn eval(&self) {
+        self.set_training(false);
+    }
 }
 
 impl<T: Element, M: Module<T> + ?Sized> Module<T> for Box<M> {
@@ -47,6 +84,14 @@ impl<T: Element, M: Module<T> + ?Sized> Module<T> for Box<M> {
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
         (**self).named_parameters()
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
+        (**self).named_buffers()
+    }
+
+    fn set_training(&self, training: bool) {
+        (**self).set_training(training);
     }
 }
 

@@ -187,6 +187,21 @@ impl<T: Element> Module<T> for MoE<T> {
         }
         params
     }
+
+    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
+        let mut buffers = prefixed("gate", self.gate.named_buffers());
+        for (i, e) in self.experts.iter().enumerate() {
+            buffers.extend(prefixed(&format!("experts.{i}"), e.named_buffers()));
+        }
+        buffers
+    }
+
+    fn set_training(&self, training: bool) {
+        self.gate.set_training(training);
+        for e in &self.experts {
+            e.set_training(training);
+        }
+    }
 }
 
 /// For each row of `probs` (`experts` wide), the indices of its `k` largest entries, best

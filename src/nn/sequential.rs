@@ -77,4 +77,17 @@ impl<T: Element> Module<T> for Sequential<T> {
             .flat_map(|(name, m)| prefixed(name, m.named_parameters()))
             .collect()
     }
+
+    fn named_buffers(&self) -> Vec<(String, Param<T>)> {
+        self.children
+            .iter()
+            .flat_map(|(name, m)| prefixed(name, m.named_buffers()))
+            .collect()
+    }
+
+    fn set_training(&self, training: bool) {
+        for (_, m) in &self.children {
+            m.set_training(training);
+        }
+    }
 }

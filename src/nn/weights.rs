@@ -1,4 +1,5 @@
-//! Saving and loading a module's parameters in the safetensors format, under their dotted
+//! Saving and loading a module's parameters (and buffers, such as running statistics) in
+//! the safetensors format, under their dotted
 //! names (`branches.0.0.weight`), little-endian in the module's element type (F32 or F64),
 //! so PyTorch's `safetensors.torch.load_file` opens them.
 
@@ -40,7 +41,7 @@ fn check_unique<T: Element>(op: &'static str, params: &[(String, super::Param<T>
 /// assert!(e.to_string().contains("two parameters are named `fc.weight`"));
 /// ```
 pub fn to_safetensors<T: Element, M: Module<T> + ?Sized>(module: &M) -> Result<Vec<u8>> {
-    let params = module.named_parameters();
+    let params = saved(module);
     check_unique("save_weights", &params)?;
     let dtype = dtype::<T>();
     let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = params
@@ -78,7 +79,7 @@ pub fn save_weights<T: Element, M: Module<T> + ?Sized>(
 pub fn from_safetensors<T: Element, M: Module<T> + ?Sized>(module: &M, bytes: &[u8]) -> Result<()> {
     let file =
         SafeTensors::deserialize(bytes).map_err(|e| invalid("load_weights", e.to_string()))?;
-    let params = module.named_parameters();
+    let params = saved(module);
     check_unique("load_weights", &params)?;
     let mut unexpected: Vec<String> = file
         .names()
@@ -164,6 +165,13 @@ fn from_le_bytes<T: Element>(bytes: &[u8]) -> Vec<T> {
             })
             .collect(),
     }
+}
+
+/// What a weights file holds: the parameters, then the buffers ([`Module::named_buffers`]).
+fn saved<T: Element, M: Module<T> + ?Sized>(module: &M) -> Vec<(String, super::Param<T>)> {
+    let mut all = module.named_parameters();
+    all.extend(module.named_buffers());
+    all
 }
 
 fn invalid(op: &'static str, message: String) -> Error {

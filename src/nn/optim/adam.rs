@@ -1,4 +1,5 @@
-//! Adam (Kingma & Ba 2015), with bias correction as PyTorch's `optim.Adam` applies it.
+//! Adam (Kingma & Ba 2015), with bias correction as PyTorch's `optim.Adam` applies it: per
+//! parameter, from the number of steps that updated that parameter.
 
 mod state;
 
@@ -10,6 +11,10 @@ use crate::{Element, Result};
 
 /// Adam: moving averages `m`, `v` of the gradient and its square, bias-corrected:
 /// `p ← p − lr·m̂ / (√v̂ + ε)`.
+///
+/// Each parameter counts its own steps, as PyTorch does: a parameter without a gradient at
+/// a step is left alone and its count does not advance, so its first real update gets the
+/// first step's bias correction.
 ///
 /// ```
 /// use backflow::nn::{Adam, Optimizer, Param};
@@ -27,8 +32,13 @@ pub struct Adam<T: Element = f32> {
     lr: T,
     betas: (T, T),
     eps: T,
-    /// Steps taken so far.
-    t: i32,
+    /// Decoupled weight decay, applied as `p ← p·(1 − lr·λ)` before the update ([`AdamW`]'s);
+    /// zero for Adam.
+    ///
+    /// [`AdamW`]: super::AdamW
+    pub(super) decay: T,
+    /// Per parameter: the steps that updated it (empty before the first step).
+    steps: Vec<u64>,
     /// Per parameter: the first and second moment estimates `m`, `v`.
     state: Vec<[Vec<T>; 2]>,
 }
@@ -41,7 +51,8 @@ impl<T: Element> Adam<T> {
             lr,
             betas: (T::from_f64(0.9), T::from_f64(0.999)),
             eps: T::from_f64(1e-8),
-            t: 0,
+            decay: T::zero(),
+            steps: Vec::new(),
             state: Vec::new(),
         }
     }
@@ -59,14 +70,30 @@ impl<T: Element> Adam<T> {
     }
 }
 
+/// `b^t`, exact in `powi` while `t` fits an `i32`.
+fn pow_steps<T: Element>(b: T, t: u64) -> T {
+    match i32::try_from(t) {
+        Ok(t) => b.powi(t),
+        Err(_) => b.powf(T::from_f64(t as f64)),
+    }
+}
+
 impl<T: Element> Optimizer<T> for Adam<T> {
     fn step(&mut self) -> Result<()> {
-        self.t += 1;
-        let ((b1, b2), eps, one) = (self.betas, self.eps, T::one());
-        let step_size = self.lr / (one - b1.powi(self.t));
-        let sqrt_c2 = (one - b2.powi(self.t)).sqrt();
-        update_each(&self.params, &mut self.state, |p, g, [m, v]| {
+        let ((b1, b2), eps, one, lr) = (self.betas, self.eps, T::one(), self.lr);
+        let shrink = one - lr * self.decay;
+        if self.steps.len() != self.params.len() {
+            self.steps = vec![0; self.params.len()];
+        }
+        let steps = &mut self.steps;
+        update_each(&self.params, &mut self.state, |i, p, g, [m, v]| {
+            steps[i] += 1;
+            let step_size = lr / (one - pow_steps(b1, steps[i]));
+            let sqrt_c2 = (one - pow_steps(b2, steps[i])).sqrt();
             for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
+                if shrink != one {
+                    *p = *p * shrink;
+                }
                 *m = b1 * *m + (one - b1) * g;
                 *v = b2 * *v + (one - b2) * g * g;
                 *p = *p - step_size * *m / (v.sqrt() / sqrt_c2 + eps);
@@ -76,5 +103,13 @@ impl<T: Element> Optimizer<T> for Adam<T> {
 
     fn params(&self) -> &[Param<T>] {
         &self.params
+    }
+
+    fn lr(&self) -> T {
+        self.lr
+    }
+
+    fn set_lr(&mut self, lr: T) {
+        self.lr = lr;
     }
 }
