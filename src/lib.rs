@@ -27,6 +27,7 @@ pub use backflow_engine::{
 };
 pub use backflow_engine::{
     gradcheck, numeric_grads, BackwardStats, CustomOp, GradFn, GradcheckTolerance, GraphExport,
+    WeakTensor,
 };
 pub use backflow_kernels::Element;
 

@@ -3,7 +3,9 @@
 //! soon as the gradient is final, while the pass goes on. Both are thread-safe under
 //! `Parallel`. Under every scheduler, `Parallel` at 2 and 4 threads.
 
-use backflow::{BackwardStats, Tensor};
+use backflow::{
+    enable_grad, is_grad_enabled, no_grad, BackwardOptions, BackwardStats, Scheduler, Tensor,
+};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -183,4 +185,121 @@ fn grad_ready_skips_leaves_that_got_no_gradient() {
         x.sin().backward_with(&opts).unwrap();
         assert_eq!(fired.load(Ordering::SeqCst), 1, "{opts:?}");
     }
+}
+
+/// Every scheduler at 1, 2 and 4 threads (the count only matters to `Parallel`).
+fn schedulers_and_threads() -> Vec<BackwardOptions> {
+    Scheduler::ALL
+        .into_iter()
+        .flat_map(|s| [1, 2, 4].map(|t| BackwardOptions::new().scheduler(s).threads(t)))
+        .collect()
+}
+
+/// Runs an inner pass from a hook of an outer pass; returns what `is_grad_enabled()` said
+/// in the inner pass's ready callbacks and hooks, and in the outer hook.
+fn modes_in_nested_callbacks(
+    opts: &BackwardOptions,
+    outer_create: bool,
+    inner_create: bool,
+) -> (Vec<bool>, Vec<bool>) {
+    let inner_modes = Arc::new(Mutex::new(Vec::new()));
+    let outer_modes = Arc::new(Mutex::new(Vec::new()));
+    let (log, outer_log) = (Arc::clone(&inner_modes), Arc::clone(&outer_modes));
+    let inner_opts = opts.clone().create_graph(inner_create);
+    let x = T64::randn(&[4], 1).requires_grad();
+    let h = x.sin();
+    h.register_hook(move |_| {
+        outer_log.lock().unwrap().push(is_grad_enabled());
+        // The inner pass: several leaves on parallel branches, so that `Parallel` runs
+        // some of their callbacks on its workers. Built under `enable_grad`: the hook runs
+        // under the outer pass's mode, which records nothing without `create_graph`.
+        enable_grad(|| {
+            let leaves: Vec<T64> = (0..6)
+                .map(|i| T64::randn(&[3], 10 + i).requires_grad())
+                .collect();
+            let mut loss: Option<T64> = None;
+            for leaf in &leaves {
+                let l = Arc::clone(&log);
+                leaf.on_grad_ready(move |_| l.lock().unwrap().push(is_grad_enabled()));
+                let branch = leaf.tanh();
+                let l = Arc::clone(&log);
+                branch.register_hook(move |_| {
+                    l.lock().unwrap().push(is_grad_enabled());
+                    None
+                });
+                let term = branch.sum();
+                loss = Some(match loss.take() {
+                    Some(acc) => &acc + &term,
+                    None => term,
+                });
+            }
+            loss.unwrap().backward_with(&inner_opts).unwrap();
+        });
+        None
+    });
+    let loss = &h.sum() + &x.cos().sum();
+    loss.backward_with(&opts.clone().create_graph(outer_create))
+        .unwrap();
+    let inner = inner_modes.lock().unwrap().clone();
+    let outer = outer_modes.lock().unwrap().clone();
+    (inner, outer)
+}
+
+#[test]
+fn hooks_and_ready_callbacks_record_exactly_when_their_pass_creates_a_graph() {
+    for opts in schedulers_and_threads() {
+        for outer_create in [false, true] {
+            for inner_create in [false, true] {
+                let (inner, outer) = modes_in_nested_callbacks(&opts, outer_create, inner_create);
+                let label = format!("{opts:?} outer {outer_create} inner {inner_create}");
+                // Six ready callbacks and six hooks in the inner pass, one outer hook.
+                assert_eq!(inner, vec![inner_create; 12], "{label}");
+                assert_eq!(outer, vec![outer_create], "{label}");
+            }
+        }
+        // The caller's own mode does not leak into the callbacks either.
+        for caller_mode in [false, true] {
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let x = T64::scalar(2.0).requires_grad();
+            let log = Arc::clone(&seen);
+            x.on_grad_ready(move |_| log.lock().unwrap().push(is_grad_enabled()));
+            let y = &x * &x;
+            let run = || y.backward_with(&opts).unwrap();
+            if caller_mode {
+                enable_grad(run);
+            } else {
+                no_grad(run);
+            }
+            assert_eq!(
+                *seen.lock().unwrap(),
+                vec![false],
+                "{opts:?} caller {caller_mode}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_hook_holding_a_weak_handle_on_its_tensor_lets_it_be_freed() {
+    // A hook that captured `x` itself would keep x's node, and so x, alive forever; one
+    // that captures `x.downgrade()` does not.
+    let x = T64::scalar(3.0).requires_grad();
+    let me = x.downgrade();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    x.on_grad_ready(move |g| {
+        let x = me.upgrade().expect("x is alive during its own pass");
+        log.lock().unwrap().push((g.item(), x.item()));
+    });
+    x.register_hook({
+        let me = x.downgrade();
+        move |g| Some(g * me.upgrade().unwrap().item())
+    });
+    (&x * &x).backward().unwrap();
+    // The hook multiplied 2x = 6 by x = 3.
+    assert_eq!(*seen.lock().unwrap(), vec![(18.0, 3.0)]);
+    let weak = x.downgrade();
+    assert!(weak.upgrade().is_some());
+    drop(x);
+    assert!(weak.upgrade().is_none(), "x outlived its last handle");
 }

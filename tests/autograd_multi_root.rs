@@ -2,12 +2,12 @@
 //! the separate passes `y1` with `g1` and `y2` with `g2`, in one pass over the shared graph.
 //! Under every scheduler, `Parallel` at 2 and 4 threads.
 
-use backflow::{backward, grad, BackwardStats, Error, Tensor};
+use backflow::{backward, grad, BackwardOptions, BackwardStats, Error, Tensor};
 
 type T64 = Tensor<f64>;
 
 mod common;
-use common::configs;
+use common::{configs, watchdog};
 
 /// Leaves `w` (one per branch) and `v`; two non-scalar roots sharing a trunk of `branches`
 /// branches of tanh layers: `y1 = trunk @ v` (`[4, 3]`), `y2 = sin(trunk)` (`[4, 8]`).
@@ -136,5 +136,55 @@ fn mismatched_grad_outputs_are_errors() {
         let err = backward(&[&y1, &y2], &[&g1, &g1], &opts).unwrap_err();
         assert!(matches!(err, Error::Shape { .. }), "{err:?}");
         assert!(err.to_string().contains("grad_outputs[1]"), "{err}");
+    }
+}
+
+/// Large enough that a cost quadratic in the number of roots or inputs (tens of billions of
+/// steps) cannot finish within the watchdog, small enough that a linear one takes about a
+/// second.
+const MANY: usize = 200_000;
+
+/// Generous, so that a loaded machine never trips it; linear code takes a second or two.
+const SCALE_DEADLINE: u64 = 60;
+
+#[test]
+fn backward_from_many_roots_is_linear_in_their_number() {
+    // y_i = i * x: one pass from every root gives dx = 0 + 1 + ... + (MANY - 1), exact in f64.
+    let grad_x = watchdog("backward from 200,000 roots", SCALE_DEADLINE, || {
+        let x = T64::scalar(0.5).requires_grad();
+        let roots: Vec<T64> = (0..MANY).map(|i| &x * i as f64).collect();
+        let refs: Vec<&T64> = roots.iter().collect();
+        backward(&refs, &[], &BackwardOptions::new()).unwrap();
+        x.grad().unwrap().item()
+    });
+    let n = MANY as f64;
+    assert_eq!(grad_x, n * (n - 1.0) / 2.0);
+}
+
+#[test]
+fn grad_with_many_roots_and_inputs_is_linear_in_their_number() {
+    // Roots y_i = c_i·x_i, one per input x_i: d(Σ y_i)/dx_i = c_i. A last root that no
+    // input depends on is pruned with its seed.
+    let got = watchdog("grad with 200,000 roots and inputs", SCALE_DEADLINE, || {
+        let xs: Vec<T64> = (0..MANY)
+            .map(|i| T64::scalar(i as f64).requires_grad())
+            .collect();
+        let mut roots: Vec<T64> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, x)| x * ((i % 7) as f64 - 3.0))
+            .collect();
+        roots.push(&T64::scalar(1.0).requires_grad() * 2.0);
+        let inputs: Vec<&T64> = xs.iter().collect();
+        let outputs: Vec<&T64> = roots.iter().collect();
+        let grads = grad(&outputs, &[], &inputs, &BackwardOptions::new()).unwrap();
+        grads
+            .into_iter()
+            .map(|g| g.expect("every input feeds a root").item())
+            .collect::<Vec<f64>>()
+    });
+    assert_eq!(got.len(), MANY);
+    for (i, g) in got.iter().enumerate() {
+        assert_eq!(*g, (i % 7) as f64 - 3.0, "input {i}");
     }
 }

@@ -255,3 +255,92 @@ fn grad_with_a_mismatched_grad_output() {
     .unwrap_err();
     assert_mentions(&err, &["backward", "[2]", "[3]"]);
 }
+
+#[test]
+fn pooling_with_a_huge_kernel_or_padding_is_an_error() {
+    let x = Tensor::<f32>::ones(&[1, 1, 2, 2]).requires_grad();
+    // k² overflows usize: the mean divided by it would be inf.
+    let err = x.avg_pool2d(1 << 32, 1, 1 << 31).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                op: "avg_pool2d",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_mentions(&err, &["avg_pool2d", "[1, 1, 2, 2]", "kernel 4294967296"]);
+    // The padded size overflows: the output size would wrap (an index panic in backward).
+    let padding = usize::MAX / 2;
+    let err = x.max_pool2d(usize::MAX, 1, padding).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Invalid {
+                op: "max_pool2d",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_mentions(&err, &["max_pool2d", "[1, 1, 2, 2]", "overflow"]);
+    let err = x.avg_pool2d(usize::MAX, 1, padding).unwrap_err();
+    assert_mentions(&err, &["avg_pool2d", "[1, 1, 2, 2]", "overflow"]);
+    // Sizes that fit still pool, and differentiate.
+    let y = x.avg_pool2d(4, 1, 2).unwrap();
+    assert_eq!(y.shape(), &[1, 1, 3, 3]);
+    y.sum().backward().unwrap();
+    // Each input element lies in all 3×3 windows of 16 cells.
+    assert_eq!(x.grad().unwrap().to_vec(), vec![9.0 / 16.0; 4]);
+}
+
+#[test]
+fn a_huge_but_countable_size_is_an_error_naming_the_bytes_not_an_abort() {
+    // Each asks for petabytes (beyond any address space): the count fits in usize, so only
+    // a fallible allocation turns it into an error instead of aborting the process.
+    let x = Tensor::<f32>::zeros(&[1, 1, 1, 1]);
+    let w = Tensor::<f32>::ones(&[1, 1, 1, 1]);
+    let err = x.conv2d(&w, None, 1, 10_000_000, 1).unwrap_err();
+    assert!(
+        matches!(err, Error::Invalid { op: "conv2d", .. }),
+        "{err:?}"
+    );
+    assert_mentions(&err, &["conv2d", "[1, 1, 20000001, 20000001]", "bytes"]);
+    let huge = [1usize << 24, 1 << 24];
+    let err = Tensor::<f32>::scalar(1.0).broadcast_to(&huge).unwrap_err();
+    assert_mentions(
+        &err,
+        &[
+            "broadcast_to",
+            "[16777216, 16777216]",
+            "1125899906842624 bytes",
+        ],
+    );
+    let huge = [1usize << 25, 1 << 25];
+    let err = Tensor::<f32>::try_zeros(&huge).unwrap_err();
+    assert_mentions(
+        &err,
+        &["zeros", "[33554432, 33554432]", "4503599627370496 bytes"],
+    );
+    let err = Tensor::<f64>::try_full(&huge, 1.5).unwrap_err();
+    assert_mentions(
+        &err,
+        &["full", "[33554432, 33554432]", "9007199254740992 bytes"],
+    );
+    // The same ops at sizes that fit still work.
+    let y = x.conv2d(&w, None, 1, 2, 1).unwrap();
+    assert_eq!(y.shape(), &[1, 1, 5, 5]);
+    assert_eq!(
+        Tensor::<f32>::scalar(2.0)
+            .broadcast_to(&[3])
+            .unwrap()
+            .to_vec(),
+        vec![2.0; 3]
+    );
+    assert_eq!(
+        Tensor::<f32>::try_zeros(&[2]).unwrap().to_vec(),
+        vec![0.0; 2]
+    );
+}

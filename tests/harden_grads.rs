@@ -219,3 +219,76 @@ fn a_hook_returning_the_same_shape_still_replaces_the_gradient() {
         assert_eq!(x.grad().unwrap().to_vec(), vec![20.0; 3]);
     }
 }
+
+/// A value a backward function captures: counts its drops, and panics on drop if `panics`.
+struct DropProbe {
+    drops: Arc<std::sync::atomic::AtomicUsize>,
+    panics: bool,
+}
+
+impl Drop for DropProbe {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.panics {
+            panic!("a captured value panicked on drop");
+        }
+    }
+}
+
+/// `chain` ops deep over `x`, each backward function capturing a probe (the first
+/// `panicking` ones panic when dropped).
+fn probed_chain(
+    x: &Tensor<f64>,
+    chain: usize,
+    panicking: usize,
+    drops: &Arc<std::sync::atomic::AtomicUsize>,
+) -> Tensor<f64> {
+    let mut y = x.clone();
+    for i in 0..chain {
+        let probe = DropProbe {
+            drops: Arc::clone(drops),
+            panics: i < panicking,
+        };
+        y = Tensor::from_op("probed", vec![y.item()], vec![], &[&y], move |gy, _| {
+            let _ = &probe;
+            Ok(vec![Some(gy.clone())])
+        });
+    }
+    y
+}
+
+#[test]
+fn graphs_dropped_after_a_panicking_drop_are_still_freed() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // On a fresh thread: the graph's iterative drop keeps per-thread state.
+    std::thread::spawn(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let x = Tensor::<f64>::scalar(1.0).requires_grad();
+        // A graph whose drop panics part-way: every node is still dropped, and the panic
+        // reaches the dropper.
+        let bad = probed_chain(&x, 5, 1, &drops);
+        let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(bad)));
+        assert!(
+            dropped.is_err(),
+            "the captured value's panic is not swallowed"
+        );
+        assert_eq!(
+            drops.load(Ordering::SeqCst),
+            5,
+            "every node of the graph was dropped"
+        );
+        // Graphs dropped on this thread afterwards are freed, not queued forever.
+        for round in 1..=3 {
+            drop(probed_chain(&x, 4, 0, &drops));
+            assert_eq!(drops.load(Ordering::SeqCst), 5 + 4 * round, "round {round}");
+        }
+        // Also after a backward pass freed the graph (each backward function dropped once).
+        let y = probed_chain(&x, 3, 0, &drops);
+        y.backward().unwrap();
+        assert_eq!(x.grad().unwrap().item(), 1.0);
+        drop(y);
+        assert_eq!(drops.load(Ordering::SeqCst), 5 + 12 + 3);
+    })
+    .join()
+    .expect("the checks on the dropping thread pass");
+}

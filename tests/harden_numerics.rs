@@ -112,3 +112,84 @@ fn cross_entropy_records_its_backward_under_create_graph() {
     let gg = grad(&[&g.sum()], &[], &[&logits], &BackwardOptions::new()).unwrap();
     assert!(gg[0].as_ref().unwrap().data().iter().all(|v| v.is_finite()));
 }
+
+/// Two quiet NaNs that differ in sign and payload.
+const NAN_A: u32 = 0x7fc0_0a0a;
+const NAN_B: u32 = 0xffc0_0b0b;
+
+fn nans(bits: u32, n: usize) -> Tensor<f32> {
+    Tensor::from_vec(vec![f32::from_bits(bits); n], &[n]).unwrap()
+}
+
+fn bits(t: &Tensor<f32>) -> Vec<u32> {
+    t.to_vec().iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn a_nan_summed_into_a_grad_keeps_the_earlier_bits_whoever_holds_the_old_grad() {
+    // Two passes put NaN_A then NaN_B into x.grad(). The sum is written into whichever buffer
+    // is free: the old grad's when nobody else holds it, the new one's when the caller kept
+    // a handle on the old grad. Both must give the same bits: the earlier NaN, NaN_A.
+    let run = |hold_old_grad: bool| {
+        let x = Tensor::<f32>::ones(&[8]).requires_grad();
+        (&x * &nans(NAN_A, 8)).sum().backward().unwrap();
+        let held = hold_old_grad.then(|| x.grad().unwrap());
+        (&x * &nans(NAN_B, 8)).sum().backward().unwrap();
+        drop(held);
+        bits(&x.grad().unwrap())
+    };
+    assert_eq!(run(false), vec![NAN_A; 8]);
+    assert_eq!(run(true), vec![NAN_A; 8]);
+}
+
+#[test]
+fn nan_gradients_from_different_branches_have_the_same_bits_under_every_scheduler() {
+    use backflow::Scheduler;
+    // x reaches the loss through y = x + b (b = 3x), and through a = x·c1; z = y + a,
+    // loss = Σ z·c0. The gradient g = c0 (NaN_A at some places) reaches x unchanged from
+    // y's add while b may still hold it, and a's contribution g·c1 brings NaN_B (c1) at
+    // others: which buffer is free when they are summed depends on the order the
+    // schedulers run b and a in.
+    let n = 8;
+    let mut c0 = vec![1.0f32; n];
+    let mut c1 = vec![2.0f32; n];
+    for i in 0..n {
+        if i % 2 == 0 {
+            c0[i] = f32::from_bits(NAN_A);
+        }
+        if i % 4 < 2 {
+            c1[i] = f32::from_bits(NAN_B);
+        }
+    }
+    let (c0, c1) = (
+        Tensor::from_vec(c0, &[n]).unwrap(),
+        Tensor::from_vec(c1, &[n]).unwrap(),
+    );
+    let mut seen: Vec<(String, Vec<u32>)> = Vec::new();
+    for scheduler in Scheduler::ALL {
+        for threads in [1, 2, 4] {
+            let opts = BackwardOptions::new().scheduler(scheduler).threads(threads);
+            let x = Tensor::<f32>::ones(&[n]).requires_grad();
+            let y = &x + &(&x * 3.0);
+            let z = &y + &(&x * &c1);
+            (&z * &c0).sum().backward_with(&opts).unwrap();
+            seen.push((
+                format!("{scheduler:?} x{threads}"),
+                bits(&x.grad().unwrap()),
+            ));
+        }
+    }
+    for (label, got) in &seen[1..] {
+        assert_eq!(got, &seen[0].1, "{label} vs {}", seen[0].0);
+    }
+    // dx = g + g·c1 + 3g, summed in that order: where NaN_B (from c1) meets NaN_A (from g),
+    // the first in summation order wins; a lone NaN keeps its bits; elsewhere 1 + 2 + 3.
+    let want: Vec<u32> = (0..n)
+        .map(|i| match i % 4 {
+            0 | 2 => NAN_A,
+            1 => NAN_B,
+            _ => 6f32.to_bits(),
+        })
+        .collect();
+    assert_eq!(seen[0].1, want, "{:x?}", seen[0].1);
+}

@@ -1,12 +1,16 @@
 //! `broadcast_to` and its adjoint `sum_to`: each is the other's backward.
 
 use crate::error::{Error, Result};
-use crate::tensor::checked_len;
+use crate::tensor::{check_alloc, checked_len};
 use crate::Tensor;
 use backflow_kernels::{broadcast_shapes, broadcast_to, reduce_to, Element};
 
 impl<T: Element> Tensor<T> {
     /// Repeats this tensor along broadcast dimensions (NumPy rules) to `shape`.
+    ///
+    /// An `Error::Shape` names both shapes when this one does not broadcast to `shape`; an
+    /// `Error::Invalid` names `shape` and the bytes asked for when its buffer cannot be
+    /// allocated.
     #[track_caller]
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor<T>> {
         if broadcast_shapes(self.shape(), shape).as_deref() != Some(shape) {
@@ -20,7 +24,8 @@ impl<T: Element> Tensor<T> {
         if self.shape() == shape {
             return Ok(self.clone());
         }
-        checked_len::<T>("broadcast_to", shape)?;
+        let len = checked_len::<T>("broadcast_to", shape)?;
+        check_alloc::<T>("broadcast_to", shape, len)?;
         let data = broadcast_to(self.data(), self.shape(), shape);
         let from = self.shape().to_vec();
         Ok(Tensor::from_op(

@@ -22,7 +22,8 @@ impl<T: Element> Tensor<T> {
     ///
     /// An `Error::Shape` names the input and weight (or bias) shapes when they do not fit;
     /// an `Error::Invalid` names a zero stride or group count, or channels that the groups
-    /// do not divide.
+    /// do not divide, or an output (and the kernel's scratch) whose bytes, given in the
+    /// message, cannot be allocated (a huge `padding`).
     ///
     /// ```
     /// use backflow::Tensor;
@@ -56,7 +57,7 @@ impl<T: Element> Tensor<T> {
             });
         }
         let out_shape = vec![s.n, s.c_out, s.ho(), s.wo()];
-        crate::tensor::checked_len::<T>("conv2d", &out_shape)?;
+        check_conv_alloc::<T>(&s, &out_shape)?;
         let data = conv2d(self.data(), weight.data(), bias.map(|b| b.data()), &s);
         let (x, w, has_bias) = (self.clone(), weight.clone(), bias.is_some());
         let mut inputs = vec![self, weight];
@@ -156,6 +157,26 @@ fn conv_shape(
         padding,
         groups,
     })
+}
+
+/// Checks that the kernel's buffers for `out_shape` can be allocated: the output, and per
+/// group the im2col matrix and the gemm's output, all held at once. A padding that makes
+/// them huge (but countable) is an `Error::Invalid` naming conv2d, the output shape and the
+/// bytes, not an abort.
+fn check_conv_alloc<T: Element>(s: &Conv2dShape, out_shape: &[usize]) -> Result<()> {
+    let out = crate::tensor::checked_len::<T>("conv2d", out_shape)?;
+    // rows = n·ho·wo (one per output position), each of k = c_in/groups·kh·kw im2col
+    // values and c_out/groups gemm outputs.
+    let rows = s.n.checked_mul(s.ho()).and_then(|r| r.checked_mul(s.wo()));
+    let per_row = (s.c_in / s.groups)
+        .checked_mul(s.kh * s.kw)
+        .and_then(|k| k.checked_add(s.c_out / s.groups));
+    let total = rows
+        .zip(per_row)
+        .and_then(|(rows, p)| rows.checked_mul(p))
+        .and_then(|scratch| scratch.checked_add(out))
+        .unwrap_or(usize::MAX);
+    crate::tensor::check_alloc::<T>("conv2d", out_shape, total)
 }
 
 /// The convolution without bias, recorded: the adjoint of the two gradient ops below.

@@ -17,8 +17,9 @@ impl<T: Element> Tensor<T> {
     /// gradient goes to the first maximum of each window.
     ///
     /// An `Error::Invalid` names a zero kernel or stride, a padding above `kernel / 2` (as
-    /// PyTorch requires), a rank other than 4, empty planes, or a window larger than the
-    /// padded input.
+    /// PyTorch requires), a rank other than 4, empty planes, a window larger than the
+    /// padded input, or a kernel or padding so large that the padded size or the window's
+    /// `kernel²` elements overflow `usize`.
     ///
     /// ```
     /// use backflow::Tensor;
@@ -136,8 +137,20 @@ fn pool_shape(
             "the padding must be at most half the kernel".into(),
         ));
     }
-    if h.saturating_add(2 * padding) < k || w.saturating_add(2 * padding) < k {
+    // Checked as conv2d does: the padded sizes, and the k² elements of a window (average
+    // pooling divides by it), must not overflow, else the output size wraps (an index out of
+    // bounds) or the divisor does (inf).
+    let padded = |size: usize| padding.checked_mul(2).and_then(|p| p.checked_add(size));
+    let (Some(padded_h), Some(padded_w)) = (padded(h), padded(w)) else {
+        return Err(invalid("the padded input size overflows usize".into()));
+    };
+    if padded_h < k || padded_w < k {
         return Err(invalid("the window is larger than the padded input".into()));
+    }
+    if k.checked_mul(k).is_none() {
+        return Err(invalid(
+            "the window's kernel² elements overflow usize".into(),
+        ));
     }
     let planes = n
         .checked_mul(c)

@@ -2,7 +2,7 @@
 
 pub use crossbeam_utils::CachePadded;
 pub use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicUsize, Ordering};
-pub use std::sync::Arc;
+pub use std::sync::{Arc, Weak};
 
 /// A mutex with parking_lot's `lock()` (no poisoning).
 pub type Mutex<T> = parking_lot::Mutex<T>;

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::exec::{self, ExecError, Plan};
 use crate::sync::{Arc, Mutex};
 use backflow_kernels::Element;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 fn node_key<T: Element>(n: &Arc<Node<T>>) -> usize {
     Arc::as_ptr(n) as usize
@@ -91,17 +92,32 @@ fn run<T: Element>(
         ),
     };
     let (plan, nodes) = plan_for(&roots, wanted.as_deref(), opts);
-    let capture = wanted.as_ref().map(|w| {
+    // Each requested input's first position, by node identity: lookups by map keep a pass
+    // with many inputs linear in their number.
+    let first: Option<FxHashMap<usize, usize>> = wanted.as_ref().map(|w| {
+        let mut first = FxHashMap::default();
+        for (i, &key) in w.iter().enumerate() {
+            first.entry(key).or_insert(i);
+        }
+        first
+    });
+    let capture = first.as_ref().map(|first| {
         (0..plan.len() as u32)
-            .map(|i| w.iter().position(|&k| k == node_key(nodes.get(i))))
+            .map(|i| first.get(&node_key(nodes.get(i))).copied())
             .collect()
     });
     let n_inputs = wanted.as_ref().map_or(0, Vec::len);
-    // Seeds of pruned roots are dropped with them.
+    // Seeds of pruned roots are dropped with them (only a pass with requested inputs
+    // prunes); the plan's nodes are looked up in a set, so many roots stay linear.
+    let planned: Option<FxHashSet<usize>> = wanted.as_ref().map(|_| {
+        (0..plan.len() as u32)
+            .map(|i| node_key(nodes.get(i)))
+            .collect()
+    });
     let seeds = seeds
         .into_iter()
         .zip(&roots)
-        .filter(|(_, r)| (0..plan.len() as u32).any(|i| Arc::ptr_eq(nodes.get(i), r)))
+        .filter(|(_, r)| planned.as_ref().is_none_or(|p| p.contains(&node_key(r))))
         .map(|(s, _)| Some(s.detach_if(!opts.create_graph)))
         .collect();
     let task = Arc::new(TensorTask {
@@ -135,10 +151,9 @@ fn run<T: Element>(
     task.commit();
     let mut captured = std::mem::take(&mut *task.captured.lock());
     // An input listed twice is one node, captured into its first slot: copy it to the rest.
-    if let Some(wanted) = &wanted {
-        let mut first: rustc_hash::FxHashMap<usize, usize> = Default::default();
-        for (i, &key) in wanted.iter().enumerate() {
-            let j = *first.entry(key).or_insert(i);
+    if let (Some(wanted), Some(first)) = (&wanted, &first) {
+        for (i, key) in wanted.iter().enumerate() {
+            let j = first[key];
             if j != i {
                 captured[i] = captured[j].clone();
             }
@@ -169,7 +184,7 @@ fn plan_for<T: Element>(
         }
     }
     let keep = wanted.map(|w| {
-        let set: rustc_hash::FxHashSet<usize> = w.iter().copied().collect();
+        let set: FxHashSet<usize> = w.iter().copied().collect();
         move |n: &&Arc<Node<T>>| set.contains(&node_key(n))
     });
     // The traversal borrows the graph (no reference counting per edge); only the kept nodes

@@ -11,6 +11,7 @@ pub(crate) mod node;
 mod observe;
 mod options;
 mod task;
+mod weak;
 
 pub use backward::{backward, grad};
 pub use checkpoint::checkpoint;
@@ -21,6 +22,7 @@ pub(crate) use node::Node;
 pub use node::{BackwardCtx, GradFn};
 pub use observe::BackwardStats;
 pub use options::BackwardOptions;
+pub use weak::WeakTensor;
 
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, Ordering};
@@ -98,6 +100,49 @@ pub(crate) fn checked_len<T: Element>(op: &'static str, shape: &[usize]) -> Resu
         })
 }
 
+/// The `Error::Invalid` for a buffer of `len` elements of `T` that the allocator refused,
+/// naming `op`, the shape and the bytes asked for.
+fn alloc_error<T: Element>(op: &'static str, shape: &[usize], len: usize) -> Error {
+    Error::Invalid {
+        op,
+        message: format!(
+            "cannot allocate {} bytes ({len} elements of {}) for shape {shape:?}",
+            len.saturating_mul(std::mem::size_of::<T>()),
+            T::NAME
+        ),
+    }
+}
+
+/// A buffer of `shape`'s element count filled with `value`, allocated fallibly: an
+/// `Error::Invalid` naming `op`, the shape and the bytes when the count overflows or the
+/// allocator refuses the memory, where an infallible allocation would abort the process.
+pub(crate) fn try_filled<T: Element>(
+    op: &'static str,
+    shape: &[usize],
+    value: T,
+) -> Result<Vec<T>> {
+    let len = checked_len::<T>(op, shape)?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(len)
+        .map_err(|_| alloc_error::<T>(op, shape, len))?;
+    data.resize(len, value);
+    Ok(data)
+}
+
+/// Checks, before a kernel that allocates infallibly runs, that `len` elements of `T` (what
+/// it will hold at once for an output of `shape`) can be allocated: reserves them and gives
+/// them back. An `Error::Invalid` names `op`, the shape and the bytes when the allocator
+/// refuses, so that a huge but valid argument fails the op instead of aborting the process.
+pub(crate) fn check_alloc<T: Element>(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
+    let fits = len
+        .checked_mul(std::mem::size_of::<T>())
+        .is_some_and(|bytes| bytes <= isize::MAX as usize);
+    if !fits || Vec::<T>::new().try_reserve_exact(len).is_err() {
+        return Err(alloc_error::<T>(op, shape, len));
+    }
+    Ok(())
+}
+
 impl<T: Element> Tensor<T> {
     /// A tensor from raw parts, without a node. Panics if `data` does not fill `shape`.
     pub(crate) fn raw(data: Vec<T>, shape: Vec<usize>) -> Self {
@@ -148,7 +193,8 @@ impl<T: Element> Tensor<T> {
     }
 
     /// A tensor of `shape` filled with `value`, or an `Error::Invalid` naming `full` and the
-    /// shape when its element count (or size in bytes) overflows.
+    /// shape when its element count (or size in bytes) overflows, or when the allocator
+    /// refuses the memory (the error then gives the bytes asked for).
     ///
     /// ```
     /// use backflow::Tensor;
@@ -161,12 +207,11 @@ impl<T: Element> Tensor<T> {
     }
 
     fn try_full_for(op: &'static str, shape: &[usize], value: T) -> Result<Self> {
-        let len = checked_len::<T>(op, shape)?;
-        Ok(Self::raw_with(vec![value; len], shape))
+        Ok(Self::raw_with(try_filled(op, shape, value)?, shape))
     }
 
     /// A tensor of zeros, or an `Error::Invalid` naming `zeros` and the shape when its
-    /// element count (or size in bytes) overflows.
+    /// element count (or size in bytes) overflows, or when the allocator refuses the memory.
     ///
     /// ```
     /// use backflow::Tensor;
@@ -408,6 +453,15 @@ impl<T: Element> Tensor<T> {
     /// shape. Hooks run in registration order, on whichever worker runs the node. No effect
     /// on a tensor that requires no gradient.
     ///
+    /// Hooks run with graph recording ([`is_grad_enabled`](crate::is_grad_enabled)) on
+    /// exactly when the pass has `create_graph`, as backward functions do: under every
+    /// scheduler and thread count, and in a pass nested inside another pass's hook, whatever
+    /// the mode of the thread that runs them.
+    ///
+    /// The hook is owned by this tensor's graph node: a hook that captures this tensor (or
+    /// one computed from it) forms a reference cycle that is never freed. Capture a
+    /// [`WeakTensor`] from [`downgrade`](Self::downgrade) instead.
+    ///
     /// A replacement of another shape fails the pass with an `Error::Backward` naming the
     /// tensor's op, where it was created, and both shapes (and, as every failed pass, leaves
     /// the leaves' gradients as they were).
@@ -443,14 +497,26 @@ impl<T: Element> Tensor<T> {
     /// before the pass, and a pass that fails after a callback fired leaves `grad()` as it
     /// was (the callback has still seen the gradient).
     ///
+    /// Callbacks run with graph recording ([`is_grad_enabled`](crate::is_grad_enabled)) on
+    /// exactly when the pass has `create_graph`, like [`register_hook`](Self::register_hook)'s
+    /// hooks: the same under every scheduler and thread count, also in a pass nested inside
+    /// another pass's hook.
+    ///
+    /// The callback is owned by this leaf's node: one that captures this tensor forms a
+    /// reference cycle that is never freed. To reach the tensor from its callback, capture
+    /// a [`WeakTensor`] from [`downgrade`](Self::downgrade), as `probe` below.
+    ///
     /// ```
     /// use backflow::Tensor;
     /// use std::sync::{Arc, Mutex};
     /// let x = Tensor::<f64>::scalar(3.0).requires_grad();
     /// let seen = Arc::new(Mutex::new(Vec::new()));
     /// let log = Arc::clone(&seen);
-    /// let probe = x.clone();
-    /// x.on_grad_ready(move |g| log.lock().unwrap().push((g.item(), probe.grad().is_some())));
+    /// let probe = x.downgrade(); // not `x.clone()`: that would keep `x` alive forever
+    /// x.on_grad_ready(move |g| {
+    ///     let before = probe.upgrade().and_then(|x| x.grad());
+    ///     log.lock().unwrap().push((g.item(), before.is_some()));
+    /// });
     /// (&x * &x).backward().unwrap();
     /// assert_eq!(*seen.lock().unwrap(), vec![(6.0, false)]); // 2x, before the commit
     /// assert_eq!(x.grad().unwrap().item(), 6.0);

@@ -13,7 +13,7 @@ use backflow_kernels::Element;
 use smallvec::SmallVec;
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::panic::Location;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe, Location};
 
 /// What a backward function knows of the pass it runs in.
 ///
@@ -297,14 +297,26 @@ impl<T: Element> Drop for Node<T> {
             return;
         }
         // Outermost drop: dropping a part may drop further nodes, which queue their parts
-        // instead of recursing.
+        // instead of recursing. A part whose drop panics (a value captured by a backward
+        // function, with a panicking `Drop`) must not stop the loop: the queue would keep
+        // what follows, and `DRAINING` would stay set, so that every node dropped on this
+        // thread afterwards would be queued and never freed. The first panic is resumed
+        // once the queue is empty.
+        let mut panic = None;
         loop {
             let next = DROP_QUEUE.with(|q| q.borrow_mut().pop());
             match next {
-                Some(part) => drop(part),
+                Some(part) => {
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| drop(part))) {
+                        panic.get_or_insert(payload);
+                    }
+                }
                 None => break,
             }
         }
         DRAINING.with(|d| d.set(false));
+        if let Some(payload) = panic {
+            resume_unwind(payload);
+        }
     }
 }

@@ -17,23 +17,44 @@ impl<T: Element> Gradient for Tensor<T> {
     }
 }
 
-/// `earlier + later`, written into whichever buffer is held by its handle alone (IEEE
-/// addition commutes bitwise, so the choice changes no bit). When a contribution requires
-/// grad (`create_graph`) it is never in place, and recorded if `record`.
+/// `earlier + later`, written into whichever buffer is held by its handle alone, else into
+/// a new one. When a contribution requires grad (`create_graph`) it is never in place, and
+/// recorded if `record`.
+///
+/// Every path adds with [`add_in_order`], so the bits never depend on which buffer was free
+/// (which varies with the scheduler and the thread count): IEEE addition commutes for
+/// numbers, but not for NaN payloads, and the compiler may swap the operands of `+`.
 fn sum_reusing<T: Element>(
     mut earlier: Tensor<T>,
     mut later: Tensor<T>,
     record: bool,
 ) -> Tensor<T> {
     if earlier.shape() == later.shape() && !earlier.needs_grad() && !later.needs_grad() {
-        if earlier.unique_data_mut().is_some() {
-            return earlier.zip_reusing(later.data(), |a, b| a + b);
+        if earlier.unique_data_mut().is_none() && later.unique_data_mut().is_some() {
+            return later.zip_reusing(earlier.data(), |l, e| add_in_order(e, l));
         }
-        if later.unique_data_mut().is_some() {
-            return later.zip_reusing(earlier.data(), |b, a| a + b);
-        }
+        // In place when `earlier` is free, else into a new buffer.
+        return earlier.zip_reusing(later.data(), add_in_order);
     }
     with_grad_mode(record, || &earlier + &later)
+}
+
+/// `a + b` where `a` comes first in summation order, with a NaN result fixed by that order:
+/// the first NaN operand, its bits unchanged; a NaN made from numbers (`inf - inf`) is the
+/// machine's default NaN. Hardware keeps one operand's payload, which one depends on the
+/// instruction the compiler picked, so it is not left to `+`.
+#[inline]
+fn add_in_order<T: Element>(a: T, b: T) -> T {
+    let sum = a + b;
+    if !sum.is_nan() {
+        sum
+    } else if a.is_nan() {
+        a
+    } else if b.is_nan() {
+        b
+    } else {
+        sum
+    }
 }
 
 thread_local! {
@@ -179,8 +200,10 @@ impl<T: Element> TensorTask<T> {
                 // Each leaf runs once per pass, on the sum of its contributions: `grad` is
                 // final here, so the ready hooks see it mid-pass, while `.grad()` is only
                 // written by `commit` once the whole pass has succeeded.
+                // Under the pass's mode, as the hooks and backward functions: never the
+                // mode of whichever thread happens to run the leaf.
                 for hook in ready {
-                    hook(&grad);
+                    with_grad_mode(self.create_graph, || hook(&grad));
                 }
                 if self.capture.is_none() {
                     self.staged.lock().push((index, grad));
