@@ -30,7 +30,7 @@ fn unit_range(chunk: usize, chunks: usize, units: usize) -> std::ops::Range<usiz
 /// Calls `f(i, part)` for each `part` of `parts` (unit `i`), grouping the units into
 /// `chunks` chunks (clamped to `1..=parts.len()`) that [`par::for_each`](crate::par::for_each)
 /// runs. Each chunk holds the only reference to its parts, so the parts are written without
-/// any sharing; the lock around each is never contended.
+/// any sharing; the lock around each chunk's group of parts is never contended.
 pub(crate) fn for_each_part<P: Send>(
     parts: Vec<P>,
     chunks: usize,
@@ -60,13 +60,25 @@ pub(crate) fn for_each_part_with<P: Send, S>(
         }
         return;
     }
-    let parts: Vec<Mutex<P>> = parts.into_iter().map(Mutex::new).collect();
+    // Each chunk's parts in one group, taken whole by the one chunk that runs them.
+    let mut parts = parts.into_iter();
+    let groups: Vec<Mutex<Vec<P>>> = (0..chunks)
+        .map(|c| {
+            Mutex::new(
+                parts
+                    .by_ref()
+                    .take(unit_range(c, chunks, units).len())
+                    .collect(),
+            )
+        })
+        .collect();
     crate::par::for_each(chunks, &|chunk| {
         let mut scratch = scratch();
-        for i in unit_range(chunk, chunks, units) {
-            // A panic in another unit poisons nothing this unit reads: take the part anyway.
-            let mut part = parts[i].lock().unwrap_or_else(|e| e.into_inner());
-            f(i, &mut part, &mut scratch);
+        // A panic in another chunk poisons nothing this chunk reads: take its parts anyway.
+        let mut group = groups[chunk].lock().unwrap_or_else(|e| e.into_inner());
+        let start = unit_range(chunk, chunks, units).start;
+        for (i, part) in group.iter_mut().enumerate() {
+            f(start + i, part, &mut scratch);
         }
     });
 }
