@@ -1,7 +1,7 @@
 //! conv2d at the digits model's sizes: batch 64 of 8×8 images, 16–32 channels, 3×3 and 5×5
-//! kernels with "same" padding. Forward alone, and forward plus backward (input, weight and
-//! bias gradients), f32, one thread (the kernels are single-threaded; the executor runs
-//! independent branches in parallel).
+//! kernels with "same" padding, and the inception model's 1×1 reductions (40 → 16). Forward
+//! alone, and forward plus backward (input, weight and bias gradients), f32. No engine pool
+//! is running here, so the kernels' chunks run one after another on the calling thread.
 
 use backflow::Tensor;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -9,7 +9,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 /// (input channels, output channels, kernel side).
-const CASES: [(usize, usize, usize); 4] = [(1, 16, 3), (16, 32, 3), (16, 32, 5), (32, 32, 3)];
+const CASES: [(usize, usize, usize); 5] = [
+    (1, 16, 3),
+    (16, 32, 3),
+    (16, 32, 5),
+    (32, 32, 3),
+    (40, 16, 1),
+];
 
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("conv2d");

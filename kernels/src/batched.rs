@@ -1,11 +1,12 @@
 //! Batched matrix product: the 2-D [`Element::gemm`] applied once per batch entry, with
-//! leading batch dimensions that broadcast (NumPy rules), beside its backward.
+//! leading batch dimensions that broadcast (NumPy rules), beside its backward. Large enough
+//! batches split over entries (the forward) or over gradient matrices (the backward).
 //!
 //! A broadcast operand is read through a zero batch stride, so it is never copied; its
 //! gradient sums the contributions of every batch entry that read it (gemm with β = 1).
 
 use crate::shape::{broadcast_strides, numel, walk};
-use crate::Element;
+use crate::{gemm, split, Element};
 
 /// The batch layout of a batched product: the broadcast batch shape, and for each batch
 /// entry (row-major) the offsets of its `a` and `b` matrices.
@@ -61,16 +62,32 @@ pub fn batched_matmul<T: Element>(
     k: usize,
     n: usize,
 ) -> Vec<T> {
+    let chunks = split::chunks_for(plan.a_offsets.len(), work(plan, m, k, n));
+    batched_matmul_in_chunks(a, b, plan, (m, k, n), chunks)
+}
+
+/// The flops of every entry's product together (saturating).
+fn work(plan: &BatchPlan, m: usize, k: usize, n: usize) -> usize {
+    gemm::flops(m, k, n).saturating_mul(plan.a_offsets.len())
+}
+
+/// [`batched_matmul`] with its batch entries grouped into `chunks` chunks; each entry's
+/// product is the same whatever the grouping.
+pub(crate) fn batched_matmul_in_chunks<T: Element>(
+    a: &[T],
+    b: &[T],
+    plan: &BatchPlan,
+    (m, k, n): (usize, usize, usize),
+    chunks: usize,
+) -> Vec<T> {
     let mn = m * n;
     let mut y = vec![T::zero(); plan.a_offsets.len() * mn];
     if mn == 0 {
         return y;
     }
-    for ((out, &oa), &ob) in y
-        .chunks_exact_mut(mn)
-        .zip(&plan.a_offsets)
-        .zip(&plan.b_offsets)
-    {
+    let parts: Vec<&mut [T]> = y.chunks_exact_mut(mn).collect();
+    split::for_each_part(parts, chunks, &|i, out| {
+        let (oa, ob) = (plan.a_offsets[i], plan.b_offsets[i]);
         T::gemm(
             m,
             k,
@@ -82,8 +99,28 @@ pub fn batched_matmul<T: Element>(
             out,
             T::zero(),
         );
-    }
+    });
     y
+}
+
+/// For each of the `len / size` matrices of `size` elements back to back in an operand, the
+/// batch entries that read it (by `offsets`), in entry order: matrix `j`'s readers are
+/// `order[starts[j]..starts[j + 1]]` (a counting sort: a few allocations, not one a matrix).
+fn readers(offsets: &[usize], size: usize, len: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut starts = vec![0; len / size + 1];
+    for &at in offsets {
+        starts[at / size + 1] += 1;
+    }
+    for j in 1..starts.len() {
+        starts[j] += starts[j - 1];
+    }
+    let mut next = starts.clone();
+    let mut order = vec![0; offsets.len()];
+    for (entry, &at) in offsets.iter().enumerate() {
+        order[next[at / size]] = entry;
+        next[at / size] += 1;
+    }
+    (order, starts)
 }
 
 /// Gradients of [`batched_matmul`] with respect to `a` and `b` (each only if asked for),
@@ -100,53 +137,74 @@ pub fn batched_matmul_backward<T: Element>(
     need_a: bool,
     need_b: bool,
 ) -> (Option<Vec<T>>, Option<Vec<T>>) {
+    let chunks = split::chunks_for(plan.a_offsets.len(), work(plan, m, k, n));
+    batched_matmul_backward_in_chunks(a, b, gy, plan, (m, k, n), (need_a, need_b), chunks)
+}
+
+/// [`batched_matmul_backward`] with the gradient's matrices grouped into `chunks` chunks.
+/// Each gradient matrix is one unit, summed over the entries that read it in entry order,
+/// so the result is the same whatever the grouping.
+pub(crate) fn batched_matmul_backward_in_chunks<T: Element>(
+    a: &[T],
+    b: &[T],
+    gy: &[T],
+    plan: &BatchPlan,
+    (m, k, n): (usize, usize, usize),
+    (need_a, need_b): (bool, bool),
+    chunks: usize,
+) -> (Option<Vec<T>>, Option<Vec<T>>) {
     // Per entry, y = a·b gives ∂L/∂a = gy·bᵀ and ∂L/∂b = aᵀ·gy; an operand broadcast over
-    // several entries receives the sum of theirs (β = 1 accumulates into the buffer).
+    // several entries receives the sum of theirs (β = 1 accumulates into its matrix), in
+    // entry order.
     let mn = m * n;
-    let entries = || plan.a_offsets.iter().zip(&plan.b_offsets).enumerate();
-    let ga = need_a.then(|| {
-        let mut ga = vec![T::zero(); a.len()];
-        if mn > 0 {
-            for (i, (&oa, &ob)) in entries() {
-                let g = &gy[i * mn..(i + 1) * mn];
-                // bᵀ is n×k: element (j, p) is b[p*n + j], so its strides are (1, n).
-                let out = &mut ga[oa..oa + m * k];
-                T::gemm(
-                    m,
-                    n,
-                    k,
-                    g,
-                    (n, 1),
-                    &b[ob..ob + k * n],
-                    (1, n),
-                    out,
-                    T::one(),
-                );
+    let grad =
+        |len: usize, size: usize, offsets: &[usize], one: &(dyn Fn(usize, &mut [T]) + Sync)| {
+            let mut g = vec![T::zero(); len];
+            if mn > 0 && size > 0 {
+                let (order, starts) = readers(offsets, size, len);
+                let parts: Vec<&mut [T]> = g.chunks_exact_mut(size).collect();
+                split::for_each_part(parts, chunks, &|j, out| {
+                    let entries = &order[starts[j]..starts[j + 1]];
+                    entries.iter().for_each(|&entry| one(entry, out))
+                });
             }
-        }
-        ga
+            g
+        };
+    let ga = need_a.then(|| {
+        grad(a.len(), m * k, &plan.a_offsets, &|i, out| {
+            // bᵀ is n×k: element (j, p) is b[p*n + j], so its strides are (1, n).
+            let ob = plan.b_offsets[i];
+            let g = &gy[i * mn..(i + 1) * mn];
+            T::gemm(
+                m,
+                n,
+                k,
+                g,
+                (n, 1),
+                &b[ob..ob + k * n],
+                (1, n),
+                out,
+                T::one(),
+            );
+        })
     });
     let gb = need_b.then(|| {
-        let mut gb = vec![T::zero(); b.len()];
-        if mn > 0 {
-            for (i, (&oa, &ob)) in entries() {
-                let g = &gy[i * mn..(i + 1) * mn];
-                // aᵀ is k×m: element (p, i) is a[i*k + p], so its strides are (1, k).
-                let out = &mut gb[ob..ob + k * n];
-                T::gemm(
-                    k,
-                    m,
-                    n,
-                    &a[oa..oa + m * k],
-                    (1, k),
-                    g,
-                    (n, 1),
-                    out,
-                    T::one(),
-                );
-            }
-        }
-        gb
+        grad(b.len(), k * n, &plan.b_offsets, &|i, out| {
+            // aᵀ is k×m: element (p, i) is a[i*k + p], so its strides are (1, k).
+            let oa = plan.a_offsets[i];
+            let g = &gy[i * mn..(i + 1) * mn];
+            T::gemm(
+                k,
+                m,
+                n,
+                &a[oa..oa + m * k],
+                (1, k),
+                g,
+                (n, 1),
+                out,
+                T::one(),
+            );
+        })
     });
     (ga, gb)
 }
@@ -192,5 +250,59 @@ mod tests {
             &gy,
             &gb.unwrap(),
         );
+    }
+
+    #[test]
+    fn every_chunk_count_gives_the_same_bits_as_one_product_per_entry() {
+        crate::split::install_test_runner();
+        let (m, k, n) = (5, 6, 7);
+        // a broadcast over 12 entries (its gradient sums all 12), b one matrix per entry.
+        let plan = BatchPlan::new(&[1], &[12], &[12], m * k, k * n);
+        let f32s = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect::<Vec<f32>>();
+        let (a, b, gy) = (
+            f32s(values(m * k, 1)),
+            f32s(values(12 * k * n, 2)),
+            f32s(values(12 * m * n, 3)),
+        );
+        // The kernel before the split: entry by entry, accumulating into the gradient.
+        let mut y_want = vec![0.0f32; 12 * m * n];
+        let mut ga_want = vec![0.0f32; m * k];
+        for i in 0..12 {
+            let (bi, gi) = (&b[i * k * n..][..k * n], &gy[i * m * n..][..m * n]);
+            f32::gemm(
+                m,
+                k,
+                n,
+                &a,
+                (k, 1),
+                bi,
+                (n, 1),
+                &mut y_want[i * m * n..],
+                0.0,
+            );
+            f32::gemm(m, n, k, gi, (n, 1), bi, (1, n), &mut ga_want, 1.0);
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for chunks in crate::split::TEST_CHUNKS {
+            let y = batched_matmul_in_chunks(&a, &b, &plan, (m, k, n), chunks);
+            assert_eq!(bits(&y), bits(&y_want), "forward, {chunks} chunks");
+            let (ga, gb) = batched_matmul_backward_in_chunks(
+                &a,
+                &b,
+                &gy,
+                &plan,
+                (m, k, n),
+                (true, true),
+                chunks,
+            );
+            assert_eq!(bits(&ga.unwrap()), bits(&ga_want), "∂a, {chunks} chunks");
+            let (_, gb_one) =
+                batched_matmul_backward_in_chunks(&a, &b, &gy, &plan, (m, k, n), (false, true), 1);
+            assert_eq!(
+                bits(&gb.unwrap()),
+                bits(&gb_one.unwrap()),
+                "∂b, {chunks} chunks"
+            );
+        }
     }
 }

@@ -1,14 +1,18 @@
-//! Strided `c = a·b + beta·c` over faer's matrix product, run on the calling thread.
+//! Strided `c = a·b + beta·c` over faer's matrix product, split over blocks of output rows.
 //!
 //! faer's kernels multiply the small products the workloads run (32×128·128×128 and T1's
 //! 64-wide layers) without the per-call packing buffer that matrixmultiply allocates; the
 //! figures are in `BENCHMARKS.md` ("GEMM and transcendental kernels") and
-//! `benches/gemm_sizes.rs`. The executor already runs branches in parallel, so faer never
-//! spawns work of its own (`Par::Seq`).
+//! `benches/gemm_sizes.rs`. faer never spawns work of its own (`Par::Seq`): a product large
+//! enough is cut into blocks of output rows, fixed by the shape, that
+//! [`par::for_each`](crate::par::for_each) may hand to other threads; the sum over the inner
+//! dimension is never split, so the bits do not depend on the thread count.
 
 use faer::linalg::matmul::matmul;
 use faer::traits::ComplexField;
 use faer::{Accum, MatMut, MatRef, Par};
+
+use crate::split;
 
 /// Checks that every index the strided `rows×cols` view touches lies inside `len`, with
 /// checked arithmetic (an overflowing extent is out of bounds), and returns the strides to
@@ -79,7 +83,7 @@ fn view<'a, T: Copy>(
 /// If a view of `a` or `b` reaches past its slice or `c` is shorter than `m * n` (checked
 /// without overflow), naming the operand.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn gemm<T: ComplexField + num_traits::Float>(
+pub(crate) fn gemm<T: ComplexField + num_traits::Float + Send>(
     m: usize,
     k: usize,
     n: usize,
@@ -114,8 +118,74 @@ pub(crate) fn gemm<T: ComplexField + num_traits::Float>(
     let (mut dense_a, mut dense_b) = (Vec::new(), Vec::new());
     let a = view(a, m, k, sa, &mut dense_a);
     let b = view(b, k, n, sb, &mut dense_b);
-    let c = MatMut::from_row_major_slice_mut(c, m, n);
-    matmul(c, accum, a, b, T::one(), Par::Seq);
+    let rows = block_rows(m, k, n);
+    let chunks = split::chunks_for(m.div_ceil(rows), flops(m, k, n));
+    multiply_blocks(c, accum, a, b, rows, chunks);
+}
+
+/// The flops of an `m×k · k×n` product (`2·m·k·n`, saturating).
+pub(crate) fn flops(m: usize, k: usize, n: usize) -> usize {
+    2usize.saturating_mul(m).saturating_mul(k).saturating_mul(n)
+}
+
+/// The rows of each block the output of an `m×k · k×n` product is cut into, from the shape
+/// alone: all `m` while the product is under two chunks' work, else enough rows for
+/// [`split::MIN_CHUNK_FLOPS`] each, at least [`MIN_BLOCK_ROWS`], a multiple of 8, and at
+/// most [`split::MAX_CHUNKS`] blocks.
+fn block_rows(m: usize, k: usize, n: usize) -> usize {
+    if flops(m, k, n) < 2 * split::MIN_CHUNK_FLOPS {
+        return m.max(1);
+    }
+    let least = split::MIN_CHUNK_FLOPS.div_ceil(flops(1, k, n).max(1));
+    least
+        .max(m.div_ceil(split::MAX_CHUNKS))
+        .max(MIN_BLOCK_ROWS)
+        .next_multiple_of(8)
+        .min(m)
+}
+
+/// The fewest output rows a block of a split product has: each block packs `b` again, so
+/// thinner blocks would make a product slower on one thread than left whole.
+const MIN_BLOCK_ROWS: usize = 64;
+
+/// `c = a·b` (or `c += a·b`), one faer product per block of `rows` rows of `c`, the blocks
+/// grouped into `chunks` chunks. A block's arithmetic depends only on its rows, so the
+/// result does not depend on `chunks`.
+fn multiply_blocks<T: ComplexField + num_traits::Float + Send>(
+    c: &mut [T],
+    accum: Accum,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    rows: usize,
+    chunks: usize,
+) {
+    let n = b.ncols();
+    if rows >= a.nrows() {
+        let c = MatMut::from_row_major_slice_mut(c, a.nrows(), n);
+        return matmul(c, accum, a, b, T::one(), Par::Seq);
+    }
+    let parts: Vec<&mut [T]> = c.chunks_mut(rows * n).collect();
+    split::for_each_part(parts, chunks, &|i, part| {
+        let len = part.len() / n;
+        let c = MatMut::from_row_major_slice_mut(part, len, n);
+        matmul(c, accum, a.subrows(i * rows, len), b, T::one(), Par::Seq);
+    });
+}
+
+/// [`gemm`] of dense row-major operands cut into the blocks the shape decides but grouped
+/// into exactly `chunks` chunks: what the split tests compare across chunk counts.
+#[cfg(test)]
+pub(crate) fn gemm_in_chunks<T: ComplexField + num_traits::Float + Send>(
+    (m, k, n): (usize, usize, usize),
+    a: &[T],
+    b: &[T],
+    chunks: usize,
+) -> Vec<T> {
+    let mut c = vec![T::zero(); m * n];
+    let a = MatRef::from_row_major_slice(a, m, k);
+    let b = MatRef::from_row_major_slice(b, k, n);
+    multiply_blocks(&mut c, Accum::Replace, a, b, block_rows(m, k, n), chunks);
+    c
 }
 
 #[cfg(test)]
@@ -278,5 +348,40 @@ mod tests {
             0.0,
         );
         assert_eq!(c, vec![5.0, 10.0]);
+    }
+
+    #[test]
+    fn a_product_split_over_1_2_4_and_8_chunks_gives_the_same_bits() {
+        crate::split::install_test_runner();
+        let (m, k, n) = (200, 64, 48);
+        assert!(
+            super::block_rows(m, k, n) < m,
+            "the product must be cut into blocks"
+        );
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37) % 101) as f32 / 13.0 - 3.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53) % 97) as f32 / 11.0 - 4.0)
+            .collect();
+        let mut whole = vec![0.0f32; m * n];
+        f32::gemm(m, k, n, &a, (k, 1), &b, (n, 1), &mut whole, 0.0);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for chunks in crate::split::TEST_CHUNKS {
+            let got = super::gemm_in_chunks((m, k, n), &a, &b, chunks);
+            assert_eq!(bits(&got), bits(&whole), "{chunks} chunks");
+        }
+        let mut want = vec![0.0f64; m * n];
+        let (a64, b64): (Vec<f64>, Vec<f64>) = (
+            a.iter().map(|&v| v as f64).collect(),
+            b.iter().map(|&v| v as f64).collect(),
+        );
+        naive(m, k, n, &a64, (k, 1), &b64, (n, 1), &mut want, 0.0);
+        for (g, w) in whole.iter().zip(&want) {
+            assert!(
+                (*g as f64 - w).abs() < 1e-3 * w.abs().max(1.0),
+                "{g} vs {w}"
+            );
+        }
     }
 }

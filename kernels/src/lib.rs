@@ -22,6 +22,7 @@ mod select;
 mod shape;
 mod slice;
 mod softmax;
+mod split;
 mod transcendental;
 mod unary;
 

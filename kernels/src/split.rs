@@ -1,0 +1,141 @@
+//! How the products (GEMM, batched GEMM, conv2d) cut their work into units and hand groups
+//! of units to [`par::for_each`](crate::par::for_each) as chunks.
+//!
+//! A kernel first cuts its output into units whose boundaries depend only on the shape (row
+//! blocks of a GEMM, batch entries, images); each unit's arithmetic is fixed by the unit
+//! alone. The chunk count only decides which units run together, so the bits never depend
+//! on it, nor on the thread that runs a chunk.
+
+use std::sync::Mutex;
+
+/// The least work, in flops, that is worth a chunk of its own: below it a kernel runs whole
+/// on the calling thread, so a small kernel never pays for splitting.
+pub(crate) const MIN_CHUNK_FLOPS: usize = 100_000;
+
+/// The most chunks (and, for the weight gradient's tree, the most leaves) one kernel uses.
+pub(crate) const MAX_CHUNKS: usize = 32;
+
+/// The chunk count for `units` units of `total_flops` together: one chunk per
+/// [`MIN_CHUNK_FLOPS`], at most one per unit and at most [`MAX_CHUNKS`], at least 1.
+pub(crate) fn chunks_for(units: usize, total_flops: usize) -> usize {
+    (total_flops / MIN_CHUNK_FLOPS).clamp(1, units.clamp(1, MAX_CHUNKS))
+}
+
+/// The units `start..end` that chunk `chunk` of `chunks` covers, of `units` in all: the
+/// chunks cover the units in order, their sizes differing by at most one.
+fn unit_range(chunk: usize, chunks: usize, units: usize) -> std::ops::Range<usize> {
+    (chunk * units / chunks)..((chunk + 1) * units / chunks)
+}
+
+/// Calls `f(i, part)` for each `part` of `parts` (unit `i`), grouping the units into
+/// `chunks` chunks (clamped to `1..=parts.len()`) that [`par::for_each`](crate::par::for_each)
+/// runs. Each chunk holds the only reference to its parts, so the parts are written without
+/// any sharing; the lock around each chunk's group of parts is never contended.
+pub(crate) fn for_each_part<P: Send>(
+    parts: Vec<P>,
+    chunks: usize,
+    f: &(dyn Fn(usize, &mut P) + Sync),
+) {
+    for_each_part_with(parts, chunks, &|| (), &|i, part, _| f(i, part));
+}
+
+/// [`for_each_part`] with a scratch value that each chunk makes once with `scratch` and
+/// passes to every unit it runs (a reused im2col buffer): the units must not let what they
+/// read from it depend on what an earlier unit left there.
+pub(crate) fn for_each_part_with<P: Send, S>(
+    parts: Vec<P>,
+    chunks: usize,
+    scratch: &(dyn Fn() -> S + Sync),
+    f: &(dyn Fn(usize, &mut P, &mut S) + Sync),
+) {
+    let units = parts.len();
+    if units == 0 {
+        return;
+    }
+    let chunks = chunks.clamp(1, units);
+    if chunks == 1 {
+        let mut scratch = scratch();
+        for (i, mut part) in parts.into_iter().enumerate() {
+            f(i, &mut part, &mut scratch);
+        }
+        return;
+    }
+    // Each chunk's parts in one group, taken whole by the one chunk that runs them.
+    let mut parts = parts.into_iter();
+    let groups: Vec<Mutex<Vec<P>>> = (0..chunks)
+        .map(|c| {
+            Mutex::new(
+                parts
+                    .by_ref()
+                    .take(unit_range(c, chunks, units).len())
+                    .collect(),
+            )
+        })
+        .collect();
+    crate::par::for_each(chunks, &|chunk| {
+        let mut scratch = scratch();
+        // A panic in another chunk poisons nothing this chunk reads: take its parts anyway.
+        let mut group = groups[chunk].lock().unwrap_or_else(|e| e.into_inner());
+        let start = unit_range(chunk, chunks, units).start;
+        for (i, part) in group.iter_mut().enumerate() {
+            f(start + i, part, &mut scratch);
+        }
+    });
+}
+
+/// The chunk counts the split tests force on every product kernel.
+#[cfg(test)]
+pub(crate) const TEST_CHUNKS: [usize; 4] = [1, 2, 4, 8];
+
+/// Installs, once per test binary, a runner that gives every chunk its own thread, so the
+/// split tests run chunks concurrently as the engine's pool would.
+#[cfg(test)]
+pub(crate) fn install_test_runner() {
+    struct Threads;
+    impl crate::par::ChunkRunner for Threads {
+        fn run(&self, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+            std::thread::scope(|s| {
+                for i in 0..chunks {
+                    s.spawn(move || f(i));
+                }
+            });
+        }
+    }
+    crate::par::set_runner(&Threads);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_unit_once_in_order() {
+        for units in [1, 2, 5, 8, 33] {
+            for chunks in 1..=units {
+                let covered: Vec<usize> = (0..chunks)
+                    .flat_map(|c| unit_range(c, chunks, units))
+                    .collect();
+                assert_eq!(covered, (0..units).collect::<Vec<_>>());
+            }
+        }
+    }
+
+    #[test]
+    fn small_work_is_one_chunk_and_large_work_is_capped() {
+        assert_eq!(chunks_for(100, MIN_CHUNK_FLOPS - 1), 1);
+        assert_eq!(chunks_for(3, 100 * MIN_CHUNK_FLOPS), 3);
+        assert_eq!(chunks_for(1000, 1000 * MIN_CHUNK_FLOPS), MAX_CHUNKS);
+        assert_eq!(chunks_for(0, 0), 1);
+    }
+
+    #[test]
+    fn every_part_is_visited_once_whatever_the_chunk_count() {
+        install_test_runner();
+        for chunks in [0, 1, 3, 7, 50] {
+            let mut out = vec![0usize; 7];
+            let parts: Vec<&mut usize> = out.iter_mut().collect();
+            for_each_part(parts, chunks, &|i, p| **p += i + 1);
+            assert_eq!(out, (1..=7).collect::<Vec<_>>());
+        }
+    }
+}
