@@ -2,6 +2,7 @@
 
 mod backward;
 mod checkpoint;
+mod checkpoint_scope;
 mod custom_op;
 mod export;
 pub(crate) mod grad_mode;
@@ -25,6 +26,7 @@ pub use options::BackwardOptions;
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, Ordering};
 use backflow_kernels::{checked_numel, numel, Element};
+use checkpoint_scope::Intercepted;
 use node::{InputEdge, InputEdges, NodeKind};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -580,17 +582,24 @@ impl<T: Element> Tensor<T> {
         if !grad_mode::is_grad_enabled() || !inputs.iter().any(|t| t.needs_grad()) {
             return out;
         }
-        let edges: InputEdges<T> = inputs
-            .iter()
-            .enumerate()
-            .filter_map(|(index, t)| {
-                t.inner.node.as_ref().map(|node| InputEdge {
-                    index: index as u32,
-                    shape: t.inner.shape.clone(),
-                    node: Arc::clone(node),
+        // A checkpointed segment running on this thread may record nothing, or edges to
+        // leaves standing in for the tensors it uses from outside.
+        let in_segment = checkpoint_scope::active();
+        let edges: InputEdges<T> = match in_segment.then(|| checkpoint_scope::intercept(inputs)) {
+            Some(Intercepted::Suppress) => return out,
+            Some(Intercepted::Edges(edges)) => edges,
+            Some(Intercepted::No) | None => inputs
+                .iter()
+                .enumerate()
+                .filter_map(|(index, t)| {
+                    t.inner.node.as_ref().map(|node| InputEdge {
+                        index: index as u32,
+                        shape: t.inner.shape.clone(),
+                        node: Arc::clone(node),
+                    })
                 })
-            })
-            .collect();
+                .collect(),
+        };
         let node = Node::new(
             op,
             NodeKind::Op {
@@ -600,7 +609,11 @@ impl<T: Element> Tensor<T> {
             },
             Location::caller(),
         );
-        Arc::get_mut(&mut out.inner).expect("fresh tensor").node = Some(Arc::new(node));
+        let node = Arc::new(node);
+        if in_segment {
+            checkpoint_scope::created(&node);
+        }
+        Arc::get_mut(&mut out.inner).expect("fresh tensor").node = Some(node);
         out
     }
 
