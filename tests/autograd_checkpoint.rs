@@ -4,7 +4,7 @@
 
 mod common;
 
-use backflow::nn::{Linear, Module, Optimizer, Sgd};
+use backflow::nn::{Branches, Linear, Merge, Module, Optimizer, Sgd};
 use backflow::{
     checkpoint, enable_grad, grad, is_grad_enabled, no_grad, Accumulation, BackwardOptions, Error,
     GradcheckTolerance, Result, Tensor,
@@ -321,4 +321,75 @@ fn a_segment_failing_when_recomputed_changes_no_gradient() {
     assert_eq!(calls.load(Ordering::Relaxed), 2);
     assert_eq!(grad_bits(&x, "x"), gx, "x's gradient unchanged");
     assert_eq!(grad_bits(&w, "captured w"), gw, "w's gradient unchanged");
+}
+
+#[test]
+fn a_leaf_the_segment_creates_itself_is_an_error_naming_it() {
+    let x = Tensor::<f64>::randn(&[3], 51).requires_grad();
+    let y = checkpoint(
+        |t| Ok(&t[0] * &Tensor::<f64>::full(&[3], 2.0).requires_grad()),
+        &[&x],
+    )
+    .expect("checkpoint");
+    let e = y.sum().backward().expect_err("its gradient would be lost");
+    let text = e.to_string();
+    assert!(text.starts_with("checkpoint: "), "{text}");
+    assert!(text.contains("the leaf of shape [3]"), "{text}");
+    assert!(x.grad().is_none(), "a failed pass changes no gradient");
+}
+
+#[test]
+fn a_recomputation_using_other_tensors_is_an_error_naming_them() {
+    let x = Tensor::<f64>::randn(&[2], 52).requires_grad();
+    let (a, b) = (
+        Tensor::<f64>::ones(&[2]).requires_grad(),
+        Tensor::<f64>::ones(&[2]).requires_grad(),
+    );
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (count, ac, bc) = (Arc::clone(&calls), a.clone(), b.clone());
+    // The first call uses a, the recomputation b.
+    let y = checkpoint(
+        move |t| {
+            let w = if count.fetch_add(1, Ordering::Relaxed) == 0 {
+                &ac
+            } else {
+                &bc
+            };
+            Ok(&t[0] * &w.exp())
+        },
+        &[&x],
+    )
+    .expect("checkpoint");
+    let text = y.sum().backward().expect_err("a is left out").to_string();
+    assert!(
+        text.contains("the leaf of shape [2]") && text.contains("not by its recomputation"),
+        "{text}"
+    );
+    assert!(a.grad().is_none() && b.grad().is_none() && x.grad().is_none());
+}
+
+#[test]
+fn branches_recorded_on_other_threads_are_an_error_not_a_lost_gradient() {
+    let block = Arc::new(
+        Branches::<f64>::new_typed(Merge::Sum)
+            .push(Linear::<f64>::new_typed(3, 2, 61))
+            .push(Linear::<f64>::new_typed(3, 2, 62)),
+    );
+    let x = Tensor::<f64>::randn(&[4, 3], 63).requires_grad();
+    let inner = Arc::clone(&block);
+    let y = checkpoint(move |t| inner.forward(&t[0]), &[&x]).expect("checkpoint");
+    match y.sum().backward() {
+        // Either every parameter got its gradient (the branches ran on this thread)...
+        Ok(()) => {
+            for p in block.parameters() {
+                assert!(p.grad().is_some(), "a parameter was left without a gradient");
+            }
+        }
+        // ...or the pass failed, naming a tensor, and changed nothing.
+        Err(e) => {
+            assert!(e.to_string().starts_with("checkpoint: "), "{e}");
+            assert!(block.parameters().iter().all(|p| p.grad().is_none()));
+            assert!(x.grad().is_none());
+        }
+    }
 }
