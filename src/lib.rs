@@ -26,7 +26,8 @@ pub use backflow_engine::{
     BackwardOptions, Error, Result, Scheduler, Tensor,
 };
 pub use backflow_engine::{
-    gradcheck, gradgradcheck, numeric_grads, BackwardStats, CustomOp, GradFn, GradcheckTolerance, GraphExport,
+    gradcheck, gradgradcheck, numeric_grads, BackwardStats, CustomOp, GradFn, GradcheckTolerance,
+    GraphExport,
 };
 pub use backflow_kernels::Element;
 

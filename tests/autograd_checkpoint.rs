@@ -126,7 +126,12 @@ fn a_captured_leaf_gets_the_gradient_it_gets_without_checkpoint() {
     // Plain: x and w both leaves of tanh(x·w).
     let (x0, w0) = (Tensor::<f64>::randn(&[2, 4], 3), Tensor::randn(&[4, 3], 4));
     let (x, w) = (x0.clone().requires_grad(), w0.clone().requires_grad());
-    x.matmul(&w).expect("matmul").tanh().sum().backward().expect("plain");
+    x.matmul(&w)
+        .expect("matmul")
+        .tanh()
+        .sum()
+        .backward()
+        .expect("plain");
     // Checkpointed: w moved into the closure, only x passed as an input.
     let (xc, wk) = (x0.requires_grad(), w0.requires_grad());
     let wc = wk.clone();
@@ -178,7 +183,12 @@ fn an_arc_linear_in_a_checkpointed_block_is_trained() {
     let lin = Arc::new(Linear::<f64>::new_typed(4, 3, 11));
     let x = Tensor::<f64>::randn(&[5, 4], 12);
     // The un-checkpointed gradients, for reference.
-    lin.forward(&x).expect("forward").tanh().sum().backward().expect("plain");
+    lin.forward(&x)
+        .expect("forward")
+        .tanh()
+        .sum()
+        .backward()
+        .expect("plain");
     let plain: Vec<Vec<u64>> = lin
         .parameters()
         .iter()
@@ -254,7 +264,11 @@ fn captured_weights_get_plain_gradients_bitwise_under_every_scheduler() {
         watchdog(&label, 60, move || {
             let plain = captured_network(&opts, false, false);
             assert_eq!(captured_network(&opts, true, false), plain, "checkpoints");
-            assert_eq!(captured_network(&opts, true, true), plain, "nested checkpoints");
+            assert_eq!(
+                captured_network(&opts, true, true),
+                plain,
+                "nested checkpoints"
+            );
         });
     }
 }
@@ -270,7 +284,10 @@ fn grad_with_respect_to_a_captured_tensor_goes_through_checkpoint() {
     let got = grad(&[&y.sum()], &[], &[&w], &BackwardOptions::new()).expect("grad");
     let got = got[0].as_ref().expect("a gradient for the captured w");
     assert_eq!(bits(got), bits(want[0].as_ref().expect("plain gradient")));
-    assert!(w.grad().is_none() && x.grad().is_none(), "grad() touches no .grad()");
+    assert!(
+        w.grad().is_none() && x.grad().is_none(),
+        "grad() touches no .grad()"
+    );
 }
 
 #[test]
@@ -382,7 +399,10 @@ fn branches_recorded_on_other_threads_are_an_error_not_a_lost_gradient() {
         // Either every parameter got its gradient (the branches ran on this thread)...
         Ok(()) => {
             for p in block.parameters() {
-                assert!(p.grad().is_some(), "a parameter was left without a gradient");
+                assert!(
+                    p.grad().is_some(),
+                    "a parameter was left without a gradient"
+                );
             }
         }
         // ...or the pass failed, naming a tensor, and changed nothing.

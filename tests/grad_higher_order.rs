@@ -244,8 +244,14 @@ fn gradgradcheck_passes_on_ops_with_recorded_backwards() {
     for scheduler in Scheduler::ALL {
         let opts = BackwardOptions::new().scheduler(scheduler);
         let cases: Vec<(&str, Box<dyn Fn(&[T64]) -> backflow::Result<T64>>)> = vec![
-            ("sin·exp", Box::new(|v| Ok((&v[0].sin() * &v[1].exp()).sum()))),
-            ("tanh(x·w)²", Box::new(|v| Ok(v[0].matmul(&v[1])?.tanh().powf(2.0).sum()))),
+            (
+                "sin·exp",
+                Box::new(|v| Ok((&v[0].sin() * &v[1].exp()).sum())),
+            ),
+            (
+                "tanh(x·w)²",
+                Box::new(|v| Ok(v[0].matmul(&v[1])?.tanh().powf(2.0).sum())),
+            ),
             ("x/w", Box::new(|v| Ok((&v[0] / &(&v[1] + 3.0)).sum()))),
         ];
         for (name, f) in cases {
@@ -265,7 +271,11 @@ fn gradgradcheck_passes_on_ops_with_recorded_backwards() {
     for (r, row) in h.iter().enumerate() {
         for (c, &v) in row.iter().enumerate() {
             let x0 = x.data()[r];
-            let want = if r == c { 2.0 * x0.cos() - x0 * x0.sin() } else { 0.0 };
+            let want = if r == c {
+                2.0 * x0.cos() - x0 * x0.sin()
+            } else {
+                0.0
+            };
             assert!((v - want).abs() < 1e-12, "[{r}][{c}]: {v} vs {want}");
         }
     }
@@ -296,16 +306,34 @@ fn gradgradcheck_catches_a_backward_that_is_wrong_to_second_order() {
     let x = T64::from_vec(vec![0.5, -1.5], &[2]).unwrap();
     let f = |v: &[T64]| Ok(T64::apply_op(RawCube, &[&v[0]])?.sum());
     // First order it is right...
-    backflow::gradcheck(f, &[&x], &BackwardOptions::new(), GradcheckTolerance::default())
-        .expect("the first derivative is right");
+    backflow::gradcheck(
+        f,
+        &[&x],
+        &BackwardOptions::new(),
+        GradcheckTolerance::default(),
+    )
+    .expect("the first derivative is right");
     // ...second order it is not: 6x expected, 0 computed.
-    let e = gradgradcheck(f, &[&x], &BackwardOptions::new(), GradcheckTolerance::default())
-        .expect_err("the second derivative is wrong");
+    let e = gradgradcheck(
+        f,
+        &[&x],
+        &BackwardOptions::new(),
+        GradcheckTolerance::default(),
+    )
+    .expect_err("the second derivative is wrong");
     let text = e.to_string();
-    assert!(text.starts_with("gradgradcheck: d²f / d(input 0 (shape [2]) element 0)"), "{text}");
+    assert!(
+        text.starts_with("gradgradcheck: d²f / d(input 0 (shape [2]) element 0)"),
+        "{text}"
+    );
     assert!(text.contains("double backward gives 0"), "{text}");
     // A function that does not reduce to one element is refused, naming its shape.
-    let e = gradgradcheck(|v| Ok(v[0].sin()), &[&x], &BackwardOptions::new(), Default::default())
-        .expect_err("not one element");
+    let e = gradgradcheck(
+        |v| Ok(v[0].sin()),
+        &[&x],
+        &BackwardOptions::new(),
+        Default::default(),
+    )
+    .expect_err("not one element");
     assert!(e.to_string().contains("returned shape [2]"), "{e}");
 }

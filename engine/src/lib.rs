@@ -21,6 +21,5 @@ pub use tensor::grad_mode::{enable_grad, is_grad_enabled, no_grad};
 #[cfg(not(loom))]
 pub use tensor::{
     backward, checkpoint, grad, gradcheck, gradgradcheck, numeric_grads, BackwardCtx,
-    BackwardOptions,
-    BackwardStats, CustomOp, GradFn, GradcheckTolerance, GraphExport, Tensor,
+    BackwardOptions, BackwardStats, CustomOp, GradFn, GradcheckTolerance, GraphExport, Tensor,
 };

@@ -122,7 +122,9 @@ where
             };
             // `f` returned an outside tensor as it is.
             let y = match y.node().and_then(|node| stand_ins.get_mut(&key(node))) {
-                Some(slot) => slot.get_or_insert_with(|| y.detach().requires_grad()).clone(),
+                Some(slot) => slot
+                    .get_or_insert_with(|| y.detach().requires_grad())
+                    .clone(),
                 None => y,
             };
             let mut targets: Vec<Tensor<T>> = Vec::with_capacity(n + outside.len());

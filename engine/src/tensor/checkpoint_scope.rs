@@ -87,10 +87,14 @@ pub(super) fn run<T: Element, R>(scope: Scope<T>, f: impl FnOnce() -> R) -> (R, 
     ACTIVE.with(|a| a.set(true));
     let pop = Pop;
     let result = f();
-    let scope = SCOPES.with(|s| s.borrow_mut().pop()).expect("the segment's scope");
+    let scope = SCOPES
+        .with(|s| s.borrow_mut().pop())
+        .expect("the segment's scope");
     std::mem::forget(pop);
     ACTIVE.with(|a| a.set(SCOPES.with(|s| !s.borrow().is_empty())));
-    let scope = *scope.downcast::<Scope<T>>().expect("a scope of this element type");
+    let scope = *scope
+        .downcast::<Scope<T>>()
+        .expect("a scope of this element type");
     (result, scope)
 }
 

@@ -147,7 +147,10 @@ fn gradient(
     let (_, g) = recorded_gradient(f, inputs, opts)?;
     Ok(g.iter()
         .zip(inputs)
-        .flat_map(|(g, x)| g.as_ref().map_or_else(|| vec![0.0; x.numel()], |g| g.to_vec()))
+        .flat_map(|(g, x)| {
+            g.as_ref()
+                .map_or_else(|| vec![0.0; x.numel()], |g| g.to_vec())
+        })
         .collect())
 }
 
