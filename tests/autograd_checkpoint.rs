@@ -413,3 +413,54 @@ fn branches_recorded_on_other_threads_are_an_error_not_a_lost_gradient() {
         }
     }
 }
+
+#[test]
+fn nested_checkpoints_capturing_outer_and_segment_tensors_pass_gradcheck() {
+    let x = Tensor::<f64>::randn(&[2, 3], 71);
+    let w = Tensor::<f64>::randn(&[3, 3], 72);
+    let b = Tensor::<f64>::randn(&[2, 3], 73);
+    backflow::gradcheck(
+        |v| {
+            // w: a captured leaf; b: a captured result of an op before the segment.
+            let (w, b) = (v[1].clone(), v[2].sin());
+            let y = checkpoint(
+                move |t| {
+                    let a = t[0].matmul(&w)?.tanh();
+                    // The inner segment captures a (made inside the outer one) and b.
+                    let (ac, bc) = (a.clone(), b.clone());
+                    let z = checkpoint(move |u| Ok((&(&u[0] * &ac) + &bc).sin()), &[&t[0]])?;
+                    Ok(&z * &a)
+                },
+                &[&v[0]],
+            )?;
+            Ok(y.powf(2.0).sum())
+        },
+        &[&x, &w, &b],
+        &BackwardOptions::new(),
+        GradcheckTolerance::default(),
+    )
+    .expect("gradcheck through nested checkpoints");
+}
+
+#[test]
+fn create_graph_through_a_checkpoint_records_the_captured_gradients() {
+    let (x0, w0) = (
+        Tensor::<f64>::randn(&[2, 3], 81),
+        Tensor::randn(&[3, 2], 82),
+    );
+    let opts = BackwardOptions::new().create_graph(true);
+    let (x, w) = (x0.clone().requires_grad(), w0.clone().requires_grad());
+    x.matmul(&w)
+        .expect("matmul")
+        .tanh()
+        .sum()
+        .backward_with(&opts)
+        .expect("plain");
+    let (xc, wk) = (x0.requires_grad(), w0.requires_grad());
+    let wc = wk.clone();
+    let y = checkpoint(move |t| Ok(t[0].matmul(&wc)?.tanh()), &[&xc]).expect("checkpoint");
+    y.sum().backward_with(&opts).expect("checkpointed");
+    let g = wk.grad().expect("captured w's gradient");
+    assert!(g.needs_grad(), "with create_graph the gradient is recorded");
+    assert_eq!(bits(&g), grad_bits(&w, "w"));
+}
