@@ -236,6 +236,9 @@ impl backflow::CustomOp<f64> for RawCube {
     }
 }
 
+/// A function of several inputs, reduced to one element, to check.
+type Checked = Box<dyn Fn(&[T64]) -> backflow::Result<T64>>;
+
 #[test]
 fn gradgradcheck_passes_on_ops_with_recorded_backwards() {
     let x = T64::from_vec(vec![0.3, -0.8, 1.2, 0.5], &[2, 2]).unwrap();
@@ -243,7 +246,7 @@ fn gradgradcheck_passes_on_ops_with_recorded_backwards() {
     let tol = GradcheckTolerance::default();
     for scheduler in Scheduler::ALL {
         let opts = BackwardOptions::new().scheduler(scheduler);
-        let cases: Vec<(&str, Box<dyn Fn(&[T64]) -> backflow::Result<T64>>)> = vec![
+        let cases: Vec<(&str, Checked)> = vec![
             (
                 "sin·exp",
                 Box::new(|v| Ok((&v[0].sin() * &v[1].exp()).sum())),
