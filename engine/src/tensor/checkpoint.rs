@@ -32,7 +32,10 @@ use rustc_hash::FxHashSet;
 /// the calling thread. The backward pass fails with an error of op `checkpoint`, naming the
 /// tensor, rather than losing a gradient, when the recomputation uses an outside tensor
 /// the first call did not (or leaves out one it used), including a leaf requiring grad that
-/// `f` creates itself or a result recorded on another thread.
+/// `f` creates itself or a result recorded on another thread: the branch-parallel `nn`
+/// modules (`Branches`, attention heads, experts) run their branches on other threads, so
+/// checkpoint their branches one by one rather than the whole module. If `f` itself calls
+/// `grad` or `backward`, its first call, which records nothing, fails.
 ///
 /// Gradients equal those without the checkpoint (in `Deterministic` mode, bit for bit when
 /// the segment's inputs and the tensors it uses from outside receive no other contributions
@@ -133,8 +136,7 @@ where
             for (j, o) in outside.iter().enumerate() {
                 let Some(stand_in) = stand_ins.remove(&key(&o.node)).flatten() else {
                     return Err(invalid(format!(
-                        "{} was used by f's first call but not by its recomputation: f must \
-                         compute the same thing each time",
+                        "{} was used by f's first call but not by its recomputation: {SAME}",
                         describe(&o.node, &o.shape)
                     )));
                 };
@@ -165,6 +167,11 @@ struct Outside<T: Element> {
     node: Arc<Node<T>>,
     shape: Shape,
 }
+
+/// What the errors about a recomputation that differs from the first call ask of `f`.
+const SAME: &str = "f must compute the same thing each time with the same tensors, record \
+                    its ops on the calling thread (not on other threads, as branch-parallel \
+                    modules do) and create no leaf that requires grad";
 
 fn invalid(message: String) -> Error {
     Error::Invalid {
@@ -212,9 +219,8 @@ fn check_boundary<T: Element>(
             }
             _ => {
                 return Err(invalid(format!(
-                    "the recomputation of f reached {}, which its first call did not use: f \
-                     must compute the same thing each time with the same tensors, record its \
-                     ops on the calling thread, and create no leaf that requires grad",
+                    "the recomputation of f reached {}, which its first call did not use: \
+                     {SAME}",
                     describe(node, shape)
                 )));
             }
