@@ -464,3 +464,32 @@ fn create_graph_through_a_checkpoint_records_the_captured_gradients() {
     assert!(g.needs_grad(), "with create_graph the gradient is recorded");
     assert_eq!(bits(&g), grad_bits(&w, "w"));
 }
+
+#[test]
+fn a_pass_run_from_inside_a_segment_is_not_part_of_it() {
+    // A graph built before the segment, differentiated (recorded) from inside it each time
+    // the segment runs: its nodes run on this thread while the segment's function does.
+    let p = Tensor::<f64>::scalar(1.5).requires_grad();
+    let pre = p.powf(3.0);
+    let x = Tensor::<f64>::scalar(0.5).requires_grad();
+    let opts = BackwardOptions::new()
+        .scheduler(backflow::Scheduler::Dfs)
+        .create_graph(true);
+    let y = checkpoint(
+        move |t| {
+            pre.backward_with(&opts)?;
+            Ok(t[0].sin())
+        },
+        &[&x],
+    )
+    .expect("checkpoint");
+    let g = p.grad().expect("the inner pass's gradient");
+    assert!(
+        g.needs_grad(),
+        "its ops were recorded, not taken for the segment's"
+    );
+    assert_eq!(g.item(), 3.0 * 1.5 * 1.5);
+    y.backward().expect("backward");
+    assert_eq!(p.grad().expect("grad").item(), 2.0 * 3.0 * 1.5 * 1.5);
+    assert_eq!(x.grad().expect("grad").item(), 0.5f64.cos());
+}
