@@ -26,8 +26,8 @@ pub use backflow_engine::{
     BackwardOptions, Error, Result, Scheduler, Tensor,
 };
 pub use backflow_engine::{
-    gradcheck, numeric_grads, BackwardStats, CustomOp, GradFn, GradcheckTolerance, GraphExport,
-    WeakTensor,
+    gradcheck, gradgradcheck, numeric_grads, BackwardStats, CustomOp, GradFn, GradcheckTolerance,
+    GraphExport, WeakTensor,
 };
 pub use backflow_kernels::Element;
 

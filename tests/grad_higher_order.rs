@@ -1,7 +1,7 @@
 //! Gradients of gradients (`create_graph`), checked against closed forms and against finite
 //! differences of the first gradient, under every scheduler.
 
-use backflow::{grad, BackwardOptions, Scheduler, Tensor};
+use backflow::{grad, gradgradcheck, BackwardOptions, GradcheckTolerance, Scheduler, Tensor};
 
 type T64 = Tensor<f64>;
 
@@ -210,4 +210,133 @@ fn hvp_through_every_recorded_backward() {
     for (name, x0, f) in cases {
         check_hvp(name, x0, f);
     }
+}
+
+/// y = x³ whose backward computes 3x² on raw values: right to first order, but its
+/// gradient records nothing, so its second derivative comes out as zero.
+struct RawCube;
+
+impl backflow::CustomOp<f64> for RawCube {
+    fn name(&self) -> &'static str {
+        "raw_cube"
+    }
+    fn forward(&self, inputs: &[&T64]) -> backflow::Result<T64> {
+        Ok(inputs[0].powf(3.0))
+    }
+    fn backward(
+        &self,
+        inputs: &[T64],
+        _: &T64,
+        g: &T64,
+        _: &backflow::BackwardCtx,
+    ) -> backflow::Result<Vec<Option<T64>>> {
+        let d: Vec<f64> = inputs[0].data().iter().map(|x| 3.0 * x * x).collect();
+        let d = T64::from_vec(d, inputs[0].shape())?;
+        Ok(vec![Some(&g.detach() * &d)])
+    }
+}
+
+/// A function of several inputs, reduced to one element, to check.
+type Checked = Box<dyn Fn(&[T64]) -> backflow::Result<T64>>;
+
+#[test]
+fn gradgradcheck_passes_on_ops_with_recorded_backwards() {
+    let x = T64::from_vec(vec![0.3, -0.8, 1.2, 0.5], &[2, 2]).unwrap();
+    let w = T64::from_vec(vec![0.7, -0.2, 0.4, 1.1], &[2, 2]).unwrap();
+    let tol = GradcheckTolerance::default();
+    for scheduler in Scheduler::ALL {
+        let opts = BackwardOptions::new().scheduler(scheduler);
+        let cases: Vec<(&str, Checked)> = vec![
+            (
+                "sin·exp",
+                Box::new(|v| Ok((&v[0].sin() * &v[1].exp()).sum())),
+            ),
+            (
+                "tanh(x·w)²",
+                Box::new(|v| Ok(v[0].matmul(&v[1])?.tanh().powf(2.0).sum())),
+            ),
+            ("x/w", Box::new(|v| Ok((&v[0] / &(&v[1] + 3.0)).sum()))),
+        ];
+        for (name, f) in cases {
+            let h = gradgradcheck(f, &[&x, &w], &opts, tol)
+                .unwrap_or_else(|e| panic!("{name} under {scheduler:?}: {e}"));
+            assert_eq!(h.len(), 8, "{name}: one row per element of x and w");
+        }
+    }
+    // A closed form: d²(Σ x·sin x)/dx² = 2cos x − x·sin x on the diagonal, 0 off it.
+    let h = gradgradcheck(
+        |v| Ok((&v[0] * &v[0].sin()).sum()),
+        &[&x],
+        &BackwardOptions::new(),
+        tol,
+    )
+    .unwrap();
+    for (r, row) in h.iter().enumerate() {
+        for (c, &v) in row.iter().enumerate() {
+            let x0 = x.data()[r];
+            let want = if r == c {
+                2.0 * x0.cos() - x0 * x0.sin()
+            } else {
+                0.0
+            };
+            assert!((v - want).abs() < 1e-12, "[{r}][{c}]: {v} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn gradgradcheck_checks_a_function_that_calls_grad() {
+    // f(x) = |∇ Σ sin(x)·x|²: a gradient penalty, differentiated twice more by the check.
+    let x = T64::from_vec(vec![0.4, -1.1, 0.9], &[3]).unwrap();
+    for scheduler in Scheduler::ALL {
+        let opts = recorded(scheduler);
+        gradgradcheck(
+            |v| {
+                let inner = (&v[0].sin() * &v[0]).sum();
+                let g = grad(&[&inner], &[], &[&v[0]], &opts)?;
+                Ok(g[0].as_ref().expect("depends on x").powf(2.0).sum())
+            },
+            &[&x],
+            &BackwardOptions::new().scheduler(scheduler),
+            GradcheckTolerance::default(),
+        )
+        .unwrap_or_else(|e| panic!("{scheduler:?}: {e}"));
+    }
+}
+
+#[test]
+fn gradgradcheck_catches_a_backward_that_is_wrong_to_second_order() {
+    let x = T64::from_vec(vec![0.5, -1.5], &[2]).unwrap();
+    let f = |v: &[T64]| Ok(T64::apply_op(RawCube, &[&v[0]])?.sum());
+    // First order it is right...
+    backflow::gradcheck(
+        f,
+        &[&x],
+        &BackwardOptions::new(),
+        GradcheckTolerance::default(),
+    )
+    .expect("the first derivative is right");
+    // ...second order it is not: 6x expected, 0 computed.
+    let e = gradgradcheck(
+        f,
+        &[&x],
+        &BackwardOptions::new(),
+        GradcheckTolerance::default(),
+    )
+    .expect_err("the second derivative is wrong");
+    let text = e.to_string();
+    assert!(
+        text.starts_with("gradgradcheck: d²f / d(input 0 (shape [2]) element 0)"),
+        "{text}"
+    );
+    assert!(text.contains("double backward gives 0"), "{text}");
+    // A function that does not reduce to one element is refused, naming its shape.
+    let e = gradgradcheck(
+        |v| Ok(v[0].sin()),
+        &[&x],
+        &BackwardOptions::new(),
+        Default::default(),
+    )
+    .expect_err("not one element");
+    assert!(e.to_string().contains("returned shape [2]"), "{e}");
 }

@@ -20,6 +20,7 @@ pub use exec::{Accumulation, Scheduler};
 pub use tensor::grad_mode::{enable_grad, is_grad_enabled, no_grad};
 #[cfg(not(loom))]
 pub use tensor::{
-    backward, checkpoint, grad, gradcheck, numeric_grads, BackwardCtx, BackwardOptions,
-    BackwardStats, CustomOp, GradFn, GradcheckTolerance, GraphExport, Tensor, WeakTensor,
+    backward, checkpoint, grad, gradcheck, gradgradcheck, numeric_grads, BackwardCtx,
+    BackwardOptions, BackwardStats, CustomOp, GradFn, GradcheckTolerance, GraphExport, Tensor,
+    WeakTensor,
 };

@@ -2,10 +2,12 @@
 
 mod backward;
 mod checkpoint;
+mod checkpoint_scope;
 mod custom_op;
 mod export;
 pub(crate) mod grad_mode;
 mod gradcheck;
+mod gradgradcheck;
 mod leaf_grad;
 pub(crate) mod node;
 mod observe;
@@ -18,6 +20,7 @@ pub use checkpoint::checkpoint;
 pub use custom_op::CustomOp;
 pub use export::GraphExport;
 pub use gradcheck::{gradcheck, numeric_grads, GradcheckTolerance};
+pub use gradgradcheck::gradgradcheck;
 pub(crate) use node::Node;
 pub use node::{BackwardCtx, GradFn};
 pub use observe::BackwardStats;
@@ -27,6 +30,7 @@ pub use weak::WeakTensor;
 use crate::error::{Error, Result};
 use crate::sync::{Arc, Mutex, Ordering};
 use backflow_kernels::{checked_numel, numel, Element};
+use checkpoint_scope::Intercepted;
 use node::{InputEdge, InputEdges, NodeKind};
 use rand::{rngs::StdRng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
@@ -646,17 +650,24 @@ impl<T: Element> Tensor<T> {
         if !grad_mode::is_grad_enabled() || !inputs.iter().any(|t| t.needs_grad()) {
             return out;
         }
-        let edges: InputEdges<T> = inputs
-            .iter()
-            .enumerate()
-            .filter_map(|(index, t)| {
-                t.inner.node.as_ref().map(|node| InputEdge {
-                    index: index as u32,
-                    shape: t.inner.shape.clone(),
-                    node: Arc::clone(node),
+        // A checkpointed segment running on this thread may record nothing, or edges to
+        // leaves standing in for the tensors it uses from outside.
+        let in_segment = checkpoint_scope::active();
+        let edges: InputEdges<T> = match in_segment.then(|| checkpoint_scope::intercept(inputs)) {
+            Some(Intercepted::Suppress) => return out,
+            Some(Intercepted::Edges(edges)) => edges,
+            Some(Intercepted::No) | None => inputs
+                .iter()
+                .enumerate()
+                .filter_map(|(index, t)| {
+                    t.inner.node.as_ref().map(|node| InputEdge {
+                        index: index as u32,
+                        shape: t.inner.shape.clone(),
+                        node: Arc::clone(node),
+                    })
                 })
-            })
-            .collect();
+                .collect(),
+        };
         let node = Node::new(
             op,
             NodeKind::Op {
@@ -666,7 +677,11 @@ impl<T: Element> Tensor<T> {
             },
             Location::caller(),
         );
-        Arc::get_mut(&mut out.inner).expect("fresh tensor").node = Some(Arc::new(node));
+        let node = Arc::new(node);
+        if in_segment {
+            checkpoint_scope::created(&node);
+        }
+        Arc::get_mut(&mut out.inner).expect("fresh tensor").node = Some(node);
         out
     }
 

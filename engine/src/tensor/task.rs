@@ -294,6 +294,9 @@ impl<T: Element> Task for TensorTask<T> {
             }
         }
         let _restore = Restore(CURRENT_EXEC.with(|c| c.replace(Some(self.exec))));
+        // A node run on a thread that is inside a checkpointed segment's function (which
+        // started a pass, or waits on the pool) is not part of that segment.
+        let _segments = super::checkpoint_scope::suspend();
         let result = match &self.observer {
             None => self.run_node(node, grad, out),
             Some(observer) => observer.observe(node, || self.run_node(node, grad, out)),
