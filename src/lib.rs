@@ -20,6 +20,8 @@
 pub mod distributed;
 pub mod nn;
 
+pub use backflow_engine::io;
+
 pub use backflow_engine::exec::{clamp_threads, default_threads, max_threads};
 pub use backflow_engine::{
     backward, checkpoint, enable_grad, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx,

@@ -181,7 +181,7 @@ fn write_json(
         "peak_rss_note": "process-wide VmHWM, reset per measurement where /proc/self/clear_refs allows",
         "results": results,
     });
-    std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")?;
+    backflow::io::write_atomic(path, serde_json::to_string_pretty(&doc)? + "\n")?;
     Ok(())
 }
 
