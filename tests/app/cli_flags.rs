@@ -327,10 +327,40 @@ fn unwritable_outputs_are_usage_errors_before_the_run() {
     }
     let args = line("train", TRAIN_BASE, "--save", "");
     assert_eq!(check(&dir, &args, "--save", ""), 2);
+    // A file that opens for writing in a folder that takes no new files (procfs): the
+    // save's temporary file cannot be created beside it, so it is refused before training.
+    let proc_file = "/proc/version";
+    let args = line("train", TRAIN_BASE, "--save", proc_file);
+    assert_eq!(
+        check(&dir, &args, "--save", proc_file),
+        2,
+        "--save={proc_file}"
+    );
+    let o = run_in(&dir, &args);
+    assert!(
+        o.stderr
+            .contains("cannot create a file in its folder '/proc'"),
+        "{}",
+        o.stderr
+    );
+    for flag in ["--json", "--svg"] {
+        let args = line("scale", SCALE_BASE, flag, proc_file);
+        assert_eq!(
+            check(&dir, &args, flag, proc_file),
+            2,
+            "scale {flag}={proc_file}"
+        );
+    }
     // A writable path is left as it was found: no probe file remains.
     let args = line("scale", SCALE_BASE, "--json", "fresh.json");
     assert_eq!(check(&dir, &args, "--json", "fresh.json"), 0);
     assert!(dir.join("fresh.json").is_file(), "scale wrote its JSON");
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["fresh.json"], "no probe or temporary file remains");
 }
 
 #[test]

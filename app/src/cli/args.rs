@@ -8,6 +8,7 @@
 //! `0` is "all cores" ([`backflow::default_threads`]), as for
 //! `BackwardOptions::threads(0)`.
 
+use backflow::io::AtomicFile;
 use backflow_app::models::ModelName;
 use backflow_app::workloads::WorkloadId;
 use std::fs::OpenOptions;
@@ -120,9 +121,11 @@ pub fn model(s: &str) -> Result<ModelName, String> {
     })
 }
 
-/// Checks that `path`, the value of `flag`, can be written, before any work: an existing
-/// file must open for writing (it is not changed here), a new one must be creatable in an
-/// existing folder (it is created and removed again).
+/// Checks that `path`, the value of `flag`, can be written, before any work, the way the
+/// save will write it ([`backflow::io::AtomicFile`]): an existing file must open for
+/// writing (it is not changed here), and a temporary file must be creatable beside it in
+/// an existing folder (it is created and removed again), since the save writes one there
+/// and renames it over `path`.
 pub fn check_writable(flag: &str, path: &Path) -> Result<(), UsageError> {
     let fail = |why: String| {
         UsageError(format!(
@@ -137,20 +140,22 @@ pub fn check_writable(flag: &str, path: &Path) -> Result<(), UsageError> {
         return Err(fail("it is a folder".into()));
     }
     if path.exists() {
-        return OpenOptions::new()
+        OpenOptions::new()
             .append(true)
             .open(path)
-            .map(drop)
-            .map_err(|e| fail(e.to_string()));
+            .map_err(|e| fail(e.to_string()))?;
     }
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| fail(e.to_string()))?;
-    // The probe file is ours; a failure to remove it leaves an empty file, nothing worse.
-    let _ = std::fs::remove_file(path);
-    Ok(())
+    // Dropped unwritten: the temporary file is removed and `path` is as it was.
+    AtomicFile::create(path).map(drop).map_err(|e| {
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fail(format!(
+            "cannot create a file in its folder '{}': {e}",
+            folder.display()
+        ))
+    })
 }
 
 #[cfg(test)]
