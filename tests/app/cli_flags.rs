@@ -378,6 +378,22 @@ fn negative_numbers_after_a_space_name_the_flag() {
 }
 
 #[test]
+fn no_arguments_print_the_multi_line_help_with_exit_2() {
+    let dir = scratch("no-arguments");
+    let o = run_in(&dir, &[]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    let help = format!("{}{}", o.stdout, o.stderr);
+    let lines: Vec<&str> = help.lines().map(str::trim_end).collect();
+    for start in ["Usage: backflow", "Commands:", "  train", "  scale", "Workloads"] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(start)),
+            "a line starts with `{start}`:\n{help}"
+        );
+    }
+    assert!(lines.len() > 20, "the help keeps its lines:\n{help}");
+}
+
+#[test]
 fn help_explains_the_workloads_and_thread_zero() {
     let dir = scratch("help");
     for sub in ["train", "eval", "scale", "stress", "graph"] {
