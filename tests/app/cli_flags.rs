@@ -364,6 +364,66 @@ fn unwritable_outputs_are_usage_errors_before_the_run() {
 }
 
 #[test]
+fn scale_labels_and_divides_by_the_thread_count_that_ran() {
+    let dir = scratch("scale-clamp");
+    let ran = backflow::clamp_threads(64);
+    let args = [
+        "scale",
+        "--workload=w3",
+        "--reps=1",
+        "--threads=64",
+        "--json=out.json",
+        "--svg=",
+    ]
+    .map(String::from);
+    let o = run_in(&dir, &args);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).unwrap()).unwrap();
+    let parallel: Vec<&serde_json::Value> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["scheduler"] == "parallel")
+        .collect();
+    let threads: Vec<u64> = parallel
+        .iter()
+        .map(|r| r["threads"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = if ran > 1 {
+        vec![1, ran as u64]
+    } else {
+        vec![1]
+    };
+    assert_eq!(threads, expected, "{}", o.stdout);
+    let row = parallel.last().unwrap();
+    let (speedup, efficiency) = (row["speedup"].as_f64(), row["efficiency"].as_f64());
+    if let (Some(s), Some(e)) = (speedup, efficiency) {
+        assert!(
+            (e * ran as f64 - s).abs() <= 1e-9 * s.abs().max(1.0),
+            "{row}"
+        );
+    }
+    // The table has no row of 64 threads, and the clamp is said once.
+    let table_threads: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("w3") && l.contains("parallel"))
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(table_threads.len(), expected.len(), "{}", o.stdout);
+    assert!(!table_threads.contains(&"64"), "{}", o.stdout);
+    if ran != 64 {
+        assert_eq!(
+            o.stdout.matches("note: --threads 64 run as").count(),
+            1,
+            "{}",
+            o.stdout
+        );
+    }
+}
+
+#[test]
 fn negative_numbers_after_a_space_name_the_flag() {
     let dir = scratch("space");
     for (sub, flag) in [
@@ -384,7 +444,13 @@ fn no_arguments_print_the_multi_line_help_with_exit_2() {
     assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
     let help = format!("{}{}", o.stdout, o.stderr);
     let lines: Vec<&str> = help.lines().map(str::trim_end).collect();
-    for start in ["Usage: backflow", "Commands:", "  train", "  scale", "Workloads"] {
+    for start in [
+        "Usage: backflow",
+        "Commands:",
+        "  train",
+        "  scale",
+        "Workloads",
+    ] {
         assert!(
             lines.iter().any(|l| l.starts_with(start)),
             "a line starts with `{start}`:\n{help}"

@@ -44,6 +44,34 @@ pub fn threads(s: &str) -> Result<usize, String> {
     }
 }
 
+/// The thread counts that will run for the `requested` ones of `flag`: each clamped as a
+/// pass clamps it ([`backflow::clamp_threads`], at most [`backflow::max_threads`]), sorted,
+/// without repeats. Where any was clamped, says so once on stdout, so that no row is
+/// labelled with a count that did not run.
+pub fn threads_as_run(flag: &str, requested: &[usize]) -> Vec<usize> {
+    let mut run: Vec<usize> = requested
+        .iter()
+        .map(|&t| backflow::clamp_threads(t))
+        .collect();
+    run.sort_unstable();
+    run.dedup();
+    let clamped: Vec<String> = requested
+        .iter()
+        .filter(|&&t| backflow::clamp_threads(t) != t)
+        .map(usize::to_string)
+        .collect();
+    if !clamped.is_empty() {
+        println!(
+            "note: {flag} {} run as {} threads: a pass uses at most max_threads() = {} on \
+             this machine",
+            clamped.join(","),
+            backflow::max_threads(),
+            backflow::max_threads()
+        );
+    }
+    run
+}
+
 /// A whole number in `lo..=hi`.
 pub fn count(
     lo: usize,
