@@ -266,7 +266,7 @@ fn write_trace(
             ));
         }
     }
-    std::fs::write(path, serde_json::to_string(&json).expect("JSON")).map_err(io)?;
+    backflow::io::write_atomic(path, serde_json::to_string(&json).expect("JSON")).map_err(io)?;
     let _ = std::fs::remove_file(backward_trace);
     Ok(())
 }

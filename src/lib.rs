@@ -15,10 +15,19 @@
 //! let c = 7.5f32.cos();
 //! assert!((t2.grad().unwrap().item() - c * 4.0).abs() < 1e-5);
 //! ```
+//!
+//! Data-parallel training across processes over MPI is the module `distributed`, behind the
+//! feature `mpi` (it needs an MPI library to build): enable it, or read it on docs.rs,
+//! which documents every feature, or locally with `cargo doc --features mpi`.
+
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "mpi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
 pub mod distributed;
 pub mod nn;
+
+pub use backflow_engine::io;
 
 pub use backflow_engine::exec::{clamp_threads, default_threads, max_threads};
 pub use backflow_engine::{

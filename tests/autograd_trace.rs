@@ -169,3 +169,35 @@ fn an_unwritable_trace_path_is_an_error_before_the_pass() {
     // The file is opened before the pass: no gradient was written.
     assert!(x.grad().is_none());
 }
+
+#[test]
+fn a_trace_write_that_fails_part_way_leaves_the_previous_trace_whole() {
+    let name = "a_trace_write_that_fails_part_way_leaves_the_previous_trace_whole";
+    if let Some(dir) = std::env::var_os(common::LIMITED_CHILD_DIR) {
+        // The trace of `wide()` has 143 spans, some 20 KiB: past the child's limit.
+        let path = std::path::Path::new(&dir).join("t.json");
+        let err = wide()
+            .backward_with(&BackwardOptions::new().trace(&path))
+            .unwrap_err();
+        assert!(err.to_string().contains("trace"), "{err}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("backflow-trace-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("t.json");
+    wide()
+        .backward_with(&BackwardOptions::new().trace(&path))
+        .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    common::rerun_with_file_size_limit(name, &dir);
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the previous trace is unchanged, byte for byte"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["t.json"], "no temporary file is left");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

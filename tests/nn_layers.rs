@@ -7,6 +7,8 @@ use backflow::nn::{
 };
 use backflow::{no_grad, BackwardOptions, Scheduler, Tensor};
 
+mod common;
+
 fn t64(data: &[f64], shape: &[usize]) -> Tensor<f64> {
     Tensor::from_vec(data.to_vec(), shape).unwrap()
 }
@@ -325,4 +327,56 @@ fn weights_io_errors_name_the_path() {
             "{err}"
         );
     }
+}
+
+/// The files in `dir`, sorted.
+fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_save_that_fails_part_way_leaves_the_previous_weights_file_whole() {
+    // 64·64 + 64 parameters: 16 KiB, far past the child's file-size limit.
+    let model = |seed| Linear::new(64, 64, seed);
+    if let Some(dir) = std::env::var_os(common::LIMITED_CHILD_DIR) {
+        let path = std::path::Path::new(&dir).join("w.safetensors");
+        let err = backflow::nn::save_weights(&model(1), &path).unwrap_err();
+        assert!(err.to_string().contains("w.safetensors"), "{err}");
+        let err = backflow::io::write_atomic(&path, vec![7u8; 8192]).unwrap_err();
+        assert!(err.raw_os_error().is_some(), "{err}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("backflow-save-limit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.safetensors");
+    backflow::nn::save_weights(&model(0), &path).unwrap();
+    let before = std::fs::read(&path).unwrap();
+    common::rerun_with_file_size_limit(
+        "a_save_that_fails_part_way_leaves_the_previous_weights_file_whole",
+        &dir,
+    );
+    assert!(
+        std::fs::read(&path).unwrap() == before,
+        "the previous file is unchanged, byte for byte"
+    );
+    assert_eq!(
+        files_in(&dir),
+        ["w.safetensors"],
+        "no temporary file is left"
+    );
+    // Without a limit the save replaces it, and leaves nothing else behind either.
+    backflow::nn::save_weights(&model(1), &path).unwrap();
+    let loaded = model(2);
+    backflow::nn::load_weights(&loaded, &path).unwrap();
+    assert_eq!(
+        loaded.parameters()[0].get().to_vec(),
+        model(1).parameters()[0].get().to_vec()
+    );
+    assert_eq!(files_in(&dir), ["w.safetensors"]);
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -152,6 +152,22 @@ fn moe_output_is_the_gated_sum_of_each_rows_best_experts() {
 }
 
 #[test]
+fn moe_on_an_empty_batch_is_an_error_naming_moe_and_the_empty_batch() {
+    let layer = moe(4, 2);
+    let empty = Tensor::<f64>::zeros(&[0, 4]);
+    for e in [
+        layer.forward(&empty).unwrap_err(),
+        layer.route(&empty).map(|r| r.output).unwrap_err(),
+    ] {
+        let text = e.to_string();
+        assert!(
+            text.starts_with("MoE:") && text.contains("empty") && text.contains("[0, 4]"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn moe_balance_loss_is_one_for_a_uniform_router_and_more_when_skewed() {
     let layer = moe(4, 2);
     let x = Tensor::<f64>::randn(&[8, 4], 1);

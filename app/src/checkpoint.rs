@@ -1,16 +1,15 @@
 //! Training checkpoints: a model's weights, its Adam state and where training stood, in
 //! one safetensors file (the weights under their names, Adam's moments as `adam.m.NAME`
 //! and `adam.v.NAME`, the position and Adam's per-parameter step counts as metadata),
-//! written atomically: to a temporary file
-//! in the same folder, flushed to disk, then renamed over the old one, so a crash mid-save
-//! leaves the previous checkpoint whole.
+//! written atomically ([`backflow::io::write_atomic`]): to a temporary file in the same
+//! folder, flushed to disk, then renamed over the old one, so a save that fails or crashes
+//! part way leaves the previous checkpoint whole.
 
 use backflow::nn::{AdamState, Module};
 use backflow::{Error, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Where a training run stood when its checkpoint was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,16 +50,7 @@ pub fn save_checkpoint(
     path: &Path,
 ) -> Result<()> {
     let bytes = serialize(model, adam, position)?;
-    let tmp = temporary_path(path);
-    let io = |e: std::io::Error, p: &Path| Error::io("checkpoint", p, &e);
-    let mut file = std::fs::File::create(&tmp).map_err(|e| io(e, &tmp))?;
-    file.write_all(&bytes).map_err(|e| io(e, &tmp))?;
-    file.sync_all().map_err(|e| io(e, &tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e, path)
-    })
+    backflow::io::write_atomic(path, bytes).map_err(|e| Error::io("checkpoint", path, &e))
 }
 
 /// Loads a checkpoint written by [`save_checkpoint`] into `model` (of the same names and
@@ -177,14 +167,6 @@ fn adam_steps(text: &str, params: usize) -> std::result::Result<Vec<u64>, String
     }
 }
 
-/// `dir/.NAME.tmp-PID`, beside `path`, so that the rename stays on one file system.
-fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
 fn serialize(model: &dyn Module, adam: Option<&AdamState>, position: Position) -> Result<Vec<u8>> {
     let invalid = |message: String| Error::Invalid {
         op: "checkpoint",
@@ -242,6 +224,94 @@ mod tests {
     use super::*;
     use backflow::nn::Linear;
 
+    /// The names in `dir`, sorted.
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Where the parent of a test re-run under a file-size limit hands the child its
+    /// folder; a test that finds it set is the child.
+    const LIMITED_CHILD_DIR: &str = "BACKFLOW_TEST_LIMITED_CHILD_DIR";
+
+    /// Runs this binary's test `test` again in a child whose files cannot grow past 1 or
+    /// 2 KiB (`ulimit -f 2`), with `SIGXFSZ` ignored so that a write past the limit fails
+    /// with `EFBIG` instead of killing the child. Fails unless the child's test passed
+    /// within two minutes.
+    fn rerun_with_file_size_limit(test: &str, dir: &Path) {
+        let mut child = std::process::Command::new("sh");
+        child
+            .args(["-c", r#"trap "" XFSZ; ulimit -f 2 && exec "$@""#, "sh"])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture", "--test-threads=1"])
+            .env(LIMITED_CHILD_DIR, dir);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.output()));
+        let out = rx
+            .recv_timeout(std::time::Duration::from_secs(120))
+            .expect("the child finished within two minutes")
+            .expect("start the child");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "the child under the file-size limit failed:\n{text}"
+        );
+    }
+
+    #[test]
+    fn a_save_that_fails_part_way_leaves_the_previous_checkpoint_whole() {
+        let test =
+            "checkpoint::tests::a_save_that_fails_part_way_leaves_the_previous_checkpoint_whole";
+        // Weights and both Adam moments of 64·64 + 64 parameters: some 50 KiB.
+        let model = Linear::new(64, 64, 0);
+        let adam = |fill: f32| AdamState {
+            steps: 3,
+            moments: vec![
+                (vec![fill; 64 * 64], vec![fill; 64 * 64]),
+                (vec![fill; 64], vec![fill; 64]),
+            ],
+        };
+        let at = |epochs_done| Position {
+            epochs_done,
+            steps: 3,
+            seed: 1,
+        };
+        if let Some(dir) = std::env::var_os(LIMITED_CHILD_DIR) {
+            let path = Path::new(&dir).join("run.safetensors");
+            let err = save_checkpoint(&model, Some(&adam(2.0)), at(2), &path).unwrap_err();
+            assert!(err.to_string().contains("run.safetensors"), "{err}");
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!("ckpt-limit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.safetensors");
+        save_checkpoint(&model, Some(&adam(1.0)), at(1), &path).unwrap();
+        let before = std::fs::read(&path).unwrap();
+        rerun_with_file_size_limit(test, &dir);
+        assert!(
+            std::fs::read(&path).unwrap() == before,
+            "the previous checkpoint is unchanged, byte for byte"
+        );
+        assert_eq!(
+            files_in(&dir),
+            ["run.safetensors"],
+            "no temporary file is left"
+        );
+        assert_eq!(
+            load_checkpoint(&Linear::new(64, 64, 5), &path).unwrap(),
+            (at(1), Some(adam(1.0)))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn a_failed_save_leaves_the_previous_checkpoint_whole() {
         let dir = std::env::temp_dir().join(format!("ckpt-test-{}", std::process::id()));
@@ -254,14 +324,11 @@ mod tests {
             seed: 5,
         };
         save_checkpoint(&model, None, first, &path).unwrap();
-        // The rename target is now a folder: the save fails after the temporary file.
+        // The target is a folder: the save fails, and leaves no temporary file.
         let blocked = dir.join("blocked");
         std::fs::create_dir_all(blocked.join("x")).unwrap();
         assert!(save_checkpoint(&model, None, first, &blocked).is_err());
-        assert!(
-            !temporary_path(&blocked).exists(),
-            "the temporary file is removed"
-        );
+        assert_eq!(files_in(&dir), ["blocked", "run.safetensors"]);
         assert_eq!(
             load_checkpoint(&Linear::new(3, 2, 9), &path).unwrap(),
             (first, None)

@@ -239,6 +239,7 @@ pub fn load_wide_model(path: &std::path::Path) -> Result<Sequential> {
             "a model of {inputs} inputs and {classes} classes, not the digits' {DIGITS_FEATURES} and {DIGITS_CLASSES}"
         )));
     }
+    crate::models::check_t1_size(width / hidden, hidden).map_err(bad)?;
     let model = wide_model(inputs, width / hidden, hidden, classes, 0);
     backflow::nn::from_safetensors(&model, &bytes)?;
     Ok(model)

@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod exec;
+pub mod io;
 // The tensor layer is not model-checked: loom builds keep only the executor and the shim.
 #[cfg(not(loom))]
 mod ops;

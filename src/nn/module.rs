@@ -10,6 +10,50 @@ use crate::{Element, Result, Tensor};
 ///
 /// Generic over the element type `T`, f32 unless named: `impl Module for MyModel` is a
 /// module of f32 tensors.
+///
+/// A model of your own implements `forward` and `named_parameters` (naming its children's
+/// parameters with [`prefixed`]); `parameters`, `zero_grad` and `num_parameters` come with
+/// it, and optimisers and [`save_weights`](super::save_weights) take it like any layer:
+///
+/// ```
+/// use backflow::nn::{prefixed, Adam, Linear, Module, Optimizer, Param};
+/// use backflow::{Result, Tensor};
+///
+/// /// A two-layer perceptron: `tanh(x·W1ᵀ + b1)·W2ᵀ + b2`.
+/// struct Mlp {
+///     hidden: Linear,
+///     out: Linear,
+/// }
+///
+/// impl Module for Mlp {
+///     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+///         self.out.forward(&self.hidden.forward(x)?.tanh())
+///     }
+///
+///     fn named_parameters(&self) -> Vec<(String, Param)> {
+///         let mut params = prefixed("hidden", self.hidden.named_parameters());
+///         params.extend(prefixed("out", self.out.named_parameters()));
+///         params
+///     }
+/// }
+///
+/// let mlp = Mlp { hidden: Linear::new(4, 8, 0), out: Linear::new(8, 2, 1) };
+/// let names: Vec<String> = mlp.named_parameters().into_iter().map(|(n, _)| n).collect();
+/// assert_eq!(names, ["hidden.weight", "hidden.bias", "out.weight", "out.bias"]);
+/// assert_eq!(mlp.num_parameters(), 4 * 8 + 8 + 8 * 2 + 2);
+///
+/// // One training step, as with any layer.
+/// let mut opt = Adam::new(mlp.parameters(), 0.01);
+/// let x = Tensor::randn(&[3, 4], 2);
+/// let loss = mlp.forward(&x)?.powf(2.0).sum();
+/// loss.backward()?;
+/// let before = mlp.parameters()[0].get().to_vec();
+/// opt.step()?;
+/// assert_ne!(mlp.parameters()[0].get().to_vec(), before);
+/// mlp.zero_grad();
+/// assert!(mlp.parameters().iter().all(|p| p.grad().is_none()));
+/// # Ok::<(), backflow::Error>(())
+/// ```
 pub trait Module<T: Element = f32>: Send + Sync {
     /// Applies the module to `x`.
     fn forward(&self, x: &Tensor<T>) -> Result<Tensor<T>>;

@@ -102,6 +102,10 @@ impl<T: Element> MoE<T> {
 
     /// Routes the rows of `x` (`[batch, features]`) and combines the experts' outputs;
     /// also returns the load-balancing loss and each expert's load.
+    ///
+    /// An `Error::Invalid` of op `MoE` names the input's shape where it is not
+    /// `[batch, features]` or the batch is empty (there is nothing to route, and the
+    /// load-balancing loss, a mean over the batch, would be 0/0).
     pub fn route(&self, x: &Tensor<T>) -> Result<Routed<T>> {
         let &[batch, _] = x.shape() else {
             return Err(Error::Invalid {
@@ -109,6 +113,16 @@ impl<T: Element> MoE<T> {
                 message: format!("input must be [batch, features], not {:?}", x.shape()),
             });
         };
+        if batch == 0 {
+            // Nothing to route, and the load-balancing loss would be 0/0.
+            return Err(Error::Invalid {
+                op: "MoE",
+                message: format!(
+                    "the batch is empty (input of shape {:?}): routing needs at least one row",
+                    x.shape()
+                ),
+            });
+        }
         let (experts, k) = (self.experts.len(), self.top_k);
         let probs = self.gate.forward(x)?.softmax();
         let chosen = top_k_rows(probs.data(), experts, k);

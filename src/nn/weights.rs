@@ -63,14 +63,16 @@ pub fn to_safetensors<T: Element, M: Module<T> + ?Sized>(module: &M) -> Result<V
     safetensors::serialize(views, None).map_err(|e| invalid("save_weights", e.to_string()))
 }
 
-/// Writes the module's parameters to `path` as a safetensors file.
+/// Writes the module's parameters to `path` as a safetensors file, atomically (see
+/// [`crate::io::write_atomic`]): a save that fails part way leaves the previous file at
+/// `path` as it was.
 pub fn save_weights<T: Element, M: Module<T> + ?Sized>(
     module: &M,
     path: impl AsRef<Path>,
 ) -> Result<()> {
     let path = path.as_ref();
     let bytes = to_safetensors(module)?;
-    std::fs::write(path, bytes).map_err(|e| Error::io("save_weights", path, &e))
+    crate::io::write_atomic(path, bytes).map_err(|e| Error::io("save_weights", path, &e))
 }
 
 /// Sets the module's parameters from a safetensors file image. Strict, as PyTorch's

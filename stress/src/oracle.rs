@@ -11,7 +11,9 @@
 use super::build::TensorGraph;
 use super::recipe::Recipe;
 use super::watchdog::Watch;
-use backflow::{backward, grad, Accumulation, BackwardOptions, Result, Scheduler, Tensor};
+use backflow::{
+    backward, clamp_threads, grad, Accumulation, BackwardOptions, Result, Scheduler, Tensor,
+};
 use backflow_kernels::{numeric_gradient, Element};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -58,13 +60,19 @@ impl std::fmt::Display for RunConfig {
 }
 
 /// Every scheduler × `threads` × both modes. The sequential schedulers run on the calling
-/// thread whatever the count, so they appear once per mode, with 1 thread.
+/// thread whatever the count, so they appear once per mode, with 1 thread; `Parallel`'s
+/// counts are clamped as a pass clamps them ([`clamp_threads`]), so each is labelled with
+/// the count that runs.
 pub fn configs(threads: &[usize]) -> Vec<RunConfig> {
     let mut out = Vec::new();
     for accumulation in [Accumulation::Deterministic, Accumulation::Fast] {
         for scheduler in Scheduler::ALL {
             let counts: Vec<usize> = if scheduler == Scheduler::Parallel {
-                threads.to_vec()
+                // Labelled by the count a pass really uses.
+                let mut run: Vec<usize> = threads.iter().map(|&t| clamp_threads(t)).collect();
+                run.sort_unstable();
+                run.dedup();
+                run
             } else {
                 vec![1]
             };
@@ -304,4 +312,28 @@ pub fn finite_differences(
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parallel_rows_are_labelled_with_the_thread_count_that_runs() {
+        let most = backflow::max_threads();
+        let all = configs(&[1, 2, most, most + 8, 4 * most]);
+        let parallel: Vec<usize> = all
+            .iter()
+            .filter(|c| c.scheduler == Scheduler::Parallel)
+            .map(|c| c.threads)
+            .collect();
+        // Per mode: 1, 2 and the clamped count once, never a count beyond what a pass uses.
+        let per_mode = if most > 2 {
+            vec![1, 2, most]
+        } else {
+            vec![1, 2]
+        };
+        assert_eq!(parallel, [per_mode.clone(), per_mode].concat());
+        assert!(all.iter().all(|c| c.threads <= most));
+    }
 }

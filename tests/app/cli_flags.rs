@@ -327,10 +327,100 @@ fn unwritable_outputs_are_usage_errors_before_the_run() {
     }
     let args = line("train", TRAIN_BASE, "--save", "");
     assert_eq!(check(&dir, &args, "--save", ""), 2);
+    // A file that opens for writing in a folder that takes no new files (procfs): the
+    // save's temporary file cannot be created beside it, so it is refused before training.
+    let proc_file = "/proc/version";
+    let args = line("train", TRAIN_BASE, "--save", proc_file);
+    assert_eq!(
+        check(&dir, &args, "--save", proc_file),
+        2,
+        "--save={proc_file}"
+    );
+    let o = run_in(&dir, &args);
+    assert!(
+        o.stderr
+            .contains("cannot create a file in its folder '/proc'"),
+        "{}",
+        o.stderr
+    );
+    for flag in ["--json", "--svg"] {
+        let args = line("scale", SCALE_BASE, flag, proc_file);
+        assert_eq!(
+            check(&dir, &args, flag, proc_file),
+            2,
+            "scale {flag}={proc_file}"
+        );
+    }
     // A writable path is left as it was found: no probe file remains.
     let args = line("scale", SCALE_BASE, "--json", "fresh.json");
     assert_eq!(check(&dir, &args, "--json", "fresh.json"), 0);
     assert!(dir.join("fresh.json").is_file(), "scale wrote its JSON");
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["fresh.json"], "no probe or temporary file remains");
+}
+
+#[test]
+fn scale_labels_and_divides_by_the_thread_count_that_ran() {
+    let dir = scratch("scale-clamp");
+    let ran = backflow::clamp_threads(64);
+    let args = [
+        "scale",
+        "--workload=w3",
+        "--reps=1",
+        "--threads=64",
+        "--json=out.json",
+        "--svg=",
+    ]
+    .map(String::from);
+    let o = run_in(&dir, &args);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out.json")).unwrap()).unwrap();
+    let parallel: Vec<&serde_json::Value> = json["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["scheduler"] == "parallel")
+        .collect();
+    let threads: Vec<u64> = parallel
+        .iter()
+        .map(|r| r["threads"].as_u64().unwrap())
+        .collect();
+    let expected: Vec<u64> = if ran > 1 {
+        vec![1, ran as u64]
+    } else {
+        vec![1]
+    };
+    assert_eq!(threads, expected, "{}", o.stdout);
+    let row = parallel.last().unwrap();
+    let (speedup, efficiency) = (row["speedup"].as_f64(), row["efficiency"].as_f64());
+    if let (Some(s), Some(e)) = (speedup, efficiency) {
+        assert!(
+            (e * ran as f64 - s).abs() <= 1e-9 * s.abs().max(1.0),
+            "{row}"
+        );
+    }
+    // The table has no row of 64 threads, and the clamp is said once.
+    let table_threads: Vec<&str> = o
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("w3") && l.contains("parallel"))
+        .map(|l| l.split_whitespace().nth(2).unwrap())
+        .collect();
+    assert_eq!(table_threads.len(), expected.len(), "{}", o.stdout);
+    assert!(!table_threads.contains(&"64"), "{}", o.stdout);
+    if ran != 64 {
+        assert_eq!(
+            o.stdout.matches("note: --threads 64 run as").count(),
+            1,
+            "{}",
+            o.stdout
+        );
+    }
 }
 
 #[test]
@@ -345,6 +435,28 @@ fn negative_numbers_after_a_space_name_the_flag() {
         let args = [sub, flag, "-1"].map(String::from);
         assert_eq!(check(&dir, &args, flag, "-1"), 2, "{sub} {flag} -1");
     }
+}
+
+#[test]
+fn no_arguments_print_the_multi_line_help_with_exit_2() {
+    let dir = scratch("no-arguments");
+    let o = run_in(&dir, &[]);
+    assert_eq!(o.code, 2, "{}{}", o.stdout, o.stderr);
+    let help = format!("{}{}", o.stdout, o.stderr);
+    let lines: Vec<&str> = help.lines().map(str::trim_end).collect();
+    for start in [
+        "Usage: backflow",
+        "Commands:",
+        "  train",
+        "  scale",
+        "Workloads",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(start)),
+            "a line starts with `{start}`:\n{help}"
+        );
+    }
+    assert!(lines.len() > 20, "the help keeps its lines:\n{help}");
 }
 
 #[test]

@@ -87,3 +87,53 @@ fn the_loader_reads_the_shape_from_the_file() {
     assert_eq!(evaluate(&loaded, &test).unwrap(), report.test_accuracy);
     assert!(load_wide_model(std::path::Path::new("Cargo.toml")).is_err());
 }
+
+/// A safetensors file holding only T1's head and first branch layer, of the shapes a T1
+/// model of `branches` branches of `hidden` units would have.
+fn t1_claim(path: &std::path::Path, branches: usize, hidden: usize) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let head = vec![0u8; 10 * branches * hidden * 4];
+    let first = vec![0u8; hidden * 64 * 4];
+    let views = [
+        (
+            "head.weight",
+            TensorView::new(Dtype::F32, vec![10, branches * hidden], &head).unwrap(),
+        ),
+        (
+            "branches.0.0.weight",
+            TensorView::new(Dtype::F32, vec![hidden, 64], &first).unwrap(),
+        ),
+    ];
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn a_file_claiming_a_model_larger_than_train_allows_is_refused_before_building_it() {
+    let path = std::env::temp_dir().join(format!("backflow-claim-{}.st", std::process::id()));
+    for (branches, hidden, claim) in [
+        (262_144, 1, "262144 branches"),
+        (1, 513, "513 hidden units per layer"),
+    ] {
+        t1_claim(&path, branches, hidden);
+        for e in [
+            load_wide_model(&path).err().expect("refused").to_string(),
+            backflow_app::models::load_model(&path)
+                .err()
+                .expect("refused")
+                .to_string(),
+        ] {
+            assert!(
+                e.contains(claim) && e.contains("at most") && e.contains("backflow-claim"),
+                "{e}"
+            );
+        }
+    }
+    // At the caps the size is accepted; the file then fails as incomplete.
+    t1_claim(&path, 256, 2);
+    let e = load_wide_model(&path).err().expect("refused").to_string();
+    assert!(
+        !e.contains("at most") && e.contains("missing tensor"),
+        "{e}"
+    );
+    std::fs::remove_file(&path).ok();
+}

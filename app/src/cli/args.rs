@@ -8,6 +8,7 @@
 //! `0` is "all cores" ([`backflow::default_threads`]), as for
 //! `BackwardOptions::threads(0)`.
 
+use backflow::io::AtomicFile;
 use backflow_app::models::ModelName;
 use backflow_app::workloads::WorkloadId;
 use std::fs::OpenOptions;
@@ -41,6 +42,34 @@ pub fn threads(s: &str) -> Result<usize, String> {
         n if n > MAX_THREADS => Err(format!("at most {MAX_THREADS} threads")),
         n => Ok(n),
     }
+}
+
+/// The thread counts that will run for the `requested` ones of `flag`: each clamped as a
+/// pass clamps it ([`backflow::clamp_threads`], at most [`backflow::max_threads`]), sorted,
+/// without repeats. Where any was clamped, says so once on stdout, so that no row is
+/// labelled with a count that did not run.
+pub fn threads_as_run(flag: &str, requested: &[usize]) -> Vec<usize> {
+    let mut run: Vec<usize> = requested
+        .iter()
+        .map(|&t| backflow::clamp_threads(t))
+        .collect();
+    run.sort_unstable();
+    run.dedup();
+    let clamped: Vec<String> = requested
+        .iter()
+        .filter(|&&t| backflow::clamp_threads(t) != t)
+        .map(usize::to_string)
+        .collect();
+    if !clamped.is_empty() {
+        println!(
+            "note: {flag} {} run as {} threads: a pass uses at most max_threads() = {} on \
+             this machine",
+            clamped.join(","),
+            backflow::max_threads(),
+            backflow::max_threads()
+        );
+    }
+    run
 }
 
 /// A whole number in `lo..=hi`.
@@ -120,9 +149,11 @@ pub fn model(s: &str) -> Result<ModelName, String> {
     })
 }
 
-/// Checks that `path`, the value of `flag`, can be written, before any work: an existing
-/// file must open for writing (it is not changed here), a new one must be creatable in an
-/// existing folder (it is created and removed again).
+/// Checks that `path`, the value of `flag`, can be written, before any work, the way the
+/// save will write it ([`backflow::io::AtomicFile`]): an existing file must open for
+/// writing (it is not changed here), and a temporary file must be creatable beside it in
+/// an existing folder (it is created and removed again), since the save writes one there
+/// and renames it over `path`.
 pub fn check_writable(flag: &str, path: &Path) -> Result<(), UsageError> {
     let fail = |why: String| {
         UsageError(format!(
@@ -137,20 +168,22 @@ pub fn check_writable(flag: &str, path: &Path) -> Result<(), UsageError> {
         return Err(fail("it is a folder".into()));
     }
     if path.exists() {
-        return OpenOptions::new()
+        OpenOptions::new()
             .append(true)
             .open(path)
-            .map(drop)
-            .map_err(|e| fail(e.to_string()));
+            .map_err(|e| fail(e.to_string()))?;
     }
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .map_err(|e| fail(e.to_string()))?;
-    // The probe file is ours; a failure to remove it leaves an empty file, nothing worse.
-    let _ = std::fs::remove_file(path);
-    Ok(())
+    // Dropped unwritten: the temporary file is removed and `path` is as it was.
+    AtomicFile::create(path).map(drop).map_err(|e| {
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        fail(format!(
+            "cannot create a file in its folder '{}': {e}",
+            folder.display()
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 //!
 //! Exit status: 0 success, 1 a run that failed (an error, a stress mismatch), 2 a usage
 //! error (a value that cannot work, an output path that cannot be written), always
-//! reported on one line before any work.
+//! reported on one line before any work. No subcommand at all prints the whole help (on
+//! stderr), with exit status 2.
 
 mod args;
 mod distributed;
@@ -14,6 +15,7 @@ mod scale;
 mod stress;
 mod train;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -118,6 +120,11 @@ pub fn main(allocator: &'static str) -> ExitCode {
             // --help, --version: clap's own text, exit 0.
             let _ = e.print();
             return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            // No subcommand: the whole help, as clap lays it out (on stderr), exit 2.
+            let _ = e.print();
+            return ExitCode::from(2);
         }
         Err(e) => {
             eprintln!("{}", one_line(&e.render().to_string()));

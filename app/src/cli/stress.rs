@@ -91,12 +91,8 @@ impl StressArgs {
                 self.graphs
             },
             duration: self.duration,
-            threads: {
-                let mut t = self.threads.clone();
-                t.sort_unstable();
-                t.dedup();
-                t
-            },
+            // The rows are labelled by the count that ran.
+            threads: args::threads_as_run("--threads", &self.threads),
             jobs: self.jobs,
             spec: GraphSpec {
                 nodes: self.nodes,

@@ -11,10 +11,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
-/// The most branches `train` and `graph` accept.
-pub const MAX_BRANCHES: usize = 256;
-/// The most hidden units per layer `train` accepts.
-pub const MAX_HIDDEN: usize = 512;
+/// The most branches (`train`, `graph`) and hidden units (`train`) of a T1 model.
+pub use backflow_app::models::{MAX_BRANCHES, MAX_HIDDEN};
 
 /// Flags of `backflow train`; the defaults are workload T1.
 #[derive(Args, Debug)]

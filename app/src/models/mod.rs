@@ -17,6 +17,40 @@ pub use trainer::{build, fit, load_model, train_model};
 use backflow::nn::{cross_entropy, Module};
 use backflow::{Result, Tensor};
 
+/// The most branches a T1 model has: `train --branches` and `graph --branches` take no
+/// more, and [`load_model`] refuses a weights file that claims more before building it.
+pub const MAX_BRANCHES: usize = 256;
+
+/// The most hidden units per layer of a T1 model: `train --hidden` takes no more, and
+/// [`load_model`] refuses a weights file that claims more before building it.
+pub const MAX_HIDDEN: usize = 512;
+
+/// Checks the size of a T1 model that a weights file claims (read from its tensor shapes)
+/// against [`MAX_BRANCHES`] and [`MAX_HIDDEN`], before anything is built: a file that
+/// claims a larger model (which `train` cannot have written) could otherwise make the
+/// loader allocate far more than the file holds.
+///
+/// ```
+/// use backflow_app::models::check_t1_size;
+/// assert!(check_t1_size(16, 64).is_ok());
+/// let e = check_t1_size(262_144, 1).unwrap_err();
+/// assert!(e.contains("262144 branches") && e.contains("at most 256"), "{e}");
+/// ```
+pub fn check_t1_size(branches: usize, hidden: usize) -> std::result::Result<(), String> {
+    for (what, claimed, most) in [
+        ("branches", branches, MAX_BRANCHES),
+        ("hidden units per layer", hidden, MAX_HIDDEN),
+    ] {
+        if claimed > most {
+            return Err(format!(
+                "the file's shapes claim a T1 model of {claimed} {what}; a T1 model has at \
+                 most {most} (train's limit), so this is not one backflow wrote"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The models `--model` names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ModelName {

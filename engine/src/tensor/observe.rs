@@ -13,6 +13,7 @@
 
 use super::task::PlanNodes;
 use crate::error::{Error, Result};
+use crate::io::AtomicFile;
 use crate::sync::{thread_index, Arc, AtomicUsize, CachePadded, Mutex, Ordering};
 use backflow_kernels::Element;
 use std::fmt::Write as _;
@@ -88,9 +89,10 @@ struct Lane {
 /// The spans of one traced pass, and where to write them.
 struct Recorder {
     path: PathBuf,
-    /// Opened (created or truncated) before the pass, so that an unwritable path fails the
-    /// call before any gradient is computed.
-    file: Mutex<Option<std::fs::File>>,
+    /// Opened before the pass, so that an unwritable path fails the call before any
+    /// gradient is computed; it replaces the file at `path` only once the whole trace is
+    /// written, so a write that fails leaves an earlier trace there as it was.
+    file: Mutex<Option<AtomicFile>>,
     start: Instant,
     lanes: Box<[CachePadded<Mutex<Lane>>]>,
 }
@@ -112,7 +114,7 @@ impl Observer {
         let trace = match trace {
             None => None,
             Some(path) => {
-                let file = std::fs::File::create(path).map_err(|e| cannot_write(path, &e))?;
+                let file = AtomicFile::create(path).map_err(|e| cannot_write(path, &e))?;
                 Some(Recorder {
                     path: path.to_path_buf(),
                     file: Mutex::new(Some(file)),
@@ -169,6 +171,7 @@ impl Observer {
             return Ok(());
         };
         std::io::Write::write_all(&mut file, json.as_bytes())
+            .and_then(|()| file.commit())
             .map_err(|e| cannot_write(&trace.path, &e))
     }
 }

@@ -92,9 +92,11 @@ impl BackwardOptions {
 
     /// Writes a Chrome/Perfetto trace of each pass to `path` (trace-event JSON: one span per
     /// node run, on the thread that ran it, named by its op). Open it at ui.perfetto.dev.
-    /// A later pass with the same options overwrites the file. The file is created before
-    /// the pass runs: a path that cannot be written fails the call with an error of op
-    /// `trace` before any gradient is computed.
+    /// A later pass with the same options replaces the file, atomically (see
+    /// [`backflow::io::AtomicFile`](crate::io::AtomicFile)): a write that fails leaves the
+    /// earlier file as it was. The file is opened before the pass runs: a path that cannot
+    /// be written fails the call with an error of op `trace` before any gradient is
+    /// computed.
     pub fn trace(mut self, path: impl Into<PathBuf>) -> Self {
         self.trace = Some(path.into());
         self

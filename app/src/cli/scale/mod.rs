@@ -66,13 +66,13 @@ pub fn run(args: ScaleArgs) -> CliResult {
     let mut workloads = args.workload.clone();
     workloads.dedup();
     let cores = backflow::default_threads();
-    let mut threads = args
+    let mut requested = args
         .threads
         .clone()
         .unwrap_or_else(|| default_threads(cores));
-    threads.push(1);
-    threads.sort_unstable();
-    threads.dedup();
+    requested.push(1);
+    // Rows are labelled, and efficiency divided, by the count that ran.
+    let threads = args::threads_as_run("--threads", &requested);
     let reps = args.reps;
     let accumulation = if args.fast {
         Accumulation::Fast
@@ -181,7 +181,7 @@ fn write_json(
         "peak_rss_note": "process-wide VmHWM, reset per measurement where /proc/self/clear_refs allows",
         "results": results,
     });
-    std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")?;
+    backflow::io::write_atomic(path, serde_json::to_string_pretty(&doc)? + "\n")?;
     Ok(())
 }
 

@@ -18,9 +18,17 @@ const COLOURS: [RGBColor; 7] = [
     RGBColor(0, 0, 0),       // black
 ];
 
-/// Speedup of `Parallel` against threads, one curve per workload, with the ideal line. The
-/// thread axis starts at 1 and has a tick at each measured (whole) thread count.
+/// Writes [`render_svg`]'s plot to `path`, atomically (a failed write leaves an earlier
+/// file there as it was).
 pub fn write_svg(path: &Path, rows: &[Row], cores: usize) -> CliResult {
+    let svg = render_svg(rows, cores)?;
+    backflow::io::write_atomic(path, svg)?;
+    Ok(())
+}
+
+/// Speedup of `Parallel` against threads as SVG, one curve per workload, with the ideal
+/// line. The thread axis starts at 1 and has a tick at each measured (whole) thread count.
+fn render_svg(rows: &[Row], cores: usize) -> Result<String, Box<dyn std::error::Error>> {
     let parallel: Vec<&Row> = rows
         .iter()
         .filter(|r| r.scheduler == Scheduler::Parallel)
@@ -35,7 +43,22 @@ pub fn write_svg(path: &Path, rows: &[Row], cores: usize) -> CliResult {
         .map(|r| ratios(r, rows).speedup)
         .filter(|s| s.is_finite())
         .fold(f64::from(max_p), f64::max);
-    let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
+    let mut svg = String::new();
+    draw(&mut svg, rows, &parallel, &ticks, max_p, max_s, cores)?;
+    Ok(svg)
+}
+
+/// Draws the plot into `svg`.
+fn draw(
+    svg: &mut String,
+    rows: &[Row],
+    parallel: &[&Row],
+    ticks: &[usize],
+    max_p: u32,
+    max_s: f64,
+    cores: usize,
+) -> CliResult {
+    let root = SVGBackend::with_string(svg, (720, 480)).into_drawing_area();
     root.fill(&WHITE)?;
     // Whole thread counts: a tick at each one measured, from 1.
     let x_axis = (1u32..max_p).with_key_points(ticks.iter().map(|&p| p as u32).collect());
