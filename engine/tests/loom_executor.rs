@@ -9,94 +9,46 @@
 #![cfg(loom)]
 
 mod common;
-use common::{check_exec, Expr, DIAMOND};
+use common::{check_exec, parallel, Expr, Graph, DIAMOND};
 
-use backflow_engine::exec::{execute, Accumulation, ExecOptions, Plan, Scheduler, Task};
-use backflow_engine::sync::{Arc, Mutex};
+use backflow_engine::exec::{Accumulation, ExecOptions, Scheduler};
 use loom::cell::UnsafeCell;
 
-/// Node `n` sends `d{n}(g)` to each successor and records what it received.
-struct Diamond {
-    /// Original id of each dense index.
-    ids: Vec<u32>,
-    /// Per original id: how many times it ran, and the gradient it received.
-    seen: Mutex<Vec<(u32, Option<Expr>)>>,
-    /// Per original id: set by the node when it runs, read by its successors.
-    written: [UnsafeCell<bool>; DIAMOND.len()],
-}
+/// Per original id: set by the node when it runs, read by its successors.
+struct Written([UnsafeCell<bool>; DIAMOND.len()]);
 
-// SAFETY: `written` is accessed through loom's `UnsafeCell`, which reports any pair of
+// SAFETY: the cells are accessed through loom's `UnsafeCell`, which reports any pair of
 // accesses not ordered by happens-before; the executor's hand-offs must order them.
-unsafe impl Sync for Diamond {}
+unsafe impl Sync for Written {}
 
-impl Task for Diamond {
-    type Grad = Expr;
-
-    fn run(
-        &self,
-        node: u32,
-        grad: Option<Expr>,
-        out: &mut Vec<Option<Expr>>,
-    ) -> Result<(), String> {
-        let id = self.ids[node as usize];
+/// Runs the diamond with seed `s`, node `n` sending `d{n}(g)` to each successor after
+/// checking that its predecessors' writes are visible; returns what each node (by original
+/// id) ran with.
+fn run(opts: &ExecOptions) -> Vec<(u32, Option<Expr>)> {
+    let written = Written(std::array::from_fn(|_| UnsafeCell::new(false)));
+    let (plan, graph) = Graph::new(&DIAMOND, move |id, grad: &Option<Expr>| {
+        // Captures the whole `Written` (which is `Sync`), not just its array.
+        let written = &written;
         for (p, succ) in DIAMOND.iter().enumerate() {
             if succ.contains(&id) {
                 // SAFETY: node p wrote before its contribution was delivered; loom checks it.
-                let wrote = self.written[p].with(|w| unsafe { *w });
+                let wrote = written.0[p].with(|w| unsafe { *w });
                 assert!(wrote, "n{id} runs before its predecessor n{p}");
             }
         }
-        self.written[id as usize].with_mut(|w| {
+        written.0[id as usize].with_mut(|w| {
             // SAFETY: only node `id` writes its cell, once; loom checks the readers.
             unsafe { *w = true }
         });
-        for _ in DIAMOND[id as usize] {
-            out.push(grad.as_ref().map(|g| Expr(format!("d{id}({})", g.0))));
-        }
-        let mut seen = self.seen.lock();
-        seen[id as usize].0 += 1;
-        seen[id as usize].1 = grad;
-        Ok(())
-    }
-
-    fn describe(&self, node: u32) -> String {
-        format!("n{}", self.ids[node as usize])
-    }
-}
-
-/// The diamond's plan from root 0, and the original id of each dense index.
-fn plan() -> (Plan, Vec<u32>) {
-    Plan::build(
-        &[0u32],
-        |&n| n,
-        |&n, out| out.extend_from_slice(DIAMOND[n as usize]),
-        None,
-    )
-}
-
-/// Runs the diamond with seed `s`; returns what each node (by original id) ran with.
-fn run(plan: &Plan, ids: &[u32], opts: &ExecOptions) -> Vec<(u32, Option<Expr>)> {
-    let task = Arc::new(Diamond {
-        ids: ids.to_vec(),
-        seen: Mutex::new(vec![(0, None); DIAMOND.len()]),
-        written: std::array::from_fn(|_| UnsafeCell::new(false)),
+        Ok(grad.as_ref().map(|g| Expr(format!("d{id}({})", g.0))))
     });
-    let seed = Some(Expr("s".to_string()));
-    execute(Arc::new(plan.clone()), Arc::clone(&task), vec![seed], opts).expect("no node fails");
-    let seen = task.seen.lock().clone();
-    seen
+    Graph::execute(&graph, plan, Expr("s".to_string()), opts).expect("no node fails")
 }
 
 /// The model: Parallel on `threads` workers agrees exactly with sequential Kahn.
 fn diamond(threads: usize, accumulation: Accumulation) {
-    let (plan, ids) = plan();
     check_exec(move || {
-        let parallel = ExecOptions {
-            scheduler: Scheduler::Parallel,
-            threads,
-            accumulation,
-        };
-        let got = run(&plan, &ids, &parallel);
+        let got = run(&parallel(threads, accumulation));
         for (id, (runs, _)) in got.iter().enumerate() {
             assert_eq!(*runs, 1, "node {id} ran {runs} times");
         }
@@ -121,7 +73,7 @@ fn diamond(threads: usize, accumulation: Accumulation) {
                 threads: 1,
                 accumulation,
             };
-            let reference: Vec<_> = run(&plan, &ids, &kahn)
+            let reference: Vec<_> = run(&kahn)
                 .into_iter()
                 .map(|(_, g)| g.map(|g| g.0))
                 .collect();

@@ -8,10 +8,9 @@
 #![cfg(loom)]
 
 mod common;
-use common::{Count, DIAMOND};
+use common::{check_exec, parallel, Count, Graph, DIAMOND};
 
-use backflow_engine::exec::{execute, Accumulation, ExecOptions, Plan, Scheduler, Task};
-use backflow_engine::sync::{Arc, Mutex};
+use backflow_engine::exec::Accumulation;
 use std::sync::Once;
 
 /// What the faulty node does.
@@ -23,43 +22,6 @@ enum Fault {
 
 /// The marker of an injected panic, whose report is silenced.
 const INJECTED: &str = "injected fault";
-
-/// The nodes in `fail` fail as `fault` says; the others forward their gradient and record a
-/// run.
-struct Faulty {
-    /// Original id of each dense index.
-    ids: Vec<u32>,
-    fail: &'static [u32],
-    fault: Fault,
-    /// Original ids of the nodes that ran, in order.
-    ran: Mutex<Vec<u32>>,
-}
-
-impl Task for Faulty {
-    type Grad = Count;
-
-    fn run(
-        &self,
-        node: u32,
-        grad: Option<Count>,
-        out: &mut Vec<Option<Count>>,
-    ) -> Result<(), String> {
-        let id = self.ids[node as usize];
-        if self.fail.contains(&id) {
-            match self.fault {
-                Fault::Panic => panic!("{INJECTED} at n{id}"),
-                Fault::Err => return Err(format!("{INJECTED} at n{id}")),
-            }
-        }
-        out.extend(DIAMOND[id as usize].iter().map(|_| grad.clone()));
-        self.ran.lock().push(id);
-        Ok(())
-    }
-
-    fn describe(&self, node: u32) -> String {
-        format!("n{}", self.ids[node as usize])
-    }
-}
 
 /// `node` and every node it reaches: none of them may run once `node` fails.
 fn downstream(node: u32) -> Vec<u32> {
@@ -96,51 +58,41 @@ fn quiet_injected_panics() {
     });
 }
 
-/// The model: the nodes in `fail` fail as `fault` says, on `threads` workers.
+/// The model: the nodes in `fail` fail as `fault` says (the others forward their gradient
+/// and record a run), on `threads` workers.
 fn fails(fail: &'static [u32], fault: Fault, threads: usize) {
     quiet_injected_panics();
-    let (plan, ids) = Plan::build(
-        &[0u32],
-        |&n| n,
-        |&n, out| out.extend_from_slice(DIAMOND[n as usize]),
-        None,
-    );
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(3);
-    builder.check(move || {
-        let task = Arc::new(Faulty {
-            ids: ids.clone(),
-            fail,
-            fault,
-            ran: Mutex::new(Vec::new()),
+    check_exec(move || {
+        let (plan, graph) = Graph::new(&DIAMOND, move |id, grad: &Option<Count>| {
+            if fail.contains(&id) {
+                match fault {
+                    Fault::Panic => panic!("{INJECTED} at n{id}"),
+                    Fault::Err => return Err(format!("{INJECTED} at n{id}")),
+                }
+            }
+            Ok(grad.clone())
         });
-        let opts = ExecOptions {
-            scheduler: Scheduler::Parallel,
-            threads,
-            accumulation: Accumulation::Deterministic,
-        };
-        let seed = Some(Count(1));
-        let err = execute(Arc::new(plan.clone()), Arc::clone(&task), vec![seed], &opts)
-            .expect_err("a failing node must make execute fail");
-        let failed = ids[err.node as usize];
+        let err = Graph::execute(
+            &graph,
+            plan,
+            Count(1),
+            &parallel(threads, Accumulation::Deterministic),
+        )
+        .expect_err("a failing node must make execute fail");
+        let failed = graph.id(err.node);
         assert!(fail.contains(&failed), "{err}");
         assert_eq!(err.op, format!("n{failed}"));
         assert_eq!(err.panicked, matches!(fault, Fault::Panic));
         assert!(err.message.contains(INJECTED), "{err}");
-        let ran = task.ran.lock().clone();
+        let seen = graph.seen();
         let blocked: Vec<u32> = fail.iter().flat_map(|&f| downstream(f)).collect();
-        assert!(
-            ran.iter().all(|n| !blocked.contains(n)),
-            "ran {ran:?} although {fail:?} fail"
-        );
-        for n in 0..DIAMOND.len() as u32 {
+        for (n, &(runs, _)) in seen.iter().enumerate() {
             assert!(
-                ran.iter().filter(|&&r| r == n).count() <= 1,
-                "n{n} ran twice"
+                runs == 0 || !blocked.contains(&(n as u32)),
+                "n{n} ran although {fail:?} fail"
             );
+            assert!(runs <= 1, "n{n} ran {runs} times");
         }
-        // The executor's helpers must finish before the execution ends.
-        backflow_engine::exec::shutdown();
     });
 }
 

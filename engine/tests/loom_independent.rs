@@ -15,11 +15,12 @@
 #![cfg(loom)]
 
 mod common;
-use common::{child_failure, Count, CHAIN, DIAMOND};
-
-use backflow_engine::exec::{
-    execute, set_owner_helps, shutdown, Accumulation, ExecOptions, Plan, Scheduler, Task,
+use common::{
+    assert_child_deadlocks, chain_forwarded, check_exec, diamond_forwarded, parallel, Count, Graph,
+    CHAIN, DIAMOND,
 };
+
+use backflow_engine::exec::{set_owner_helps, Accumulation};
 use backflow_engine::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
@@ -54,109 +55,45 @@ struct Done {
     done: Signal,
 }
 
-/// Forwards its gradient along `succ` and records each run; with `block`, nodes 1 and 2
-/// first wait for pass B.
-struct Graph {
-    succ: &'static [&'static [u32]],
-    ids: Vec<u32>,
-    seen: Mutex<Vec<(u32, Option<Count>)>>,
-    block: Option<Arc<Done>>,
-}
-
-impl Graph {
-    fn new(succ: &'static [&'static [u32]], block: Option<Arc<Done>>) -> (Plan, Arc<Self>) {
-        let (plan, ids) = Plan::build(
-            &[0u32],
-            |&n| n,
-            |&n, out| out.extend_from_slice(succ[n as usize]),
-            None,
-        );
-        let graph = Self {
-            succ,
-            ids,
-            seen: Mutex::new(vec![(0, None); succ.len()]),
-            block,
-        };
-        (plan, Arc::new(graph))
-    }
-
-    /// Runs the pass on this thread with `threads` threads; returns what each node saw.
-    fn run(plan: Plan, graph: &Arc<Self>, threads: usize) -> Vec<(u32, Option<Count>)> {
-        let opts = ExecOptions {
-            scheduler: Scheduler::Parallel,
-            threads,
-            accumulation: Accumulation::Deterministic,
-        };
-        execute(
-            Arc::new(plan),
-            Arc::clone(graph),
-            vec![Some(Count(1))],
-            &opts,
-        )
-        .expect("no node fails");
-        let seen = graph.seen.lock().clone();
-        seen
-    }
-}
-
-impl Task for Graph {
-    type Grad = Count;
-
-    fn run(
-        &self,
-        node: u32,
-        grad: Option<Count>,
-        out: &mut Vec<Option<Count>>,
-    ) -> Result<(), String> {
-        let id = self.ids[node as usize];
-        if let (Some(done), 1 | 2) = (&self.block, id) {
-            done.entered.add();
-            done.done.wait_for(1);
-        }
-        out.extend(self.succ[id as usize].iter().map(|_| grad.clone()));
-        let mut seen = self.seen.lock();
-        seen[id as usize].0 += 1;
-        seen[id as usize].1 = grad;
-        Ok(())
-    }
-
-    fn describe(&self, node: u32) -> String {
-        format!("n{}", self.ids[node as usize])
-    }
-}
-
 /// The model: A on the main thread, B on a second user thread.
 fn independent(owner_helps: bool) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(3);
-    builder.check(move || {
+    check_exec(move || {
         set_owner_helps(owner_helps);
         let done = Arc::new(Done::default());
         let b = {
             let done = Arc::clone(&done);
             loom::thread::spawn(move || {
                 done.entered.wait_for(2);
-                let (plan, graph) = Graph::new(&CHAIN, None);
-                let seen = Graph::run(plan, &graph, 2);
+                let (plan, graph) = Graph::forwarding(&CHAIN);
+                let seen = Graph::execute(
+                    &graph,
+                    plan,
+                    Count(1),
+                    &parallel(2, Accumulation::Deterministic),
+                )
+                .expect("no node fails");
                 done.done.add();
                 seen
             })
         };
-        let (plan, graph) = Graph::new(&DIAMOND, Some(done));
-        let a = Graph::run(plan, &graph, 3);
+        // Nodes 1 and 2 of A wait for B before forwarding.
+        let (plan, graph) = Graph::new(&DIAMOND, move |id, grad: &Option<Count>| {
+            if matches!(id, 1 | 2) {
+                done.entered.add();
+                done.done.wait_for(1);
+            }
+            Ok(grad.clone())
+        });
+        let a = Graph::execute(
+            &graph,
+            plan,
+            Count(1),
+            &parallel(3, Accumulation::Deterministic),
+        )
+        .expect("no node fails");
         let b = b.join().expect("B's owner");
-        let one = Some(Count(1));
-        assert_eq!(b, vec![(1, one.clone()), (1, one.clone())]);
-        assert_eq!(
-            a,
-            vec![
-                (1, one.clone()),
-                (1, one.clone()),
-                (1, one),
-                (1, Some(Count(2)))
-            ]
-        );
-        shutdown();
+        assert_eq!(b, chain_forwarded());
+        assert_eq!(a, diamond_forwarded());
     });
 }
 
@@ -173,6 +110,5 @@ fn owners_that_do_not_help_child() {
 
 #[test]
 fn owners_that_do_not_help_deadlock() {
-    let text = child_failure("owners_that_do_not_help_child");
-    assert!(text.contains("deadlock; threads"), "{text}");
+    assert_child_deadlocks("owners_that_do_not_help_child");
 }

@@ -14,117 +14,39 @@
 #![cfg(loom)]
 
 mod common;
-use common::{child_failure, Count, CHAIN, DIAMOND};
-
-use backflow_engine::exec::{
-    execute, set_owner_helps, shutdown, Accumulation, ExecOptions, Plan, Scheduler, Task,
+use common::{
+    assert_child_deadlocks, chain_forwarded, check_exec, diamond_forwarded, parallel, Count, Graph,
+    CHAIN, DIAMOND,
 };
-use backflow_engine::sync::{Arc, Mutex};
 
-/// Forwards its gradient along `succ`, records each run, and (in the outer graph) runs the
-/// inner pass from nodes 1 and 2.
-struct Graph {
-    succ: &'static [&'static [u32]],
-    /// Original id of each dense index.
-    ids: Vec<u32>,
-    /// Per original id: runs, and the gradient received.
-    seen: Mutex<Vec<(u32, Option<Count>)>>,
-    /// The inner plan, when this is the outer graph.
-    inner: Option<(Plan, Vec<u32>)>,
-}
-
-impl Graph {
-    fn new(succ: &'static [&'static [u32]], nested: bool) -> Self {
-        let (_, ids) = plan(succ);
-        Self {
-            succ,
-            ids,
-            seen: Mutex::new(vec![(0, None); succ.len()]),
-            inner: nested.then(|| plan(&CHAIN)),
-        }
-    }
-}
-
-impl Task for Graph {
-    type Grad = Count;
-
-    fn run(
-        &self,
-        node: u32,
-        grad: Option<Count>,
-        out: &mut Vec<Option<Count>>,
-    ) -> Result<(), String> {
-        let id = self.ids[node as usize];
-        if let (Some((plan, _)), 1 | 2) = (&self.inner, id) {
-            let inner = Arc::new(Graph::new(&CHAIN, false));
-            execute(
-                Arc::new(plan.clone()),
-                Arc::clone(&inner),
-                vec![Some(Count(1))],
-                &options(2),
-            )
-            .map_err(|e| e.to_string())?;
-            let seen = inner.seen.lock().clone();
-            assert_eq!(seen, vec![(1, Some(Count(1))), (1, Some(Count(1)))]);
-        }
-        out.extend(self.succ[id as usize].iter().map(|_| grad.clone()));
-        let mut seen = self.seen.lock();
-        seen[id as usize].0 += 1;
-        seen[id as usize].1 = grad;
-        Ok(())
-    }
-
-    fn describe(&self, node: u32) -> String {
-        format!("n{}", self.ids[node as usize])
-    }
-}
-
-/// The plan of `succ` from root 0, and the original id of each dense index.
-fn plan(succ: &'static [&'static [u32]]) -> (Plan, Vec<u32>) {
-    Plan::build(
-        &[0u32],
-        |&n| n,
-        |&n, out| out.extend_from_slice(succ[n as usize]),
-        None,
-    )
-}
-
-/// `Parallel` on `threads` threads: the owner and up to `threads - 1` helpers.
-fn options(threads: usize) -> ExecOptions {
-    ExecOptions {
-        scheduler: Scheduler::Parallel,
-        threads,
-        accumulation: Accumulation::Deterministic,
-    }
-}
+use backflow_engine::exec::{set_owner_helps, Accumulation};
 
 /// The model: the outer diamond, with an inner pass in nodes 1 and 2.
 fn nested(owner_helps: bool) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound.get_or_insert(3);
-    builder.check(move || {
+    check_exec(move || {
         set_owner_helps(owner_helps);
-        let (plan, _) = plan(&DIAMOND);
-        let outer = Arc::new(Graph::new(&DIAMOND, true));
-        execute(
-            Arc::new(plan),
-            Arc::clone(&outer),
-            vec![Some(Count(1))],
-            &options(3),
+        let (plan, outer) = Graph::new(&DIAMOND, |id, grad: &Option<Count>| {
+            if matches!(id, 1 | 2) {
+                let (plan, inner) = Graph::forwarding(&CHAIN);
+                let seen = Graph::execute(
+                    &inner,
+                    plan,
+                    Count(1),
+                    &parallel(2, Accumulation::Deterministic),
+                )
+                .map_err(|e| e.to_string())?;
+                assert_eq!(seen, chain_forwarded());
+            }
+            Ok(grad.clone())
+        });
+        let seen = Graph::execute(
+            &outer,
+            plan,
+            Count(1),
+            &parallel(3, Accumulation::Deterministic),
         )
         .expect("no node fails");
-        let seen = outer.seen.lock().clone();
-        let ones = Some(Count(1));
-        assert_eq!(
-            seen,
-            vec![
-                (1, ones.clone()),
-                (1, ones.clone()),
-                (1, ones),
-                (1, Some(Count(2)))
-            ]
-        );
-        shutdown();
+        assert_eq!(seen, diamond_forwarded());
     });
 }
 
@@ -141,6 +63,5 @@ fn owners_that_do_not_help_child() {
 
 #[test]
 fn owners_that_do_not_help_deadlock() {
-    let text = child_failure("owners_that_do_not_help_child");
-    assert!(text.contains("deadlock; threads"), "{text}");
+    assert_child_deadlocks("owners_that_do_not_help_child");
 }

@@ -10,7 +10,7 @@
 #![cfg(loom)]
 
 mod common;
-use common::{check, Expr};
+use common::{check, operands, Expr};
 
 use backflow_engine::exec::accumulate::STRIPES;
 use backflow_engine::exec::{Accumulation, StripedBuffers};
@@ -79,17 +79,6 @@ fn feed_shared_stripe(mode: Accumulation) -> [Expr; 2] {
         sums[at] = Some(sum.expect("a sum of present contributions"));
     }
     sums.map(|s| s.expect("a node was never released"))
-}
-
-/// The operands of an expression, sorted: what `Fast` mode must preserve.
-fn operands(e: &Expr) -> Vec<String> {
-    let mut ops: Vec<String> =
-        e.0.split(['(', ')', '+'])
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-    ops.sort();
-    ops
 }
 
 #[test]
