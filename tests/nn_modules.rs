@@ -574,3 +574,17 @@ fn conv1d_is_the_direct_sum_and_differentiates() {
         .to_string();
     assert!(e.contains("Conv1d") && e.contains("kernel of 5"), "{e}");
 }
+
+#[test]
+fn conv1d_with_unallocatable_padding_errs_instead_of_panicking() {
+    // 2^50 zeros on each side: an error naming the shape, as conv2d gives, not a panic
+    let conv = Conv1d::new(1, 1, 3, 0).padding(1 << 50);
+    let e = conv
+        .forward(&Tensor::ones(&[1, 1, 4]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("Conv1d") && e.contains("[1, 1, 1125899906842624]"),
+        "{e}"
+    );
+}

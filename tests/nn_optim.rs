@@ -337,3 +337,20 @@ fn clip_grad_norm_scales_every_gradient_by_the_total_norm() {
     let e = clip_grad_norm(&params, -1.0).unwrap_err().to_string();
     assert!(e.contains("clip_grad_norm") && e.contains("-1"), "{e}");
 }
+
+#[test]
+fn clip_grad_norm_of_large_finite_f64_gradients_is_finite() {
+    // (1e200, 1e200): the squares overflow f64, the norm √2·1e200 does not
+    let p = Param::<f64>::from(Tensor::<f64>::zeros(&[2]));
+    let w = Tensor::<f64>::from_vec(vec![1e200, 1e200], &[2]).unwrap();
+    (&p.get() * &w).sum().backward().unwrap();
+    let norm = clip_grad_norm(std::slice::from_ref(&p), 1.0).unwrap();
+    assert!((norm / (2f64.sqrt() * 1e200) - 1.0).abs() < 1e-12, "{norm}");
+    let g = p.grad().unwrap().to_vec();
+    assert!(g.iter().all(|v| (v - 0.5f64.sqrt()).abs() < 1e-9), "{g:?}");
+    // a NaN after a large value still errs
+    let q = Param::<f64>::from(Tensor::<f64>::zeros(&[2]));
+    let w = Tensor::<f64>::from_vec(vec![1e200, f64::NAN], &[2]).unwrap();
+    (&q.get() * &w).sum().backward().unwrap();
+    assert!(clip_grad_norm(std::slice::from_ref(&q), 1.0).is_err());
+}

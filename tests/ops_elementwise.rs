@@ -290,3 +290,35 @@ fn check_second_catches_a_backward_that_is_not_differentiable() {
         ))
     });
 }
+
+#[test]
+fn gelu_tanh_gradient_is_finite_far_from_zero() {
+    // Far out gelu_tanh is x (right) or 0 (left): its derivative is 1 or 0, not the NaN of
+    // 0·∞ that (1 − tanh²u)·(1 + 3·0.044715·x²) gives once x² overflows.
+    let x64 = [1e160, -1e160, 1e20, -1e20, 40.0, -40.0];
+    let want = [1.0, 0.0, 1.0, 0.0, 1.0, 0.0];
+    for opts in schedulers() {
+        for create_graph in [false, true] {
+            let x = t64(x64.to_vec(), &[6]).requires_grad();
+            let opts = opts.clone().create_graph(create_graph);
+            let g = backflow::grad(&[&x.gelu_tanh().sum()], &[], &[&x], &opts).unwrap();
+            let g = g[0].clone().unwrap();
+            assert_eq!(g.to_vec(), want, "{opts:?}");
+            if create_graph {
+                // the second derivative out there is 0 too
+                g.sum().backward_with(&opts).unwrap();
+                let gg = x.grad().unwrap().to_vec();
+                assert!(gg.iter().all(|v| v.is_finite()), "{opts:?}: {gg:?}");
+            }
+        }
+    }
+    let x = Tensor::<f32>::from_vec(vec![1e20, -1e20, 3e38], &[3])
+        .unwrap()
+        .requires_grad();
+    x.gelu_tanh().sum().backward().unwrap();
+    assert_eq!(x.grad().unwrap().to_vec(), vec![1.0, 0.0, 1.0]);
+    // NaN stays NaN
+    let x = t64(vec![f64::NAN], &[1]).requires_grad();
+    x.gelu_tanh().sum().backward().unwrap();
+    assert!(x.grad().unwrap().item().is_nan());
+}

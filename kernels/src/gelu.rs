@@ -11,6 +11,11 @@ pub const GELU_SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
 pub const GELU_CUBIC: f64 = 0.044_715;
 /// `1/√(2π)`, the standard normal density at 0.
 pub const GELU_INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
+/// Where the tanh approximation's derivative is taken at `±` this bound instead of `x`:
+/// past it `tanh(u)` is ±1 exactly in f32 and f64 (`u > 3·10¹⁰`), so the derivative is the
+/// same (1 or 0), and `x²` and `x³` stay finite where `(1 − tanh²u)·(1 + 3·0.044715·x²)`
+/// would be `0·∞ = NaN`.
+pub const GELU_TANH_SATURATED: f64 = 1e4;
 
 /// `½ x (1 + erf(x/√2))`, elementwise: the exact GELU.
 pub fn gelu<T: Element>(x: &[T]) -> Vec<T> {
@@ -64,6 +69,15 @@ pub fn gelu_tanh_backward<T: Element>(x: &[T], gy: &[T]) -> Vec<T> {
     x.iter()
         .zip(gy)
         .map(|(&v, &g)| {
+            // the same derivative past the bound, without overflow (NaN stays NaN)
+            let bound = T::from_f64(GELU_TANH_SATURATED);
+            let v = if v > bound {
+                bound
+            } else if v < -bound {
+                -bound
+            } else {
+                v
+            };
             let t = tanh_u(v);
             let d =
                 half * (T::one() + t) + half * v * (T::one() - t * t) * c * (T::one() + a3 * v * v);

@@ -39,7 +39,7 @@ pub use conv::{conv2d, conv2d_bias_grad, conv2d_input_grad, conv2d_weight_grad, 
 pub use element::Element;
 pub use gelu::{
     gelu, gelu_backward, gelu_tanh, gelu_tanh_backward, GELU_CUBIC, GELU_INV_SQRT_2PI,
-    GELU_SQRT_2_OVER_PI,
+    GELU_SQRT_2_OVER_PI, GELU_TANH_SATURATED,
 };
 pub use gradcheck::numeric_gradient;
 pub use layout::{concat, concat_backward, permute, transpose};

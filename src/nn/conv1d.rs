@@ -137,7 +137,10 @@ impl<T: Element> Module<T> for Conv1d<T> {
             });
         }
         let x = if p > 0 {
-            let zeros = Tensor::zeros(&[n, c_in, p]);
+            let zeros = Tensor::try_zeros(&[n, c_in, p]).map_err(|e| Error::Invalid {
+                op: "Conv1d",
+                message: format!("input of shape {:?} padded by {p}: {e}", x.shape()),
+            })?;
             Tensor::concat(&[&zeros, x, &zeros], 2)?
         } else {
             x.clone()

@@ -4,7 +4,7 @@
 use crate::Tensor;
 use backflow_kernels::{
     gelu, gelu_backward, gelu_tanh, gelu_tanh_backward, Element, GELU_CUBIC, GELU_INV_SQRT_2PI,
-    GELU_SQRT_2_OVER_PI,
+    GELU_SQRT_2_OVER_PI, GELU_TANH_SATURATED,
 };
 
 impl<T: Element> Tensor<T> {
@@ -67,6 +67,11 @@ impl<T: Element> Tensor<T> {
             move |gy, ctx| {
                 // With t = tanh(u): d/dx = ½(1 + t) + ½ x (1 - t²) √(2/π) (1 + 3·0.044715 x²)
                 let g = if ctx.create_graph {
+                    // Past ±GELU_TANH_SATURATED the derivative is constant (1 or 0): taken
+                    // at the bound, as the kernel does, x² stays finite and the second
+                    // derivative there is 0.
+                    let bound = T::from_f64(GELU_TANH_SATURATED);
+                    let x = x.clamp(Some(-bound), Some(bound))?;
                     let (c, a) = (T::from_f64(GELU_SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
                     let half = T::from_f64(0.5);
                     let x2 = &x * &x;

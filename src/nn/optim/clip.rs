@@ -40,12 +40,30 @@ pub fn clip_grad_norm<T: Element>(params: &[Param<T>], max_norm: f64) -> Result<
             leaf.grad().map(|g| (leaf, g))
         })
         .collect();
-    let total = leaves
-        .iter()
-        .flat_map(|(_, g)| g.data())
-        .map(|&v| v.to_f64() * v.to_f64())
-        .sum::<f64>()
-        .sqrt();
+    // Scaled by the largest magnitude so that squares of large f64 gradients (past 1e154)
+    // do not overflow a finite norm to infinity; a NaN anywhere makes the norm NaN.
+    let values = || {
+        leaves
+            .iter()
+            .flat_map(|(_, g)| g.data())
+            .map(|&v| v.to_f64())
+    };
+    let scale = values().fold(0.0f64, |m, v| {
+        if m.is_nan() || v.is_nan() {
+            f64::NAN
+        } else {
+            m.max(v.abs())
+        }
+    });
+    let total = if scale == 0.0 || !scale.is_finite() {
+        scale
+    } else {
+        scale
+            * values()
+                .map(|v| (v / scale) * (v / scale))
+                .sum::<f64>()
+                .sqrt()
+    };
     if !total.is_finite() {
         return Err(Error::Invalid {
             op: "clip_grad_norm",
