@@ -273,7 +273,7 @@ mod tests {
         // Weights and both Adam moments of 64·64 + 64 parameters: some 50 KiB.
         let model = Linear::new(64, 64, 0);
         let adam = |fill: f32| AdamState {
-            steps: 3,
+            steps: vec![3, 3],
             moments: vec![
                 (vec![fill; 64 * 64], vec![fill; 64 * 64]),
                 (vec![fill; 64], vec![fill; 64]),
