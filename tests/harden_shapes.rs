@@ -158,3 +158,13 @@ fn sum_axis_of_an_empty_tensor_whose_inner_block_count_wraps_is_empty() {
     s.sum().backward().unwrap();
     assert_eq!(x.grad().unwrap().shape(), &[0, BIG, BIG]);
 }
+
+#[test]
+fn flatten_of_an_empty_tensor_whose_merged_size_overflows_is_an_error() {
+    // 0 elements, so the tensor exists; merging the two 2^40 axes would wrap to 0.
+    let x = Tensor::<f32>::zeros(&[0, 1 << 40, 1 << 40]);
+    let e = x.flatten(1, 2).unwrap_err();
+    assert_names(&e, "flatten", "[0, 1099511627776, 1099511627776]");
+    // Merging across the empty axis is fine: the product is 0.
+    assert_eq!(x.flatten(0, 1).unwrap().shape(), &[0, 1 << 40]);
+}

@@ -354,3 +354,19 @@ fn clip_grad_norm_of_large_finite_f64_gradients_is_finite() {
     (&q.get() * &w).sum().backward().unwrap();
     assert!(clip_grad_norm(std::slice::from_ref(&q), 1.0).is_err());
 }
+
+#[test]
+fn nesterov_without_momentum_is_an_error_not_plain_sgd() {
+    let p = Param::new(Tensor::scalar(1.0));
+    (&p.get() * &p.get()).backward().unwrap();
+    let mut opt = Sgd::new(vec![p.clone()], 0.1).nesterov(true);
+    let e = opt.step().unwrap_err().to_string();
+    assert!(
+        e.starts_with("sgd:") && e.contains("nesterov") && e.contains('0'),
+        "{e}"
+    );
+    assert_eq!(p.get().item(), 1.0, "a failed step changed the parameter");
+    let mut opt = Sgd::new(vec![p.clone()], 0.1).momentum(0.9).nesterov(true);
+    opt.step().unwrap();
+    assert!(p.get().item() < 1.0);
+}

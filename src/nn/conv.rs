@@ -64,22 +64,11 @@ impl<T: Element> Conv2d<T> {
         groups: usize,
         seed: u64,
     ) -> Self {
-        assert!(
-            groups > 0 && inputs % groups == 0 && outputs % groups == 0,
-            "Conv2d: groups {groups} must divide the {inputs} input and {outputs} output channels"
-        );
-        let fan_in = inputs / groups * kernel * kernel;
-        let shape = [outputs, inputs / groups, kernel, kernel];
-        let weight = Init::TorchDefault.sample_typed(&shape, fan_in, outputs, seed);
-        let bias = Init::TorchDefault.sample_typed(
-            &[outputs],
-            fan_in,
-            outputs,
-            seed ^ 0x9E37_79B9_7F4A_7C15,
-        );
+        let (weight, bias) =
+            conv_weights("Conv2d", inputs, outputs, groups, &[kernel, kernel], seed);
         Self {
-            weight: Param::from(weight),
-            bias: Some(Param::from(bias)),
+            weight,
+            bias,
             stride: 1,
             padding: 0,
             groups,
@@ -112,12 +101,42 @@ impl<T: Element> Module<T> for Conv2d<T> {
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut params = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            params.push(("bias".to_string(), b.clone()));
-        }
-        params
+        weight_and_bias(&self.weight, self.bias.as_ref())
     }
+}
+
+/// A convolution's weight `[outputs, inputs / groups, kernel…]` and bias `[outputs]`, drawn
+/// as PyTorch initialises them (uniform in ±1/√fan_in); `layer` names the layer in the
+/// panic when `groups` does not divide both channel counts. Shared by `Conv2d` and `Conv1d`.
+pub(super) fn conv_weights<T: Element>(
+    layer: &str,
+    inputs: usize,
+    outputs: usize,
+    groups: usize,
+    kernel: &[usize],
+    seed: u64,
+) -> (Param<T>, Option<Param<T>>) {
+    assert!(
+        groups > 0 && inputs % groups == 0 && outputs % groups == 0,
+        "{layer}: groups {groups} must divide the {inputs} input and {outputs} output channels"
+    );
+    let fan_in = inputs / groups * kernel.iter().product::<usize>();
+    let mut shape = vec![outputs, inputs / groups];
+    shape.extend_from_slice(kernel);
+    let weight = Init::TorchDefault.sample_typed(&shape, fan_in, outputs, seed);
+    let bias =
+        Init::TorchDefault.sample_typed(&[outputs], fan_in, outputs, seed ^ 0x9E37_79B9_7F4A_7C15);
+    (Param::from(weight), Some(Param::from(bias)))
+}
+
+/// `weight`, then `bias` if there is one, under those names.
+pub(super) fn weight_and_bias<T: Element>(
+    weight: &Param<T>,
+    bias: Option<&Param<T>>,
+) -> Vec<(String, Param<T>)> {
+    let mut params = vec![("weight".to_string(), weight.clone())];
+    params.extend(bias.map(|b| ("bias".to_string(), b.clone())));
+    params
 }
 
 macro_rules! pool {

@@ -1,8 +1,9 @@
 //! `Conv1d`: a 1-D convolution over `[batch, channels, length]` inputs, computed as a 2-D
 //! convolution of unit height (the padding added along the length only).
 
+use super::conv::{conv_weights, weight_and_bias};
 use super::module::Module;
-use super::{Init, Param};
+use super::Param;
 use crate::{Element, Error, Result, Tensor};
 
 /// A 1-D convolution over `[batch, channels, length]` inputs, as PyTorch's `nn.Conv1d`:
@@ -68,22 +69,10 @@ impl<T: Element> Conv1d<T> {
         groups: usize,
         seed: u64,
     ) -> Self {
-        assert!(
-            groups > 0 && inputs % groups == 0 && outputs % groups == 0,
-            "Conv1d: groups {groups} must divide the {inputs} input and {outputs} output channels"
-        );
-        let fan_in = inputs / groups * kernel;
-        let shape = [outputs, inputs / groups, kernel];
-        let weight = Init::TorchDefault.sample_typed(&shape, fan_in, outputs, seed);
-        let bias = Init::TorchDefault.sample_typed(
-            &[outputs],
-            fan_in,
-            outputs,
-            seed ^ 0x9E37_79B9_7F4A_7C15,
-        );
+        let (weight, bias) = conv_weights("Conv1d", inputs, outputs, groups, &[kernel], seed);
         Self {
-            weight: Param::from(weight),
-            bias: Some(Param::from(bias)),
+            weight,
+            bias,
             stride: 1,
             padding: 0,
             groups,
@@ -159,10 +148,6 @@ impl<T: Element> Module<T> for Conv1d<T> {
     }
 
     fn named_parameters(&self) -> Vec<(String, Param<T>)> {
-        let mut params = vec![("weight".to_string(), self.weight.clone())];
-        if let Some(b) = &self.bias {
-            params.push(("bias".to_string(), b.clone()));
-        }
-        params
+        weight_and_bias(&self.weight, self.bias.as_ref())
     }
 }

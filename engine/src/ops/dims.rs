@@ -112,8 +112,18 @@ impl<T: Element> Tensor<T> {
         }
         let s = self.shape();
         let mut shape = s[..start].to_vec();
-        // The merged size is a product of factors of `numel`, so it cannot overflow.
-        shape.push(s[start..=end].iter().product());
+        // A product of factors of `numel` cannot overflow unless another axis is 0: an
+        // empty `[0, 2^40, 2^40]` may not merge its last two axes.
+        let merged = s[start..=end]
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .ok_or_else(|| Error::Invalid {
+                op: "flatten",
+                message: format!(
+                    "merging axes {start}..={end} of shape {s:?} gives a size that overflows usize"
+                ),
+            })?;
+        shape.push(merged);
         shape.extend_from_slice(&s[end + 1..]);
         Ok(self.view_as("flatten", shape))
     }

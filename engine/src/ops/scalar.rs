@@ -49,6 +49,30 @@ impl<T: Element> Tensor<T> {
 }
 
 impl<T: Element> Tensor<T> {
+    /// `self / c`, elementwise (the operator `&t / c`); one node. A true division, not a
+    /// product with `1 / c`: that rounds twice, and is infinite when `c` is subnormal.
+    #[track_caller]
+    fn div_scalar(&self, c: T) -> Tensor<T> {
+        let data = self.data().iter().map(|&x| x / c).collect();
+        let shape = self.shape().to_vec();
+        Tensor::record_owned(
+            "div_scalar",
+            Arc::new(data),
+            shape,
+            &[self],
+            move |gy, ctx, out| {
+                // d/dx (x / c) = 1 / c
+                let g = if ctx.create_graph {
+                    gy.div_scalar(c)
+                } else {
+                    gy.map_reusing(|g| g / c)
+                };
+                out.push(Some(g));
+                Ok(())
+            },
+        )
+    }
+
     /// `c / self`, elementwise (the operator `c / &t`); one node.
     #[track_caller]
     fn scalar_div(&self, c: T) -> Tensor<T> {
@@ -141,7 +165,7 @@ macro_rules! scalar_operator {
 scalar_operator!(Add, add, |x, c| x.affine(T::one(), c));
 scalar_operator!(Sub, sub, |x, c| x.affine(T::one(), -c));
 scalar_operator!(Mul, mul, |x, c| x.affine(c, T::zero()));
-scalar_operator!(Div, div, |x, c| x.affine(T::one() / c, T::zero()));
+scalar_operator!(Div, div, |x, c| x.div_scalar(c));
 
 /// `-t`: elementwise negation, recorded.
 impl<T: Element> Neg for &Tensor<T> {

@@ -3,7 +3,7 @@
 
 use super::{update_each, Optimizer};
 use crate::nn::Param;
-use crate::{Element, Result};
+use crate::{Element, Error, Result};
 
 /// SGD with optional weight decay `λ` and momentum `μ`, as PyTorch's `optim.SGD` (without
 /// dampening): `g ← g + λ·p`, `v ← μ·v + g`, then `p ← p − lr·v`, or with Nesterov
@@ -58,7 +58,20 @@ impl<T: Element> Sgd<T> {
         self
     }
 
-    /// Uses Nesterov momentum: the step is `g + μ·v` instead of `v`.
+    /// Uses Nesterov momentum: the step is `g + μ·v` instead of `v`. As in PyTorch, it
+    /// needs a momentum above 0: otherwise [`Optimizer::step`] returns an
+    /// `Error::Invalid` (naming `sgd`, nesterov and the momentum) and changes nothing,
+    /// rather than silently taking plain SGD steps.
+    ///
+    /// ```
+    /// use backflow::nn::{Optimizer, Param, Sgd};
+    /// use backflow::Tensor;
+    /// let p = Param::new(Tensor::scalar(1.0));
+    /// (&p.get() * &p.get()).backward().unwrap();
+    /// let mut opt = Sgd::new(vec![p.clone()], 0.1).nesterov(true);
+    /// assert!(opt.step().unwrap_err().to_string().contains("nesterov"));
+    /// assert_eq!(p.get().item(), 1.0);
+    /// ```
     pub fn nesterov(mut self, nesterov: bool) -> Self {
         self.nesterov = nesterov;
         self
@@ -68,6 +81,15 @@ impl<T: Element> Sgd<T> {
 impl<T: Element> Optimizer<T> for Sgd<T> {
     fn step(&mut self) -> Result<()> {
         let (lr, mu, wd, nesterov) = (self.lr, self.momentum, self.weight_decay, self.nesterov);
+        if nesterov && (mu.is_nan() || mu <= T::zero()) {
+            return Err(Error::Invalid {
+                op: "sgd",
+                message: format!(
+                    "nesterov momentum needs a momentum above 0, but the momentum is {mu:?}; \
+                     set .momentum(μ) or leave nesterov off"
+                ),
+            });
+        }
         update_each(&self.params, &mut self.state, |_, p, g, [v]| {
             for ((p, &g), v) in p.iter_mut().zip(g).zip(v.iter_mut()) {
                 let g = if wd == T::zero() { g } else { g + wd * *p };
