@@ -11,8 +11,10 @@ mod args;
 mod distributed;
 mod eval;
 mod graph;
+mod progress;
 mod scale;
 mod stress;
+mod summary;
 mod train;
 
 use clap::error::ErrorKind;
