@@ -144,15 +144,21 @@ pub fn train_digits(
     on_step: impl FnMut(Progress) + Send,
 ) -> Result<(Sequential, TrainReport)> {
     config.validate()?;
-    let model = wide_model(
+    let model = t1_model(config);
+    let report = Trainer::new(&model, config)?.fit(&mut SingleProcess, on_step)?;
+    Ok((model, report))
+}
+
+/// The [`wide_model`] that `config` trains on the digits: its `branches` and `hidden`,
+/// weights drawn from its `seed`.
+pub fn t1_model(config: &TrainConfig) -> Sequential {
+    wide_model(
         DIGITS_FEATURES,
         config.branches,
         config.hidden,
         DIGITS_CLASSES,
         config.seed,
-    );
-    let report = Trainer::new(&model, config)?.fit(&mut SingleProcess, on_step)?;
-    Ok((model, report))
+    )
 }
 
 /// The digits test split of a run seeded `seed`: the rows [`train_digits`] holds out.

@@ -1,18 +1,17 @@
 //! Data-parallel training over MPI (feature `mpi`), as a [`StepHook`] of the one loop
-//! ([`Trainer`]): every rank builds the same model (T1's [`wide_model`] or any
-//! [`Classifier`]), rank 0's initial weights are copied to all, and each global batch of
+//! ([`Trainer`]): every rank builds the same model (T1's
+//! [`wide_model`](crate::train::wide_model) or any [`Classifier`]), rank 0's initial weights are copied to all, and each global batch of
 //! `config.batch` rows (the same batches, in the same order, as [`train_digits`]) is
 //! split between the ranks, so the learning dynamics are those of one process.
 //!
 //! [`train_digits`]: crate::train::train_digits
 
 use crate::checkpoint::Position;
-use crate::data::{DIGITS_CLASSES, DIGITS_FEATURES};
 use crate::models::Classifier;
-use crate::train::{wide_model, Progress, TrainConfig, TrainReport};
-use crate::train_loop::{StepHook, Trainer};
+use crate::train::{t1_model, Progress, TrainConfig, TrainReport};
+use crate::train_loop::{RunStart, StepHook, Trainer};
 use backflow::distributed::{DataParallel, DistributedConfig};
-use backflow::nn::{AdamState, Module, Param, Sequential};
+use backflow::nn::{AdamState, Sequential};
 use backflow::{Error, Result, Tensor};
 use std::ops::Range;
 use std::path::PathBuf;
@@ -59,14 +58,13 @@ pub struct DistributedOptions {
 /// What a distributed run measured, on this rank.
 #[derive(Clone, Debug)]
 pub struct DistributedReport {
-    /// Accuracy, times and losses, as for one process (the losses are the global batch's).
+    /// Accuracy, times, losses and the epoch a resumed run started from, as for one
+    /// process (the losses are the global batch's).
     pub train: TrainReport,
     /// This rank.
     pub rank: usize,
     /// Ranks in the job.
     pub world_size: usize,
-    /// Epochs already done when this run started (non-zero when resumed).
-    pub start_epoch: usize,
     /// The global loss of every step this run took, in order.
     pub losses: Vec<f32>,
     /// Each step's wall time (forward, backward, synchronize, optimiser step).
@@ -90,13 +88,7 @@ pub fn train_digits_distributed(
     on_step: impl FnMut(Progress) + Send,
 ) -> Result<(Sequential, DistributedReport)> {
     config.validate()?;
-    let model = wide_model(
-        DIGITS_FEATURES,
-        config.branches,
-        config.hidden,
-        DIGITS_CLASSES,
-        config.seed,
-    );
+    let model = t1_model(config);
     let report = train_distributed(&model, config, options, on_step)?;
     Ok((model, report))
 }
@@ -135,7 +127,6 @@ pub fn train_distributed<M: Classifier + ?Sized>(
     Ok(DistributedReport {
         rank: hook.dp.rank(),
         world_size: hook.dp.world_size(),
-        start_epoch: train.start_epoch,
         train,
         buckets: hook.dp.bucket_bytes(),
         losses: hook.losses,
@@ -162,14 +153,9 @@ struct DataParallelHook {
 }
 
 impl StepHook for DataParallelHook {
-    fn before_train(
-        &mut self,
-        params: &[Param],
-        position: &mut Position,
-        adam: &mut Option<AdamState>,
-    ) -> Result<()> {
-        let sizes: Vec<usize> = params.iter().map(|p| p.numel()).collect();
-        resume_on_every_rank(&self.dp, &sizes, position, adam)
+    fn before_train(&mut self, start: &mut RunStart) -> Result<()> {
+        let sizes: Vec<usize> = start.params.iter().map(|p| p.numel()).collect();
+        resume_on_every_rank(&self.dp, &sizes, &mut start.position, &mut start.adam)
     }
 
     fn before_step(&mut self, step: usize, rows: usize) -> Range<usize> {

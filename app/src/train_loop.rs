@@ -35,15 +35,10 @@ use std::time::{Duration, Instant};
 /// Named points of a training step where a mode of training steps in; every method has a
 /// default that does what one process needs.
 pub trait StepHook: Send {
-    /// Once, before the first step: where the run starts and the Adam state it resumes
-    /// (none for a fresh run). DataParallel gives every rank rank 0's here.
-    fn before_train(
-        &mut self,
-        params: &[Param],
-        position: &mut Position,
-        adam: &mut Option<AdamState>,
-    ) -> Result<()> {
-        let _ = (params, position, adam);
+    /// Once, before the first step, with where the run starts. DataParallel gives every
+    /// rank rank 0's position and Adam state here.
+    fn before_train(&mut self, start: &mut RunStart) -> Result<()> {
+        let _ = start;
         Ok(())
     }
 
@@ -83,6 +78,17 @@ pub trait StepHook: Send {
     fn is_leader(&self) -> bool {
         true
     }
+}
+
+/// Where a run starts, as the loop hands it to [`StepHook::before_train`].
+#[derive(Clone, Debug)]
+pub struct RunStart {
+    /// The model's parameters, in order.
+    pub params: Vec<Param>,
+    /// Epochs and steps done (non-zero when resumed), and the seed.
+    pub position: Position,
+    /// The Adam state to resume, if any.
+    pub adam: Option<AdamState>,
 }
 
 /// Training in one process: every [`StepHook`] default.
@@ -176,7 +182,7 @@ impl<'m, M: Classifier + ?Sized> Trainer<'m, M> {
     ) -> Result<TrainReport> {
         let (model, config) = (self.model, &self.config);
         let (train, test) = data::digits()?.split(0.8, config.seed);
-        let (mut position, mut adam) = self.resumed.clone().unwrap_or((
+        let (position, adam) = self.resumed.clone().unwrap_or((
             Position {
                 epochs_done: 0,
                 steps: 0,
@@ -184,7 +190,13 @@ impl<'m, M: Classifier + ?Sized> Trainer<'m, M> {
             },
             None,
         ));
-        hook.before_train(&model.parameters(), &mut position, &mut adam)?;
+        let mut start = RunStart {
+            params: model.parameters(),
+            position,
+            adam,
+        };
+        hook.before_train(&mut start)?;
+        let RunStart { position, adam, .. } = start;
         let mut opt = Adam::new(model.parameters(), config.lr);
         if let Some(state) = adam.filter(|a| !a.moments.is_empty()) {
             opt.load_state(state)?;

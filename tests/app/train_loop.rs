@@ -4,10 +4,9 @@
 
 use backflow::nn::{Linear, Module, Param};
 use backflow::{Result, Tensor};
-use backflow_app::checkpoint::Position;
 use backflow_app::models::{Classifier, ModelName};
 use backflow_app::train::{Progress, TrainConfig};
-use backflow_app::train_loop::{StepHook, Trainer};
+use backflow_app::train_loop::{RunStart, StepHook, Trainer};
 use backflow_app::trained_weights::{read_recipe, save_trained, TrainedRecipe};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,14 +80,12 @@ struct Recorder {
 }
 
 impl StepHook for Recorder {
-    fn before_train(
-        &mut self,
-        params: &[Param],
-        position: &mut Position,
-        _: &mut Option<backflow::nn::AdamState>,
-    ) -> Result<()> {
-        self.calls
-            .push(format!("train {} {}", params.len(), position.epochs_done));
+    fn before_train(&mut self, start: &mut RunStart) -> Result<()> {
+        self.calls.push(format!(
+            "train {} {}",
+            start.params.len(),
+            start.position.epochs_done
+        ));
         Ok(())
     }
 

@@ -3,7 +3,7 @@
 //! summary.
 
 use super::args;
-use super::train::Outputs;
+use super::summary::Outputs;
 use super::CliResult;
 use backflow_app::models::ModelName;
 use backflow_app::train::TrainConfig;
@@ -145,12 +145,6 @@ pub fn run(
     );
     println!("threads       : {} per rank", config.threads);
     println!("scheduler     : {}", config.scheduler.name());
-    summary::save(
-        name,
-        model.as_ref(),
-        &config,
-        outputs.checkpoint.as_deref(),
-        outputs.save.as_deref(),
-    )?;
+    summary::save(name, model.as_ref(), &config, outputs)?;
     Ok(())
 }

@@ -4,7 +4,7 @@
 use backflow_app::models::{Classifier, ModelName};
 use backflow_app::train::{TrainConfig, TrainReport};
 use backflow_app::trained_weights::{save_trained, TrainedRecipe};
-use std::path::Path;
+use std::path::PathBuf;
 
 /// The model's shape, as the summary names it.
 pub fn shape(name: ModelName, config: &TrainConfig) -> String {
@@ -47,18 +47,27 @@ pub fn results(report: &TrainReport, steps: &str) {
     );
 }
 
+/// The files a run writes.
+pub struct Outputs {
+    /// `--save`.
+    pub save: Option<PathBuf>,
+    /// `--checkpoint`.
+    pub checkpoint: Option<PathBuf>,
+    /// `--resume`.
+    pub resume: bool,
+}
+
 /// The `checkpoint` line, then the `--save` (weights with the run's recipe).
 pub fn save(
     name: ModelName,
     model: &dyn Classifier,
     config: &TrainConfig,
-    checkpoint: Option<&Path>,
-    save: Option<&Path>,
+    outputs: &Outputs,
 ) -> Result<(), String> {
-    if let Some(path) = checkpoint {
+    if let Some(path) = &outputs.checkpoint {
         println!("checkpoint    : {}", path.display());
     }
-    if let Some(path) = save {
+    if let Some(path) = &outputs.save {
         let recipe = TrainedRecipe {
             model: name,
             seed: config.seed,

@@ -3,6 +3,7 @@
 //! and `--resume`, in one process or `--distributed`.
 
 use super::progress::Reporter;
+use super::summary::Outputs;
 use super::{args, summary, CliResult};
 use backflow::Scheduler;
 use backflow_app::models::{build_for, ModelName};
@@ -111,24 +112,8 @@ pub fn run(args: TrainArgs) -> CliResult {
     println!("threads       : {}", config.threads);
     println!("scheduler     : {}", config.scheduler.name());
     println!("allocator     : {}", super::allocator());
-    summary::save(
-        args.model,
-        model.as_ref(),
-        &config,
-        outputs.checkpoint.as_deref(),
-        outputs.save.as_deref(),
-    )?;
+    summary::save(args.model, model.as_ref(), &config, &outputs)?;
     Ok(())
-}
-
-/// The files a run writes.
-pub struct Outputs {
-    /// `--save`.
-    pub save: Option<PathBuf>,
-    /// `--checkpoint`.
-    pub checkpoint: Option<PathBuf>,
-    /// `--resume`.
-    pub resume: bool,
 }
 
 impl TrainArgs {

@@ -2,7 +2,6 @@
 //! ([`crate::train_loop::Trainer`]) over a [`Classifier`].
 
 use super::{attention, inception, moe, Classifier, ModelName};
-use crate::data;
 use crate::train::{load_wide_model, Progress, TrainConfig, TrainReport};
 use crate::train_loop::{SingleProcess, Trainer};
 use backflow::nn::from_safetensors;
@@ -35,13 +34,7 @@ pub fn build(name: ModelName, seed: u64) -> Box<dyn Classifier> {
 /// default size; weights drawn from `config.seed`.
 pub fn build_for(name: ModelName, config: &TrainConfig) -> Box<dyn Classifier> {
     match name {
-        ModelName::T1 => Box::new(crate::train::wide_model(
-            data::DIGITS_FEATURES,
-            config.branches,
-            config.hidden,
-            data::DIGITS_CLASSES,
-            config.seed,
-        )),
+        ModelName::T1 => Box::new(crate::train::t1_model(config)),
         other => build(other, config.seed),
     }
 }
