@@ -43,8 +43,8 @@ const FORMAT: &str = "backflow-train-checkpoint-1";
 /// assert_eq!(fresh.parameters()[0].get().to_vec(), model.parameters()[0].get().to_vec());
 /// # std::fs::remove_file(&path).unwrap();
 /// ```
-pub fn save_checkpoint(
-    model: &dyn Module,
+pub fn save_checkpoint<M: Module + ?Sized>(
+    model: &M,
     adam: Option<&AdamState>,
     position: Position,
     path: &Path,
@@ -56,7 +56,10 @@ pub fn save_checkpoint(
 /// Loads a checkpoint written by [`save_checkpoint`] into `model` (of the same names and
 /// shapes) and returns where training stood and the Adam state, if it holds one. The model
 /// is unchanged if the file is not a checkpoint of it.
-pub fn load_checkpoint(model: &dyn Module, path: &Path) -> Result<(Position, Option<AdamState>)> {
+pub fn load_checkpoint<M: Module + ?Sized>(
+    model: &M,
+    path: &Path,
+) -> Result<(Position, Option<AdamState>)> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("checkpoint", path, &e))?;
     let bad = |message: String| Error::Invalid {
         op: "checkpoint",
@@ -167,7 +170,11 @@ fn adam_steps(text: &str, params: usize) -> std::result::Result<Vec<u64>, String
     }
 }
 
-fn serialize(model: &dyn Module, adam: Option<&AdamState>, position: Position) -> Result<Vec<u8>> {
+fn serialize<M: Module + ?Sized>(
+    model: &M,
+    adam: Option<&AdamState>,
+    position: Position,
+) -> Result<Vec<u8>> {
     let invalid = |message: String| Error::Invalid {
         op: "checkpoint",
         message,

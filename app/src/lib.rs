@@ -11,4 +11,6 @@ pub mod models;
 pub mod train;
 #[cfg(feature = "mpi")]
 pub mod train_distributed;
+pub mod train_loop;
+pub mod trained_weights;
 pub mod workloads;

@@ -1,12 +1,13 @@
 //! Workload T1 as a library function: the wide multi-branch model trained on the digits
-//! set. `backflow train` and the tests run it.
+//! set by the one loop ([`crate::train_loop`]). `backflow train` and the tests run it.
 
 use crate::data::{self, Dataset, DIGITS_CLASSES, DIGITS_FEATURES};
-use backflow::nn::{
-    accuracy, cross_entropy, Adam, Branches, Linear, Merge, Module, Optimizer, Sequential, Tanh,
-};
-use backflow::{no_grad, BackwardOptions, Error, Result, Scheduler};
-use std::time::{Duration, Instant};
+use crate::train_loop::{SingleProcess, Trainer};
+use backflow::nn::{Branches, Linear, Merge, Sequential, Tanh};
+use backflow::{Error, Result, Scheduler};
+use std::time::Duration;
+
+pub use crate::train_loop::evaluate;
 
 /// The training run's settings; the defaults are workload T1.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,8 +85,12 @@ pub struct Progress {
     pub step: usize,
     /// Steps in the whole run.
     pub total_steps: usize,
-    /// This step's loss.
+    /// This step's loss (the global batch's, in data-parallel training).
     pub loss: f32,
+    /// The mean loss of this epoch's steps so far.
+    pub epoch_loss: f32,
+    /// Whether this step ends its epoch.
+    pub epoch_done: bool,
 }
 
 /// What a training run measured.
@@ -99,8 +104,10 @@ pub struct TrainReport {
     pub backward_time: Duration,
     /// Mean loss over the last epoch's steps.
     pub final_loss: f32,
-    /// Optimiser steps taken.
+    /// Optimiser steps taken by this run.
     pub steps: usize,
+    /// Epochs already done when this run started (non-zero when resumed).
+    pub start_epoch: usize,
 }
 
 /// The T1 model shape: `branches` copies of `Linear(inputs, hidden) → tanh →
@@ -137,74 +144,21 @@ pub fn train_digits(
     on_step: impl FnMut(Progress) + Send,
 ) -> Result<(Sequential, TrainReport)> {
     config.validate()?;
-    let threads = match config.threads {
-        0 => backflow::default_threads(),
-        n => n,
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Invalid {
-            op: "train",
-            message: format!("cannot start {threads} threads: {e}"),
-        })?;
-    let config = TrainConfig {
-        threads,
-        ..config.clone()
-    };
-    pool.install(|| train_on_pool(&config, on_step))
+    let model = t1_model(config);
+    let report = Trainer::new(&model, config)?.fit(&mut SingleProcess, on_step)?;
+    Ok((model, report))
 }
 
-fn train_on_pool(
-    config: &TrainConfig,
-    mut on_step: impl FnMut(Progress),
-) -> Result<(Sequential, TrainReport)> {
-    let (train, test) = data::digits()?.split(0.8, config.seed);
-    let model = wide_model(
+/// The [`wide_model`] that `config` trains on the digits: its `branches` and `hidden`,
+/// weights drawn from its `seed`.
+pub fn t1_model(config: &TrainConfig) -> Sequential {
+    wide_model(
         DIGITS_FEATURES,
         config.branches,
         config.hidden,
         DIGITS_CLASSES,
         config.seed,
-    );
-    let mut opt = Adam::new(model.parameters(), config.lr);
-    let opts = BackwardOptions::new()
-        .scheduler(config.scheduler)
-        .threads(config.threads);
-    let total_steps = config.epochs * train.len().div_ceil(config.batch);
-    let (mut step, mut final_loss, mut backward_time) = (0, f32::NAN, Duration::ZERO);
-    let start = Instant::now();
-    for epoch in 0..config.epochs {
-        let order_seed = config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let (mut epoch_loss, mut epoch_steps) = (0.0f64, 0usize);
-        for batch in train.batches(config.batch, order_seed) {
-            let loss = cross_entropy(&model.forward(&batch.x)?, &batch.y)?;
-            let t = Instant::now();
-            loss.backward_with(&opts)?;
-            backward_time += t.elapsed();
-            opt.step()?;
-            step += 1;
-            let loss = loss.item();
-            epoch_loss += f64::from(loss);
-            epoch_steps += 1;
-            on_step(Progress {
-                epoch,
-                step,
-                total_steps,
-                loss,
-            });
-        }
-        final_loss = (epoch_loss / epoch_steps.max(1) as f64) as f32;
-    }
-    let train_time = start.elapsed();
-    let report = TrainReport {
-        test_accuracy: evaluate(&model, &test)?,
-        train_time,
-        backward_time,
-        final_loss,
-        steps: step,
-    };
-    Ok((model, report))
+    )
 }
 
 /// The digits test split of a run seeded `seed`: the rows [`train_digits`] holds out.
@@ -243,11 +197,4 @@ pub fn load_wide_model(path: &std::path::Path) -> Result<Sequential> {
     let model = wide_model(inputs, width / hidden, hidden, classes, 0);
     backflow::nn::from_safetensors(&model, &bytes)?;
     Ok(model)
-}
-
-/// Classification accuracy of `model` on all of `set`, without recording a graph.
-pub fn evaluate(model: &dyn Module, set: &Dataset) -> Result<f64> {
-    let batch = set.batch();
-    let logits = no_grad(|| model.forward(&batch.x))?;
-    Ok(accuracy(&logits, &batch.y))
 }

@@ -1,16 +1,19 @@
-//! Workload T1 trained data-parallel over MPI (feature `mpi`): every rank builds the same
-//! [`wide_model`], rank 0's initial weights are copied to all, and each global batch of
+//! Data-parallel training over MPI (feature `mpi`), as a [`StepHook`] of the one loop
+//! ([`Trainer`]): every rank builds the same model (T1's
+//! [`wide_model`](crate::train::wide_model) or any [`Classifier`]), rank 0's initial weights are copied to all, and each global batch of
 //! `config.batch` rows (the same batches, in the same order, as [`train_digits`]) is
 //! split between the ranks, so the learning dynamics are those of one process.
 //!
 //! [`train_digits`]: crate::train::train_digits
 
-use crate::checkpoint::{load_checkpoint, save_checkpoint, Position};
-use crate::data::{self, DIGITS_CLASSES, DIGITS_FEATURES};
-use crate::train::{evaluate, wide_model, Progress, TrainConfig, TrainReport};
+use crate::checkpoint::Position;
+use crate::models::Classifier;
+use crate::train::{t1_model, Progress, TrainConfig, TrainReport};
+use crate::train_loop::{RunStart, StepHook, Trainer};
 use backflow::distributed::{DataParallel, DistributedConfig};
-use backflow::nn::{cross_entropy, Adam, AdamState, Module, Optimizer, Sequential};
-use backflow::{BackwardOptions, Error, Result, Tensor};
+use backflow::nn::{AdamState, Sequential};
+use backflow::{Error, Result, Tensor};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -55,14 +58,13 @@ pub struct DistributedOptions {
 /// What a distributed run measured, on this rank.
 #[derive(Clone, Debug)]
 pub struct DistributedReport {
-    /// Accuracy, times and losses, as for one process (the losses are the global batch's).
+    /// Accuracy, times, losses and the epoch a resumed run started from, as for one
+    /// process (the losses are the global batch's).
     pub train: TrainReport,
     /// This rank.
     pub rank: usize,
     /// Ranks in the job.
     pub world_size: usize,
-    /// Epochs already done when this run started (non-zero when resumed).
-    pub start_epoch: usize,
     /// The global loss of every step this run took, in order.
     pub losses: Vec<f32>,
     /// Each step's wall time (forward, backward, synchronize, optimiser step).
@@ -86,147 +88,144 @@ pub fn train_digits_distributed(
     on_step: impl FnMut(Progress) + Send,
 ) -> Result<(Sequential, DistributedReport)> {
     config.validate()?;
-    let threads = match config.threads {
-        0 => backflow::default_threads(),
-        n => n,
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Invalid {
-            op: "train",
-            message: format!("cannot start {threads} threads: {e}"),
-        })?;
-    let config = TrainConfig {
-        threads,
-        ..config.clone()
-    };
-    pool.install(|| train_on_pool(&config, options, on_step))
+    let model = t1_model(config);
+    let report = train_distributed(&model, config, options, on_step)?;
+    Ok((model, report))
 }
 
-fn train_on_pool(
+/// Trains any [`Classifier`] data-parallel with the one loop ([`Trainer`]), as
+/// [`train_digits_distributed`] trains T1: every rank builds the same model, rank 0's
+/// weights are copied to all, and each rank computes its share of every global batch.
+/// A model whose loss is not a mean over rows (the mixture of experts' load-balancing
+/// term) is trained on each rank's share of that term, as in PyTorch's DDP.
+pub fn train_distributed<M: Classifier + ?Sized>(
+    model: &M,
     config: &TrainConfig,
     options: &DistributedOptions,
-    mut on_step: impl FnMut(Progress),
-) -> Result<(Sequential, DistributedReport)> {
-    let (train, test) = data::digits()?.split(0.8, config.seed);
-    let model = wide_model(
-        DIGITS_FEATURES,
-        config.branches,
-        config.hidden,
-        DIGITS_CLASSES,
-        config.seed,
-    );
-    // Only rank 0's weights count (DataParallel copies them to all), so every rank may
-    // read the checkpoint; rank 0's position and Adam state are then broadcast.
-    let mut adam_state = None;
-    let mut position = Position {
-        epochs_done: 0,
-        steps: 0,
-        seed: config.seed,
-    };
-    if let (true, Some(path)) = (options.resume, &options.checkpoint) {
-        if path.exists() {
-            (position, adam_state) = load_checkpoint(&model, path)?;
-            if position.seed != config.seed {
-                return Err(Error::Invalid {
-                    op: "train",
-                    message: format!(
-                        "--resume: {} was written by a run with --seed {}, not {}",
-                        path.display(),
-                        position.seed,
-                        config.seed
-                    ),
-                });
-            }
-        }
+    on_step: impl FnMut(Progress) + Send,
+) -> Result<DistributedReport> {
+    let mut trainer = Trainer::new(model, config)?;
+    if let Some(path) = &options.checkpoint {
+        // Only rank 0's weights count (DataParallel copies them to all), so every rank may
+        // read the checkpoint; rank 0's position and Adam state are then broadcast.
+        trainer = trainer.checkpoint(path.clone(), options.resume)?;
     }
-    let mut dp = DataParallel::new(model.parameters(), options.dp.clone())?;
-    let mut opt = Adam::new(model.parameters(), config.lr);
-    resume_on_every_rank(&dp, &model, &mut opt, &mut position, adam_state)?;
-    let (rank, world_size) = (dp.rank(), dp.world_size());
-    let opts = BackwardOptions::new()
-        .scheduler(config.scheduler)
-        .threads(config.threads);
-    let steps_per_epoch = train.len().div_ceil(config.batch);
-    let total_steps = config.epochs * steps_per_epoch;
-    let mut step = position.steps;
-    let (mut losses, mut step_times, mut hidden_shares) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut final_loss, mut backward_time, mut sync_wait) =
-        (f32::NAN, Duration::ZERO, Duration::ZERO);
-    let start = Instant::now();
-    for epoch in position.epochs_done..config.epochs {
-        let order_seed = config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let (mut epoch_loss, mut epoch_steps) = (0.0f64, 0usize);
-        for batch in train.batches(config.batch, order_seed) {
-            let step_start = Instant::now();
-            let rows = dp.shard(batch.y.len());
-            let fault = options
-                .fault
-                .filter(|f| f.rank == rank && f.step == step + 1);
-            let local = local_step(&model, &batch, rows, &opts, fault, &mut backward_time);
-            let backward_end = Instant::now();
-            let local_loss = match local {
-                Ok(loss) => loss,
-                Err(e) => {
-                    let e = dp.fail(&e);
-                    exit_with_peers(&dp, &e)
+    let dp = DataParallel::new(model.parameters(), options.dp.clone())?;
+    let mut hook = DataParallelHook {
+        fault: options.fault,
+        verify_every_step: options.verify_every_step,
+        step: 0,
+        step_start: Instant::now(),
+        backward_end: Instant::now(),
+        losses: Vec::new(),
+        step_times: Vec::new(),
+        hidden_shares: Vec::new(),
+        sync_wait: Duration::ZERO,
+        dp,
+    };
+    let train = trainer.fit(&mut hook, on_step)?;
+    Ok(DistributedReport {
+        rank: hook.dp.rank(),
+        world_size: hook.dp.world_size(),
+        train,
+        buckets: hook.dp.bucket_bytes(),
+        losses: hook.losses,
+        step_times: hook.step_times,
+        hidden_shares: hook.hidden_shares,
+        sync_wait: hook.sync_wait,
+    })
+}
+
+/// The data-parallel mode of the one loop: shards each global batch, injects the test
+/// fault, synchronises the gradients and records what each step measured.
+struct DataParallelHook {
+    dp: DataParallel,
+    fault: Option<Fault>,
+    verify_every_step: bool,
+    /// The step under way, from 1.
+    step: usize,
+    step_start: Instant,
+    backward_end: Instant,
+    losses: Vec<f32>,
+    step_times: Vec<Duration>,
+    hidden_shares: Vec<f64>,
+    sync_wait: Duration,
+}
+
+impl StepHook for DataParallelHook {
+    fn before_train(&mut self, start: &mut RunStart) -> Result<()> {
+        let sizes: Vec<usize> = start.params.iter().map(|p| p.numel()).collect();
+        resume_on_every_rank(&self.dp, &sizes, &mut start.position, &mut start.adam)
+    }
+
+    fn before_step(&mut self, step: usize, rows: usize) -> Range<usize> {
+        self.step = step;
+        self.step_start = Instant::now();
+        self.dp.shard(rows)
+    }
+
+    fn after_forward(&mut self, step: usize, loss: &Tensor) -> Result<()> {
+        let rank = self.dp.rank();
+        match self.fault.filter(|f| f.rank == rank && f.step == step) {
+            Some(Fault {
+                kind: FaultKind::Error,
+                ..
+            }) => {
+                // A gradient of the wrong shape: the backward pass fails, as a buggy op would.
+                loss.register_hook(|_| Some(Tensor::zeros(&[2, 2])));
+            }
+            Some(Fault {
+                kind: FaultKind::Abort,
+                ..
+            }) => {
+                eprintln!("injected fault: this rank dies now");
+                std::process::abort();
+            }
+            Some(Fault {
+                kind: FaultKind::Stall,
+                ..
+            }) => {
+                eprintln!("injected fault: this rank stalls now");
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
                 }
-            };
-            let report = match dp.synchronize(local_loss) {
-                Ok(report) => report,
-                Err(e) => exit_with_peers(&dp, &e),
-            };
-            opt.step()?;
-            if options.verify_every_step {
-                dp.verify_replicas()?;
             }
-            step += 1;
-            sync_wait += report.waited;
-            hidden_shares.push(report.hidden_share(backward_end));
-            step_times.push(step_start.elapsed());
-            losses.push(report.loss);
-            epoch_loss += f64::from(report.loss);
-            epoch_steps += 1;
-            if rank == 0 {
-                on_step(Progress {
-                    epoch,
-                    step,
-                    total_steps,
-                    loss: report.loss,
-                });
-            }
+            None => {}
         }
-        final_loss = (epoch_loss / epoch_steps.max(1) as f64) as f32;
-        if let (0, Some(path)) = (rank, &options.checkpoint) {
-            let at = Position {
-                epochs_done: epoch + 1,
-                steps: step,
-                seed: config.seed,
-            };
-            save_checkpoint(&model, Some(&opt.state()), at, path)?;
-        }
+        Ok(())
     }
-    let train_time = start.elapsed();
-    let report = DistributedReport {
-        train: TrainReport {
-            test_accuracy: evaluate(&model, &test)?,
-            train_time,
-            backward_time,
-            final_loss,
-            steps: step - position.steps,
-        },
-        rank,
-        world_size,
-        start_epoch: position.epochs_done,
-        losses,
-        step_times,
-        hidden_shares,
-        sync_wait,
-        buckets: dp.bucket_bytes(),
-    };
-    drop(dp);
-    Ok((model, report))
+
+    fn after_backward(&mut self, local: Result<f32>) -> Result<f32> {
+        self.backward_end = Instant::now();
+        let local = match local {
+            Ok(loss) => loss,
+            Err(e) => {
+                let e = self.dp.fail(&e);
+                exit_with_peers(&self.dp, &e)
+            }
+        };
+        let report = match self.dp.synchronize(local) {
+            Ok(report) => report,
+            Err(e) => exit_with_peers(&self.dp, &e),
+        };
+        self.sync_wait += report.waited;
+        self.hidden_shares
+            .push(report.hidden_share(self.backward_end));
+        Ok(report.loss)
+    }
+
+    fn after_step(&mut self, progress: &Progress) -> Result<()> {
+        if self.verify_every_step {
+            self.dp.verify_replicas()?;
+        }
+        self.step_times.push(self.step_start.elapsed());
+        self.losses.push(progress.loss);
+        Ok(())
+    }
+
+    fn is_leader(&self) -> bool {
+        self.dp.rank() == 0
+    }
 }
 
 /// Gives every rank rank 0's position and Adam state (as f32 values: the position's counts
@@ -234,24 +233,22 @@ fn train_on_pool(
 /// ranks continue from rank 0's checkpoint.
 fn resume_on_every_rank(
     dp: &DataParallel,
-    model: &Sequential,
-    opt: &mut Adam,
+    sizes: &[usize],
     position: &mut Position,
-    adam: Option<AdamState>,
+    adam: &mut Option<AdamState>,
 ) -> Result<()> {
-    let adam = adam.filter(|a| !a.moments.is_empty());
+    let held = adam.take().filter(|a| !a.moments.is_empty());
     let at = dp.broadcast(vec![
         position.epochs_done as f32,
         position.steps as f32,
-        if adam.is_some() { 1.0 } else { 0.0 },
+        if held.is_some() { 1.0 } else { 0.0 },
     ])?;
     position.epochs_done = at[0] as usize;
     position.steps = at[1] as usize;
     if at[2] == 0.0 {
         return Ok(());
     }
-    let sizes: Vec<usize> = model.parameters().iter().map(|p| p.numel()).collect();
-    let pieces = match &adam {
+    let pieces = match &held {
         Some(a) => a
             .steps
             .iter()
@@ -265,7 +262,7 @@ fn resume_on_every_rank(
         .map(|p| ((p[0] as u64) << 44) | ((p[1] as u64) << 22) | p[2] as u64)
         .collect();
     let total: usize = sizes.iter().sum();
-    let flat = match &adam {
+    let flat = match &held {
         Some(a) => a
             .moments
             .iter()
@@ -277,54 +274,12 @@ fn resume_on_every_rank(
     let flat = dp.broadcast(flat)?;
     let mut moments = Vec::with_capacity(sizes.len());
     let mut at = 0;
-    for n in sizes {
+    for &n in sizes {
         moments.push((flat[at..at + n].to_vec(), flat[at + n..at + 2 * n].to_vec()));
         at += 2 * n;
     }
-    opt.load_state(AdamState { steps, moments })
-}
-
-/// Forward and backward on this rank's `rows` of `batch`; returns the local mean loss (0
-/// for no rows).
-fn local_step(
-    model: &Sequential,
-    batch: &data::Batch,
-    rows: std::ops::Range<usize>,
-    opts: &BackwardOptions,
-    fault: Option<Fault>,
-    backward_time: &mut Duration,
-) -> Result<f32> {
-    if rows.is_empty() {
-        return Ok(0.0);
-    }
-    let width = DIGITS_FEATURES;
-    let x = Tensor::from_vec(
-        batch.x.data()[rows.start * width..rows.end * width].to_vec(),
-        &[rows.len(), width],
-    )?;
-    let logits = model.forward(&x)?;
-    match fault.map(|f| f.kind) {
-        Some(FaultKind::Error) => {
-            // A gradient of the wrong shape: the backward pass fails, as a buggy op would.
-            logits.register_hook(|_| Some(Tensor::zeros(&[1])));
-        }
-        Some(FaultKind::Abort) => {
-            eprintln!("injected fault: this rank dies now");
-            std::process::abort();
-        }
-        Some(FaultKind::Stall) => {
-            eprintln!("injected fault: this rank stalls now");
-            loop {
-                std::thread::sleep(Duration::from_secs(3600));
-            }
-        }
-        None => {}
-    }
-    let loss = cross_entropy(&logits, &batch.y[rows])?;
-    let t = Instant::now();
-    loss.backward_with(opts)?;
-    *backward_time += t.elapsed();
-    Ok(loss.item())
+    *adam = Some(AdamState { steps, moments });
+    Ok(())
 }
 
 /// Ends this rank after a failed step, once every rank has printed its own error: it

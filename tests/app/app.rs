@@ -14,7 +14,11 @@ mod models_train;
 mod nn_safetensors;
 #[path = "stress_panics.rs"]
 mod stress_panics;
+#[path = "train_cli.rs"]
+mod train_cli;
 #[path = "train_digits.rs"]
 mod train_digits;
 #[path = "train_eval.rs"]
 mod train_eval;
+#[path = "train_loop.rs"]
+mod train_loop;

@@ -316,3 +316,52 @@ fn a_stalled_rank_ends_the_job_at_the_deadline() {
         o.output
     );
 }
+
+#[test]
+fn every_model_trains_data_parallel_as_in_one_process() {
+    let base = ["train", "--epochs", "2", "--threads", "1", "--model"];
+    for model in ["inception", "attention", "moe"] {
+        let args: Vec<&str> = base.iter().copied().chain([model]).collect();
+        let one = Command::new(env!("CARGO_BIN_EXE_backflow"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let one = String::from_utf8_lossy(&one.stdout).into_owned();
+        let dist_args: Vec<&str> = args.iter().copied().chain(["--distributed"]).collect();
+        let o = backflow(&dist_args, Duration::from_secs(300));
+        assert!(o.success, "{model}: {}", o.output);
+        // The model asked for, not T1: the same model line (parameters included).
+        let line = field(&o.output, "model:");
+        assert!(line.starts_with(model), "{model}: {}", o.output);
+        assert_eq!(
+            line.replace("global batch", "batch"),
+            field(&one, "model:"),
+            "{model}"
+        );
+        assert_eq!(
+            field(&o.output, "ranks         :").split(' ').next(),
+            Some("2")
+        );
+        let loss = |out: &str| -> f64 {
+            field(out, "final loss    :")
+                .split(' ')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (dist, single) = (loss(&o.output), loss(&one));
+        println!("{model}: final loss {dist} over 2 ranks, {single} in one process");
+        if model == "moe" {
+            // Its load-balancing term is taken per rank's share of the batch (as DDP
+            // does): close to one process, not equal.
+            assert!(
+                dist < 2.0 && (dist - single).abs() < 0.1,
+                "{model}: {dist} vs {single}"
+            );
+        } else {
+            // Row-independent models: the same run as one process, to rounding.
+            assert!((dist - single).abs() <= 2e-4, "{model}: {dist} vs {single}");
+        }
+    }
+}

@@ -1,11 +1,13 @@
-//! `backflow train --distributed`: T1 trained data-parallel across the ranks of an
-//! `mpirun` job (built with `--features mpi`); rank 0 prints the progress and the summary.
+//! `backflow train --distributed`: any `--model` trained data-parallel across the ranks of
+//! an `mpirun` job (built with `--features mpi`); rank 0 prints the progress and the
+//! summary.
 
 use super::args;
+use super::summary::Outputs;
 use super::CliResult;
+use backflow_app::models::ModelName;
 use backflow_app::train::TrainConfig;
 use clap::Args;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// The flags of `backflow train` that concern data-parallel training.
@@ -33,12 +35,6 @@ pub struct DistributedArgs {
     /// --distributed).
     #[arg(long, default_value = "60", value_parser = args::duration, requires = "distributed")]
     pub allreduce_timeout: Duration,
-    /// Rank 0 writes a checkpoint here after every epoch, atomically (with --distributed).
-    #[arg(long, requires = "distributed")]
-    pub checkpoint: Option<PathBuf>,
-    /// Continue from the --checkpoint file, if it exists.
-    #[arg(long, requires = "checkpoint")]
-    pub resume: bool,
     /// Check after every step that every rank holds bitwise the same parameters (with
     /// --distributed).
     #[arg(long, requires = "distributed")]
@@ -66,7 +62,12 @@ fn fault(s: &str) -> Result<(usize, usize, String), String> {
 /// Runs `config` data-parallel; without the `mpi` feature, a usage error saying how to
 /// rebuild.
 #[cfg(not(feature = "mpi"))]
-pub fn run(_config: TrainConfig, _args: DistributedArgs, _save: Option<PathBuf>) -> CliResult {
+pub fn run(
+    _name: ModelName,
+    _config: TrainConfig,
+    _args: DistributedArgs,
+    _outputs: &Outputs,
+) -> CliResult {
     Err(Box::new(args::UsageError(
         "'--distributed' needs MPI support, which this build of backflow lacks: rebuild with \
          `cargo build --release --features mpi` (Open MPI's libopenmpi-dev, openmpi-bin and \
@@ -77,27 +78,27 @@ pub fn run(_config: TrainConfig, _args: DistributedArgs, _save: Option<PathBuf>)
 
 /// Runs `config` data-parallel on this rank; rank 0 prints.
 #[cfg(feature = "mpi")]
-pub fn run(config: TrainConfig, args: DistributedArgs, save: Option<PathBuf>) -> CliResult {
+pub fn run(
+    name: ModelName,
+    config: TrainConfig,
+    args: DistributedArgs,
+    outputs: &Outputs,
+) -> CliResult {
+    use super::{progress::Reporter, summary};
     use backflow::distributed::DistributedConfig;
-    use backflow::nn::{save_weights, Module};
+    use backflow_app::models::build_for;
     use backflow_app::train_distributed::{
-        train_digits_distributed, DistributedOptions, Fault, FaultKind,
+        train_distributed, DistributedOptions, Fault, FaultKind,
     };
-    use std::time::Instant;
 
-    if let Some(path) = &args.checkpoint {
-        if !(args.resume && path.exists()) {
-            args::check_writable("--checkpoint", path)?;
-        }
-    }
     let options = DistributedOptions {
         dp: DistributedConfig::new()
             .bucket_bytes(args.bucket_kib * 1024)
             .overlap(!args.no_overlap)
             .observed_order(args.bucket_order == "observed")
             .timeout(args.allreduce_timeout),
-        checkpoint: args.checkpoint.clone(),
-        resume: args.resume,
+        checkpoint: outputs.checkpoint.clone(),
+        resume: outputs.resume,
         verify_every_step: args.verify_replicas,
         fault: args.inject_fault.as_ref().map(|(rank, step, kind)| Fault {
             rank: *rank,
@@ -109,22 +110,10 @@ pub fn run(config: TrainConfig, args: DistributedArgs, save: Option<PathBuf>) ->
             },
         }),
     };
-    let start = Instant::now();
-    let (model, report) = train_digits_distributed(&config, &options, |p| {
-        // Called on rank 0 only: one line per epoch (under mpirun there is no terminal).
-        let per_epoch = p.total_steps / config.epochs.max(1);
-        if per_epoch > 0 && p.step % per_epoch == 0 {
-            println!(
-                "epoch {:>3}/{}  step {:>5}/{}  loss {:.4}  ({:.1} s)",
-                p.epoch + 1,
-                config.epochs,
-                p.step,
-                p.total_steps,
-                p.loss,
-                start.elapsed().as_secs_f64()
-            );
-        }
-    })?;
+    let model = build_for(name, &config);
+    // Under mpirun there is no terminal: one line per epoch, on rank 0.
+    let mut reporter = Reporter::lines(config.epochs);
+    let report = train_distributed(model.as_ref(), &config, &options, |p| reporter.step(p))?;
     if report.rank != 0 {
         return Ok(());
     }
@@ -133,35 +122,15 @@ pub fn run(config: TrainConfig, args: DistributedArgs, save: Option<PathBuf>) ->
     let median = times.get(times.len() / 2).copied().unwrap_or(0.0);
     let hidden =
         report.hidden_shares.iter().sum::<f64>() / report.hidden_shares.len().max(1) as f64;
-    let train = &report.train;
-    println!(
-        "model: {} branches x hidden {} ({} parameters), {} epochs, global batch {}, Adam lr {}",
-        config.branches,
-        config.hidden,
-        model.num_parameters(),
-        config.epochs,
-        config.batch,
-        config.lr
-    );
+    summary::model_line(name, model.as_ref(), &config, "global batch");
     println!(
         "ranks         : {} (data-parallel over MPI)",
         report.world_size
     );
-    if report.start_epoch > 0 {
-        println!("resumed at    : epoch {}", report.start_epoch + 1);
-    }
-    println!("test accuracy : {:.2}%", train.test_accuracy * 100.0);
-    println!(
-        "final loss    : {:.4} (mean of the last epoch)",
-        train.final_loss
+    summary::results(
+        &report.train,
+        &format!(", median step {:.2} ms", median * 1e3),
     );
-    println!(
-        "training time : {:.2} s ({} steps, median step {:.2} ms)",
-        train.train_time.as_secs_f64(),
-        train.steps,
-        median * 1e3
-    );
-    println!("backward time : {:.2} s", train.backward_time.as_secs_f64());
     println!(
         "allreduce     : {} buckets of {} KiB or less, {}; {:.0}% hidden behind backward, {:.2} s waited",
         report.buckets.len(),
@@ -176,12 +145,6 @@ pub fn run(config: TrainConfig, args: DistributedArgs, save: Option<PathBuf>) ->
     );
     println!("threads       : {} per rank", config.threads);
     println!("scheduler     : {}", config.scheduler.name());
-    if let Some(path) = &args.checkpoint {
-        println!("checkpoint    : {}", path.display());
-    }
-    if let Some(path) = save {
-        save_weights(&model, &path).map_err(|e| format!("--save '{}': {e}", path.display()))?;
-        println!("weights saved : {}", path.display());
-    }
+    summary::save(name, model.as_ref(), &config, outputs)?;
     Ok(())
 }

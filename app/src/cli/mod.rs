@@ -11,8 +11,10 @@ mod args;
 mod distributed;
 mod eval;
 mod graph;
+mod progress;
 mod scale;
 mod stress;
+mod summary;
 mod train;
 
 use clap::error::ErrorKind;
@@ -63,13 +65,15 @@ enum Command {
     /// cross-entropy, Adam, mini-batches. Prints the test accuracy, the mean loss of the
     /// last epoch, the training and backward wall times. Full definition:
     /// benches/WORKLOADS.md (T1). --model inception, attention or moe trains another
-    /// model on the same data and split instead (docs/models.md).
+    /// model on the same data and split instead (docs/models.md). Progress is a bar on a
+    /// terminal, else one line per epoch with its mean loss. --checkpoint FILE and
+    /// --resume stop and continue a run exactly; --distributed trains data-parallel.
     Train(train::TrainArgs),
     /// Evaluate weights saved by `train --save` on the digits test split.
     ///
     /// Evaluate a model saved by `backflow train --save FILE` on the digits test split
-    /// (the 20 % of rows that training held out with the same --seed) and print its test
-    /// accuracy. The model is recognised from the file's tensor names; for T1 the numbers
+    /// (the 20 % of rows that training held out: the seed is read from the file, or
+    /// --seed for a file without one) and print its test accuracy. The model is recognised from the file's tensor names; for T1 the numbers
     /// of branches and hidden units are read from its shapes. See benches/WORKLOADS.md
     /// (T1) and docs/models.md.
     Eval(eval::EvalArgs),

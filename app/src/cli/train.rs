@@ -1,15 +1,16 @@
-//! `backflow train`: workload T1 (or another `--model`) with a progress bar, then accuracy
-//! and timings.
+//! `backflow train`: workload T1 (or another `--model`) with a progress bar (or a line per
+//! epoch when stdout is not a terminal), then accuracy and timings; with `--checkpoint`
+//! and `--resume`, in one process or `--distributed`.
 
-use super::args;
-use super::CliResult;
-use backflow::nn::save_weights;
+use super::progress::Reporter;
+use super::summary::Outputs;
+use super::{args, summary, CliResult};
 use backflow::Scheduler;
-use backflow_app::models::{train_model, ModelName};
+use backflow_app::models::{build_for, ModelName};
 use backflow_app::train::TrainConfig;
+use backflow_app::train_loop::{SingleProcess, Trainer};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The most branches (`train`, `graph`) and hidden units (`train`) of a T1 model.
 pub use backflow_app::models::{MAX_BRANCHES, MAX_HIDDEN};
@@ -48,17 +49,29 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Writes the trained weights to this safetensors file (checked writable before
-    /// training); `backflow eval --load FILE` evaluates them.
+    /// training), with the seed and the recipe in its metadata; `backflow eval --load
+    /// FILE` evaluates them on the test split of that seed.
     #[arg(long)]
     save: Option<PathBuf>,
+    /// Writes a checkpoint here after every epoch, atomically: weights, Adam's state and
+    /// where training stands (with --distributed, rank 0 writes it).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Continue from the --checkpoint file, if it exists: the run ends as one run of
+    /// --epochs straight through would (same --seed and model needed).
+    #[arg(long, requires = "checkpoint")]
+    resume: bool,
     #[command(flatten)]
     dist: super::distributed::DistributedArgs,
 }
 
-/// Trains, showing the running loss, and prints the results.
+/// Trains, showing the progress, and prints the results.
 pub fn run(args: TrainArgs) -> CliResult {
     if let Some(path) = &args.save {
         args::check_writable("--save", path)?;
+    }
+    if let Some(path) = &args.checkpoint {
+        check_checkpoint(path, args.resume)?;
     }
     if args.model != ModelName::T1 {
         for (flag, given) in [("--branches", args.branches), ("--hidden", args.hidden)] {
@@ -82,59 +95,47 @@ pub fn run(args: TrainArgs) -> CliResult {
         threads: args.threads,
         scheduler: args.scheduler,
     };
+    let outputs = args.outputs();
     if args.dist.distributed {
-        return super::distributed::run(config, args.dist, args.save);
+        return super::distributed::run(args.model, config, args.dist, &outputs);
     }
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {pos}/{len} steps  {msg}  ({elapsed}, eta {eta})",
-        )?
-        .progress_chars("=> "),
-    );
-    let mut running = None::<f32>;
-    let (model, report) = train_model(args.model, &config, |p| {
-        // Exponential moving average, so the shown loss does not jump between batches.
-        let avg = running.map_or(p.loss, |r| 0.95 * r + 0.05 * p.loss);
-        running = Some(avg);
-        bar.set_length(p.total_steps as u64);
-        bar.set_position(p.step as u64);
-        if p.step % 4 == 0 || p.step == p.total_steps {
-            bar.set_prefix(format!("epoch {:>2}/{}", p.epoch + 1, config.epochs));
-            bar.set_message(format!("loss {avg:.4}"));
-        }
-    })?;
-    bar.finish();
-    let shape = match args.model {
-        ModelName::T1 => format!("{} branches x hidden {}", config.branches, config.hidden),
-        other => other.name().to_string(),
-    };
-    println!(
-        "model: {shape} ({} parameters), {} epochs, batch {}, Adam lr {}",
-        backflow::nn::Module::num_parameters(&model),
-        config.epochs,
-        config.batch,
-        config.lr
-    );
-    println!("test accuracy : {:.2}%", report.test_accuracy * 100.0);
-    println!(
-        "final loss    : {:.4} (mean of the last epoch)",
-        report.final_loss
-    );
-    println!(
-        "training time : {:.2} s ({} steps)",
-        report.train_time.as_secs_f64(),
-        report.steps
-    );
-    println!(
-        "backward time : {:.2} s",
-        report.backward_time.as_secs_f64()
-    );
+    let model = build_for(args.model, &config);
+    let mut trainer = Trainer::new(model.as_ref(), &config)?;
+    if let Some(path) = &outputs.checkpoint {
+        trainer = trainer.checkpoint(path.clone(), outputs.resume)?;
+    }
+    let mut reporter = Reporter::new(config.epochs)?;
+    let report = trainer.fit(&mut SingleProcess, |p| reporter.step(p))?;
+    reporter.finish();
+    summary::model_line(args.model, model.as_ref(), &config, "batch");
+    summary::results(&report, "");
     println!("threads       : {}", config.threads);
     println!("scheduler     : {}", config.scheduler.name());
     println!("allocator     : {}", super::allocator());
-    if let Some(path) = args.save {
-        save_weights(&model, &path).map_err(|e| format!("--save '{}': {e}", path.display()))?;
-        println!("weights saved : {}", path.display());
-    }
+    summary::save(args.model, model.as_ref(), &config, &outputs)?;
     Ok(())
+}
+
+impl TrainArgs {
+    fn outputs(&self) -> Outputs {
+        Outputs {
+            save: self.save.clone(),
+            checkpoint: self.checkpoint.clone(),
+            resume: self.resume,
+        }
+    }
+}
+
+/// `--checkpoint`: a file that `--resume` reads, or a place the run can write.
+fn check_checkpoint(path: &Path, resume: bool) -> Result<(), args::UsageError> {
+    if resume && path.exists() {
+        if path.is_file() {
+            return Ok(());
+        }
+        return Err(args::UsageError(format!(
+            "invalid value '{}' for '--checkpoint': --resume reads it, and it is not a file",
+            path.display()
+        )));
+    }
+    args::check_writable("--checkpoint", path)
 }

@@ -12,7 +12,7 @@ pub mod moe;
 mod trainer;
 
 pub use graph::block_graph;
-pub use trainer::{build, fit, load_model, train_model};
+pub use trainer::{build, build_for, fit, load_model, train_model};
 
 use backflow::nn::{cross_entropy, Module};
 use backflow::{Result, Tensor};
