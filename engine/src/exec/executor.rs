@@ -80,6 +80,9 @@ struct Executor {
     /// Negative control of the loom models: owners wait without running jobs.
     #[cfg(loom)]
     owner_helps: AtomicBool,
+    /// Negative control of the split model: callers return without waiting for chunks.
+    #[cfg(loom)]
+    split_waits: AtomicBool,
 }
 
 global! {
@@ -99,6 +102,8 @@ global! {
         spawn_failed: AtomicBool::new(false),
         #[cfg(loom)]
         owner_helps: AtomicBool::new(true),
+        #[cfg(loom)]
+        split_waits: AtomicBool::new(true),
     };
 }
 
@@ -264,6 +269,29 @@ pub(super) fn owner_helps() -> bool {
 pub fn set_owner_helps(helps: bool) {
     // Relaxed: read later on this thread, or on threads it starts.
     executor().owner_helps.store(helps, Ordering::Relaxed);
+}
+
+/// Whether a split's caller waits for the chunks other threads run (always, except in the
+/// split model's negative control).
+pub(super) fn split_waits() -> bool {
+    #[cfg(loom)]
+    {
+        // Relaxed: set before the model's split starts, on the same thread.
+        executor().split_waits.load(Ordering::Relaxed)
+    }
+    #[cfg(not(loom))]
+    {
+        true
+    }
+}
+
+/// Negative control of the split model: with `false`, a split's caller returns once every
+/// chunk is claimed, without waiting for those still running elsewhere. Call at the start
+/// of each model execution.
+#[cfg(loom)]
+pub fn set_split_waits(waits: bool) {
+    // Relaxed: read later on this thread.
+    executor().split_waits.store(waits, Ordering::Relaxed);
 }
 
 /// Stops and joins every helper (loom models only: loom requires every thread to finish
