@@ -9,6 +9,8 @@
 //! waiting for those still running on the helper; loom must find the interleaving where the
 //! caller reads a cell the helper has not written yet.
 //!
+//! A third model nests a split inside a chunk.
+//!
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
@@ -32,6 +34,8 @@ fn split(waits: bool) {
     set_split_waits(waits);
     let runs = Runs(std::array::from_fn(|_| UnsafeCell::new(0)));
     parallel_for_on(2, CHUNKS, &|i| {
+        // Captures the whole `Runs` (which is `Sync`), not just its array.
+        let runs = &runs;
         // SAFETY: only the thread that claimed chunk `i` writes its cell; loom checks it.
         runs.0[i].with_mut(|r| unsafe { *r += 1 });
     });
@@ -57,4 +61,35 @@ fn a_caller_that_does_not_wait_is_caught() {
         message.contains("ran 0 times") || message.contains("Causality violation"),
         "{message}"
     );
+}
+
+/// A chunk that splits again makes its thread the caller of the inner split: on the caller
+/// or on the helper, every inner chunk runs once and nothing deadlocks. Bounded to two
+/// preemptions: at three it takes minutes.
+#[test]
+fn nested_splits_finish() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let runs = Runs(std::array::from_fn(|_| UnsafeCell::new(0)));
+        parallel_for_on(2, 2, &|outer| {
+            let runs = &runs;
+            // Chunk 0 splits into cells 0 and 1; chunk 1 writes cell 2 alone.
+            if outer == 0 {
+                parallel_for_on(2, 2, &|inner| {
+                    let runs = &runs;
+                    // SAFETY: each inner chunk owns its cell; loom checks it.
+                    runs.0[inner].with_mut(|r| unsafe { *r += 1 });
+                });
+            } else {
+                // SAFETY: only chunk 1 writes cell 2; loom checks it.
+                runs.0[2].with_mut(|r| unsafe { *r += 1 });
+            }
+        });
+        for cell in &runs.0 {
+            // SAFETY: read after the split returned.
+            assert_eq!(cell.with(|r| unsafe { *r }), 1);
+        }
+        shutdown();
+    });
 }
