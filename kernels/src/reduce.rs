@@ -19,7 +19,7 @@ pub fn sum_all<T: Element>(x: &[T]) -> T {
     if x.len() < 2 * split::MIN_CHUNK_FLOPS {
         return pairwise(x);
     }
-    let mut ranges = vec![0..x.len()];
+    let mut ranges: Vec<std::ops::Range<usize>> = std::iter::once(0..x.len()).collect();
     for _ in 0..TOP_LEVELS {
         ranges = ranges
             .into_iter()
