@@ -28,6 +28,11 @@ impl Budget {
         })
     }
 
+    /// Whether it allows one thread only (then nothing splits).
+    pub(crate) fn is_one(&self) -> bool {
+        self.limit == 1
+    }
+
     /// Whether another thread may join now (a snapshot).
     pub(crate) fn has_room(&self) -> bool {
         // Relaxed: a hint; `try_join` decides.
@@ -109,7 +114,7 @@ mod current {
     ///
     /// ```
     /// use backflow::{with_threads, Tensor};
-    /// let a = Tensor::ones(&[64, 64]);
+    /// let a = Tensor::<f32>::ones(&[64, 64]);
     /// let y = with_threads(1, || a.matmul(&a)).unwrap();
     /// assert_eq!(y.to_vec()[0], 64.0);
     /// ```

@@ -9,6 +9,8 @@
 //!
 //! See `README.md` beside this file for the design and the argument that no pass deadlocks.
 
+#[cfg(not(loom))]
+use super::budget::Budget;
 use crate::sync::{
     fence, global, spawn, Arc, AtomicBool, AtomicUsize, Condvar, JoinHandle, Mutex, Ordering,
 };
@@ -30,6 +32,18 @@ pub(super) trait Pass: Send + Sync {
     /// [`help`](Pass::help), from a job that [`rayon_help`] queued on the caller's rayon pool.
     #[cfg(not(loom))]
     fn help_from_rayon(&self);
+
+    /// Whether this is a split with chunks left that works for `budget` (a snapshot).
+    /// Passes are not.
+    #[cfg(not(loom))]
+    fn offers_to(&self, budget: &Budget) -> bool {
+        let _ = budget;
+        false
+    }
+
+    /// Runs chunks left of a split for a thread that already holds a unit of its budget.
+    #[cfg(not(loom))]
+    fn help_within(&self) {}
 }
 
 /// A registered pass. (Boxed inside the `Arc` because loom's `Arc` cannot hold a `dyn`.)
@@ -216,6 +230,28 @@ pub(super) fn rayon_help(id: usize) {
             pass.help_from_rayon();
         }
     });
+}
+
+/// Runs chunks of a split offered within `budget`, for a thread that holds a unit of it and
+/// has nothing else to do (a pass's owner whose helper runs a large kernel); whether it
+/// found one.
+#[cfg(not(loom))]
+pub(super) fn help_within(budget: &Budget) -> bool {
+    let split = {
+        let state = executor().state.lock();
+        state
+            .passes
+            .iter()
+            .find(|(_, p)| p.offers_to(budget))
+            .map(|(_, p)| Arc::clone(p))
+    };
+    match split {
+        Some(split) => {
+            split.help_within();
+            true
+        }
+        None => false,
+    }
 }
 
 /// A helper's life: help whichever pass wants it, else sleep until woken.

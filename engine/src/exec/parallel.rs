@@ -258,6 +258,13 @@ impl<T: Task> Shared<T> {
             if self.closed.load(Ordering::SeqCst) && self.active.load(Ordering::SeqCst) == 0 {
                 return;
             }
+            // Before napping, take chunks of a kernel that a helper of this pass split: the
+            // owner's unit of the budget would otherwise idle beside it.
+            #[cfg(not(loom))]
+            if !self.closed.load(Ordering::Acquire) && executor::help_within(&self.budget) {
+                backoff.reset();
+                continue;
+            }
             #[cfg(not(loom))]
             if !backoff.is_completed() {
                 backoff.snooze();

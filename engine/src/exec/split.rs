@@ -47,7 +47,7 @@ struct Split {
 /// of the executor, at most as many threads at once as `budget` allows; returns once every
 /// call has returned (resuming the first panic, if any).
 pub(crate) fn run(budget: &Arc<Budget>, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
-    if chunks <= 1 || !budget.has_room() {
+    if chunks <= 1 || budget.is_one() {
         (0..chunks).for_each(f);
         return;
     }
@@ -69,10 +69,14 @@ pub(crate) fn run(budget: &Arc<Budget>, chunks: usize, f: &(dyn Fn(usize) + Sync
         lock: Mutex::new(()),
         finished: Condvar::new(),
     });
+    // Registered even when the budget is full: a thread of it that falls idle (the owner of
+    // the pass this kernel runs in) may still take chunks.
     let id = executor::register(Arc::new(Box::new(Arc::clone(&split))));
-    // SeqCst: `want_helper` expects the offer published, then a fence (see there).
-    fence(Ordering::SeqCst);
-    executor::want_helper();
+    if budget.has_room() {
+        // SeqCst: `want_helper` expects the offer published, then a fence (see there).
+        fence(Ordering::SeqCst);
+        executor::want_helper();
+    }
     split.work();
     if executor::split_waits() {
         split.wait();
@@ -161,5 +165,17 @@ impl Pass for Arc<Split> {
     #[cfg(not(loom))]
     fn help_from_rayon(&self) {
         self.help();
+    }
+
+    #[cfg(not(loom))]
+    fn offers_to(&self, budget: &Budget) -> bool {
+        // Relaxed: a hint, as in `wants_more`.
+        std::ptr::eq(&*self.budget, budget) && self.next.load(Ordering::Relaxed) < self.chunks
+    }
+
+    #[cfg(not(loom))]
+    fn help_within(&self) {
+        // The caller holds a unit of this budget already: no join.
+        self.work();
     }
 }
