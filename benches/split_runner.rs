@@ -2,7 +2,7 @@
 //!
 //! - `split_gemm`: a 256×256×256 product (`Tensor::matmul`, 33.5 Mflop, split into row
 //!   blocks) under `with_threads(1)` and `with_threads(2)`;
-//! - `split_runner`: 8 chunks of about 25 µs each through the executor (`parallel_for`,
+//! - `split_runner`: 8 chunks of about 0.2 ms each through the executor (`parallel_for`,
 //!   which borrows the chunk function across threads by erasing its lifetime: the one
 //!   `unsafe` of `engine/src/exec/split.rs`), against the safe alternative that needs no
 //!   `unsafe` of ours (`std::thread::scope`, a thread started per chunk, as a per-call pool
@@ -28,7 +28,7 @@ fn split_gemm(c: &mut Criterion) {
     group.finish();
 }
 
-/// One chunk's work: a dependent chain of float operations (about 25 µs).
+/// One chunk's work: a dependent chain of float operations (about 0.2 ms).
 fn chunk_work(i: usize) -> f64 {
     let mut v = i as f64;
     for _ in 0..20_000 {
