@@ -134,9 +134,15 @@ fn split_kernels() {
             let y = x.conv2d(w, None, 1, 1, 1).expect("conv").tanh();
             // batched: 32 products of [16, 16]·[16, 16] ≈ 0.26 Mflop.
             let y = y.reshape(&[32, 16, 16]).expect("reshape");
-            let y = y.matmul(&y).expect("bmm").reshape(&[64, 128]).expect("reshape");
+            let y = y
+                .matmul(&y)
+                .expect("bmm")
+                .reshape(&[64, 128])
+                .expect("reshape");
             // GEMM: [64, 128]·[128, 64] ≈ 1 Mflop.
-            y.matmul(&y.transpose(0, 1).expect("t")).expect("gemm").sum()
+            y.matmul(&y.transpose(0, 1).expect("t"))
+                .expect("gemm")
+                .sum()
         });
         let loss = &(&outs[0] + &outs[1]) + &outs[2];
         (leaves, loss)

@@ -160,7 +160,9 @@ pub(crate) fn with_chunks<R>(chunks: usize, f: impl FnOnce() -> R) -> R {
 /// The bits of `v`, for comparing split and whole results exactly.
 #[cfg(test)]
 pub(crate) fn bits<T: crate::Element>(v: &[T]) -> Vec<u64> {
-    v.iter().map(|&x| crate::Element::to_f64(x).to_bits()).collect()
+    v.iter()
+        .map(|&x| crate::Element::to_f64(x).to_bits())
+        .collect()
 }
 
 /// Installs, once per test binary, a runner that gives every chunk its own thread, so the
