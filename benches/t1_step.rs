@@ -24,17 +24,14 @@ fn bench(c: &mut Criterion) {
         .into_iter()
         .chain([1, 2, 4, 8, 16].map(|p| (Scheduler::Parallel, p)));
     for (scheduler, threads) in configs {
-        // The forward pass runs the branches on the current rayon pool, as `train` does.
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .expect("rayon pool");
         let model = wide_model(DIGITS_FEATURES, 16, 64, DIGITS_CLASSES, 0);
         let mut opt = Adam::new(model.parameters(), 1e-2);
         let opts = BackwardOptions::new().scheduler(scheduler).threads(threads);
         g.bench_function(BenchmarkId::new(scheduler.name(), threads), |b| {
             b.iter(|| {
-                pool.install(|| {
+                // The forward's branches and split kernels run on the executor's threads,
+                // as many as the backward pass may use.
+                backflow::with_threads(threads, || {
                     let logits = model.forward(&batch.x).expect("forward");
                     let loss = cross_entropy(&logits, &batch.y).expect("loss");
                     loss.backward_with(&opts).expect("backward");

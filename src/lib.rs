@@ -26,6 +26,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "mpi")))]
 pub mod distributed;
 pub mod nn;
+mod parallel;
 
 pub use backflow_engine::io;
 
@@ -39,6 +40,7 @@ pub use backflow_engine::{
     GraphExport, WeakTensor,
 };
 pub use backflow_kernels::Element;
+pub use parallel::{parallel_for, parallel_map, with_threads};
 
 /// The README's code blocks, compiled and run as doctests.
 #[doc = include_str!("../README.md")]

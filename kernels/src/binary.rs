@@ -5,7 +5,14 @@
 //! the input's shape with [`reduce_to`](crate::reduce_to).
 
 use crate::shape::{broadcast_shapes, broadcast_strides, numel, reduce_owned, walk};
-use crate::Element;
+use crate::{split, Element};
+
+/// Flops a binary op is taken to cost per element, for sizing its chunks (large same-shape
+/// operands are memory-bound; splitting spreads the memory traffic over the cores).
+const FLOPS: usize = 4;
+
+/// Below this many elements a same-shape op maps directly (no zeroed buffer, no split).
+const SPLIT_LEN: usize = 2 * split::MIN_CHUNK_FLOPS / FLOPS;
 
 /// An elementwise binary op.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -39,12 +46,22 @@ fn broadcast_map<T: Element>(
     b: &[T],
     b_shape: &[usize],
     out: &[usize],
-    mut f: impl FnMut(usize, T, T) -> T,
+    f: impl Fn(usize, T, T) -> T + Sync,
 ) -> Vec<T> {
     assert!(
         a.len() == numel(a_shape) && b.len() == numel(b_shape),
         "binary: data does not match shapes {a_shape:?} and {b_shape:?}"
     );
+    if a_shape == b_shape && a.len() >= SPLIT_LEN {
+        let mut y = vec![T::zero(); a.len()];
+        split::for_each_block(&mut y, FLOPS, &|start, part| {
+            let pairs = a[start..].iter().zip(&b[start..]);
+            for (k, (o, (&x, &v))) in part.iter_mut().zip(pairs).enumerate() {
+                *o = f(start + k, x, v);
+            }
+        });
+        return y;
+    }
     if a_shape == b_shape {
         return a
             .iter()
@@ -158,6 +175,29 @@ mod tests {
     use crate::gradcheck::{assert_close, check_vjp, values};
 
     const ALL: [Binary; 4] = [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div];
+
+    #[test]
+    fn split_same_shape_ops_keep_their_bits() {
+        let shape = [8 * 4096 + 123];
+        let (a, b, gy) = (
+            values(shape[0], 31),
+            values(shape[0], 32),
+            values(shape[0], 33),
+        );
+        for op in ALL {
+            let run = |chunks| {
+                split::with_chunks(chunks, || {
+                    let (y, _) = binary_forward(op, &a, &shape, &b, &shape);
+                    let (ga, gb) = binary_backward(op, &a, &shape, &b, &shape, &gy, true, true);
+                    [y, ga.unwrap(), gb.unwrap()].map(|v| split::bits(&v))
+                })
+            };
+            let whole = run(1);
+            for chunks in split::TEST_CHUNKS {
+                assert!(run(chunks) == whole, "{} at {chunks} chunks", op.name());
+            }
+        }
+    }
 
     /// Shape pairs covering the fast paths and the general strided walk.
     const CASES: [(&[usize], &[usize]); 6] = [

@@ -3,7 +3,7 @@
 //! Per row: `μ = mean(x)`, `σ² = mean((x - μ)²)` (biased, as PyTorch), `x̂ = (x - μ)/√(σ² + ε)`,
 //! `y = x̂ ⊙ w + b`. The forward keeps `x̂` and `1/√(σ² + ε)` for the backward.
 
-use crate::Element;
+use crate::{split, Element};
 
 /// What the forward of [`layer_norm`] saves for its backward.
 #[derive(Clone, Debug, PartialEq)]
@@ -72,21 +72,24 @@ pub fn layer_norm_backward<T: Element>(
     let n = T::from_f64(d as f64);
     let rows = || saved.x_hat.chunks_exact(d).zip(gy.chunks_exact(d));
     let gx = need_x.then(|| {
-        let mut gx = Vec::with_capacity(gy.len());
-        let mut g = vec![T::zero(); d];
-        for ((xh, gr), &r) in rows().zip(&saved.rstd) {
-            g.copy_from_slice(gr);
-            if let Some(w) = weight {
-                g.iter_mut().zip(w).for_each(|(g, &w)| *g = *g * w);
+        // Rows are independent: large inputs split into chunks of rows.
+        let mut gx = vec![T::zero(); gy.len()];
+        split::for_each_rows(&mut gx, d, 8 * d, &|first, part| {
+            let mut g = vec![T::zero(); d];
+            for (k, out) in part.chunks_exact_mut(d).enumerate() {
+                let row = first + k;
+                let (xh, r) = (&saved.x_hat[row * d..(row + 1) * d], saved.rstd[row]);
+                g.copy_from_slice(&gy[row * d..(row + 1) * d]);
+                if let Some(w) = weight {
+                    g.iter_mut().zip(w).for_each(|(g, &w)| *g = *g * w);
+                }
+                let mean_g = g.iter().fold(T::zero(), |s, &v| s + v) / n;
+                let mean_gx = g.iter().zip(xh).fold(T::zero(), |s, (&a, &b)| s + a * b) / n;
+                out.iter_mut()
+                    .zip(g.iter().zip(xh))
+                    .for_each(|(o, (&g, &xh))| *o = r * (g - mean_g - xh * mean_gx));
             }
-            let mean_g = g.iter().fold(T::zero(), |s, &v| s + v) / n;
-            let mean_gx = g.iter().zip(xh).fold(T::zero(), |s, (&a, &b)| s + a * b) / n;
-            gx.extend(
-                g.iter()
-                    .zip(xh)
-                    .map(|(&g, &xh)| r * (g - mean_g - xh * mean_gx)),
-            );
-        }
+        });
         gx
     });
     let gw = need_w.then(|| {
@@ -119,6 +122,24 @@ mod tests {
         let s = (2.0f64 / 3.0).sqrt();
         assert_close(&y[..3], &[-1.0 / s, 0.0, 1.0 / s], 1e-12);
         assert!(y[3..].iter().all(|v| v.is_nan())); // constant row, ε = 0
+    }
+
+    #[test]
+    fn split_input_gradient_keeps_its_bits() {
+        let (d, n) = (33, 33 * 40);
+        let (x, w, gy) = (values(n, 5), values(d, 6), values(n, 7));
+        let (_, saved) = layer_norm(&x, d, Some(&w), None, 1e-5);
+        let run = |chunks| {
+            split::with_chunks(chunks, || {
+                let (gx, _, _) =
+                    layer_norm_backward(&saved, &gy, d, Some(&w), (true, false, false));
+                split::bits(&gx.unwrap())
+            })
+        };
+        let whole = run(1);
+        for chunks in split::TEST_CHUNKS {
+            assert_eq!(run(chunks), whole, "{chunks} chunks");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! Max pooling ignores the padding; average pooling counts it as zeros (PyTorch's default
 //! `count_include_pad=True`), so every window divides by `k²`.
 
-use crate::Element;
+use crate::{split, Element};
 
 /// The sizes of a pooling: input `[n, c, h, w]` (as `planes = n·c` planes of `h×w`),
 /// window `k×k`, output planes of `ho×wo`.
@@ -83,21 +83,28 @@ pub fn max_pool2d<T: Element>(x: &[T], s: &Pool2dShape) -> (Vec<T>, Vec<usize>) 
 pub fn avg_pool2d<T: Element>(x: &[T], s: &Pool2dShape) -> Vec<T> {
     let (ho, wo) = (s.ho(), s.wo());
     let area = T::from_f64((s.k * s.k) as f64);
-    let mut y = Vec::with_capacity(s.planes * ho * wo);
-    for plane in x.chunks_exact((s.h * s.w).max(1)).take(s.planes) {
-        for oh in 0..ho {
-            for ow in 0..wo {
-                let (rows, cols) = s.window(oh, ow);
-                let mut total = T::zero();
-                for r in rows {
-                    total = plane[r * s.w + cols.start..r * s.w + cols.end]
-                        .iter()
-                        .fold(total, |a, &v| a + v);
+    let mut y = vec![T::zero(); s.planes * ho * wo];
+    if ho * wo == 0 {
+        return y;
+    }
+    // Planes are independent: large inputs split into chunks of planes.
+    split::for_each_rows(&mut y, ho * wo, s.k * s.k * ho * wo, &|first, part| {
+        for (p, out) in part.chunks_exact_mut(ho * wo).enumerate() {
+            let plane = &x[(first + p) * s.h * s.w..(first + p + 1) * s.h * s.w];
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let (rows, cols) = s.window(oh, ow);
+                    let mut total = T::zero();
+                    for r in rows {
+                        total = plane[r * s.w + cols.start..r * s.w + cols.end]
+                            .iter()
+                            .fold(total, |a, &v| a + v);
+                    }
+                    out[oh * wo + ow] = total / area;
                 }
-                y.push(total / area);
             }
         }
-    }
+    });
     y
 }
 
@@ -112,22 +119,23 @@ pub fn avg_pool2d_backward<T: Element>(gy: &[T], s: &Pool2dShape) -> Vec<T> {
     if s.h * s.w == 0 {
         return gx;
     }
-    for (plane, g) in gx
-        .chunks_exact_mut(s.h * s.w)
-        .zip(gy.chunks_exact((ho * wo).max(1)))
-    {
-        for oh in 0..ho {
-            for ow in 0..wo {
-                let (rows, cols) = s.window(oh, ow);
-                let share = g[oh * wo + ow] / area;
-                for r in rows {
-                    for v in &mut plane[r * s.w + cols.start..r * s.w + cols.end] {
-                        *v = *v + share;
+    // Planes are independent: large gradients split into chunks of planes.
+    split::for_each_rows(&mut gx, s.h * s.w, s.k * s.k * ho * wo, &|first, part| {
+        for (p, plane) in part.chunks_exact_mut(s.h * s.w).enumerate() {
+            let g = &gy[(first + p) * ho * wo..(first + p + 1) * ho * wo];
+            for oh in 0..ho {
+                for ow in 0..wo {
+                    let (rows, cols) = s.window(oh, ow);
+                    let share = g[oh * wo + ow] / area;
+                    for r in rows {
+                        for v in &mut plane[r * s.w + cols.start..r * s.w + cols.end] {
+                            *v = *v + share;
+                        }
                     }
                 }
             }
         }
-    }
+    });
     gx
 }
 
@@ -136,6 +144,29 @@ mod tests {
     use super::*;
     use crate::gradcheck::{check_vjp, values};
 
+    #[test]
+    fn split_avg_pool_keeps_its_bits() {
+        let s = Pool2dShape {
+            planes: 24,
+            h: 9,
+            w: 9,
+            k: 3,
+            stride: 2,
+            padding: 1,
+        };
+        let x = crate::gradcheck::values(s.planes * s.h * s.w, 41);
+        let gy = crate::gradcheck::values(s.planes * s.ho() * s.wo(), 42);
+        let run = |chunks| {
+            split::with_chunks(chunks, || {
+                let (y, gx) = (avg_pool2d(&x, &s), avg_pool2d_backward(&gy, &s));
+                (split::bits(&y), split::bits(&gx))
+            })
+        };
+        let whole = run(1);
+        for chunks in split::TEST_CHUNKS {
+            assert!(run(chunks) == whole, "{chunks} chunks");
+        }
+    }
     #[test]
     fn windows_with_padding() {
         // One 3×3 plane 1..9, k = 2, stride 2, padding 1: windows {1}, {2,3}, {4,7}, {5,6,8,9}.

@@ -4,19 +4,49 @@
 //! reproducible across runs and thread counts.
 
 use crate::shape::numel;
-use crate::Element;
+use crate::{split, Element};
 
 /// Below this many elements [`sum_all`] adds left to right; above, it splits in halves.
 const PAIRWISE_BLOCK: usize = 64;
 
+/// Levels at the top of a large sum's tree whose subtrees run as chunks: `2^TOP_LEVELS`.
+const TOP_LEVELS: u32 = 3;
+
 /// Sum of every element of `x`, by pairwise summation in a fixed order (error grows with
-/// `log n`, not `n`).
+/// `log n`, not `n`). A large sum computes the subtrees below the tree's top levels as
+/// chunks, then adds them up as the tree does: the same additions, so the same bits.
 pub fn sum_all<T: Element>(x: &[T]) -> T {
+    if x.len() < 2 * split::MIN_CHUNK_FLOPS {
+        return pairwise(x);
+    }
+    let mut ranges: Vec<std::ops::Range<usize>> = std::iter::once(0..x.len()).collect();
+    for _ in 0..TOP_LEVELS {
+        ranges = ranges
+            .into_iter()
+            .flat_map(|r| {
+                let mid = r.start + r.len() / 2;
+                [r.start..mid, mid..r.end]
+            })
+            .collect();
+    }
+    let mut sums = vec![T::zero(); ranges.len()];
+    let chunks = split::chunks_for(ranges.len(), x.len());
+    split::for_each_part(sums.iter_mut().collect(), chunks, &|i, s| {
+        **s = pairwise(&x[ranges[i].clone()]);
+    });
+    while sums.len() > 1 {
+        sums = sums.chunks_exact(2).map(|p| p[0] + p[1]).collect();
+    }
+    sums[0]
+}
+
+/// [`sum_all`] on the calling thread: halves until [`PAIRWISE_BLOCK`], then left to right.
+fn pairwise<T: Element>(x: &[T]) -> T {
     if x.len() <= PAIRWISE_BLOCK {
         return x.iter().fold(T::zero(), |acc, &v| acc + v);
     }
     let (lo, hi) = x.split_at(x.len() / 2);
-    sum_all(lo) + sum_all(hi)
+    pairwise(lo) + pairwise(hi)
 }
 
 /// Splits `shape` around `axis` into (elements before it, its size, elements after it).
@@ -84,6 +114,16 @@ pub fn sum_axis_backward<T: Element>(gy: &[T], shape: &[usize], axis: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_split_sum_adds_as_the_whole_tree_does() {
+        let x = crate::gradcheck::values(300_001, 9);
+        let whole = pairwise(&x).to_bits();
+        for chunks in split::TEST_CHUNKS {
+            let got = split::with_chunks(chunks, || sum_all(&x));
+            assert_eq!(got.to_bits(), whole, "{chunks} chunks");
+        }
+    }
     use crate::gradcheck::{assert_close, check_vjp, values};
 
     #[test]

@@ -3,7 +3,7 @@
 //! Each row of `cols` elements is shifted by its maximum before exponentiating, so large
 //! logits cannot overflow (the shift cancels in the ratio).
 
-use crate::Element;
+use crate::{split, Element};
 
 /// Rows of `cols` elements; an empty tensor (or `cols == 0`) has none.
 fn rows<'a, T>(x: &'a [T], cols: usize, op: &str) -> std::slice::ChunksExact<'a, T> {
@@ -20,20 +20,33 @@ fn row_max<T: Element>(row: &[T]) -> T {
     row.iter().copied().fold(T::neg_infinity(), T::max)
 }
 
+/// Fills a result of `len` elements row by row: `f(row, out)` writes row `row` of `cols`
+/// elements into `out`. Rows are independent, so large inputs split into chunks of rows.
+fn map_rows<T: Element>(len: usize, cols: usize, f: impl Fn(usize, &mut [T]) + Sync) -> Vec<T> {
+    let cols = cols.max(1);
+    let mut y = vec![T::zero(); len];
+    // About a dozen flops per element (an exponential among them).
+    split::for_each_rows(&mut y, cols, 12 * cols, &|first, part| {
+        for (k, out) in part.chunks_exact_mut(cols).enumerate() {
+            f(first + k, out);
+        }
+    });
+    y
+}
+
 /// Softmax of each row of `cols` elements: `y_i = e^(x_i - m) / Σ_j e^(x_j - m)` with `m` the
 /// row maximum.
 ///
 /// Precondition: `x.len()` is a multiple of `cols`.
 pub fn softmax<T: Element>(x: &[T], cols: usize) -> Vec<T> {
-    let mut y = Vec::with_capacity(x.len());
-    for row in rows(x, cols, "softmax") {
+    let n = rows(x, cols, "softmax").len() * cols;
+    map_rows(n, cols, |r, y| {
+        let row = &x[r * cols..(r + 1) * cols];
         let m = row_max(row);
-        let start = y.len();
-        y.extend(row.iter().map(|&v| (v - m).exp()));
-        let total = y[start..].iter().fold(T::zero(), |acc, &v| acc + v);
-        y[start..].iter_mut().for_each(|v| *v = *v / total);
-    }
-    y
+        y.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - m).exp());
+        let total = y.iter().fold(T::zero(), |acc, &v| acc + v);
+        y.iter_mut().for_each(|v| *v = *v / total);
+    })
 }
 
 /// Gradient of [`softmax`] from its saved output `y` and the upstream `gy`.
@@ -46,15 +59,17 @@ pub fn softmax_backward<T: Element>(y: &[T], gy: &[T], cols: usize) -> Vec<T> {
         gy.len(),
         "softmax_backward: y and gy lengths differ"
     );
-    let mut gx = Vec::with_capacity(y.len());
-    for (yr, gr) in rows(y, cols, "softmax_backward").zip(gy.chunks_exact(cols.max(1))) {
+    let n = rows(y, cols, "softmax_backward").len() * cols;
+    map_rows(n, cols, |r, gx| {
+        let (yr, gr) = (&y[r * cols..(r + 1) * cols], &gy[r * cols..(r + 1) * cols]);
         let dot = yr
             .iter()
             .zip(gr)
             .fold(T::zero(), |acc, (&a, &g)| acc + a * g);
-        gx.extend(yr.iter().zip(gr).map(|(&a, &g)| a * (g - dot)));
-    }
-    gx
+        gx.iter_mut()
+            .zip(yr.iter().zip(gr))
+            .for_each(|(o, (&a, &g))| *o = a * (g - dot));
+    })
 }
 
 /// Log-softmax of each row of `cols` elements: `x_i - m - ln Σ_j e^(x_j - m)` with `m` the
@@ -62,16 +77,16 @@ pub fn softmax_backward<T: Element>(y: &[T], gy: &[T], cols: usize) -> Vec<T> {
 ///
 /// Precondition: `x.len()` is a multiple of `cols`.
 pub fn log_softmax<T: Element>(x: &[T], cols: usize) -> Vec<T> {
-    let mut y = Vec::with_capacity(x.len());
-    for row in rows(x, cols, "log_softmax") {
+    let n = rows(x, cols, "log_softmax").len() * cols;
+    map_rows(n, cols, |r, y| {
+        let row = &x[r * cols..(r + 1) * cols];
         let m = row_max(row);
         let lse = row
             .iter()
             .fold(T::zero(), |acc, &v| acc + (v - m).exp())
             .ln();
-        y.extend(row.iter().map(|&v| v - m - lse));
-    }
-    y
+        y.iter_mut().zip(row).for_each(|(o, &v)| *o = v - m - lse);
+    })
 }
 
 /// Gradient of [`log_softmax`] from its saved output `y` and the upstream `gy`.
@@ -84,12 +99,14 @@ pub fn log_softmax_backward<T: Element>(y: &[T], gy: &[T], cols: usize) -> Vec<T
         gy.len(),
         "log_softmax_backward: y and gy lengths differ"
     );
-    let mut gx = Vec::with_capacity(y.len());
-    for (yr, gr) in rows(y, cols, "log_softmax_backward").zip(gy.chunks_exact(cols.max(1))) {
+    let n = rows(y, cols, "log_softmax_backward").len() * cols;
+    map_rows(n, cols, |r, gx| {
+        let (yr, gr) = (&y[r * cols..(r + 1) * cols], &gy[r * cols..(r + 1) * cols]);
         let total = gr.iter().fold(T::zero(), |acc, &g| acc + g);
-        gx.extend(yr.iter().zip(gr).map(|(&a, &g)| g - a.exp() * total));
-    }
-    gx
+        gx.iter_mut()
+            .zip(yr.iter().zip(gr))
+            .for_each(|(o, (&a, &g))| *o = g - a.exp() * total);
+    })
 }
 
 #[cfg(test)]
@@ -131,6 +148,24 @@ mod tests {
         assert_close(&[f64::from(ls[2])], &[expect[2].ln()], 1e-6);
         let gx = log_softmax_backward(&ls, &[1.0; 6], 3);
         assert!(gx.iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn split_rows_keep_their_bits() {
+        let (cols, n) = (37, 37 * 41);
+        let (x, gy) = (values(n, 4), values(n, 5));
+        let run = |chunks| {
+            split::with_chunks(chunks, || {
+                let (y, ly) = (softmax(&x, cols), log_softmax(&x, cols));
+                let g = softmax_backward(&y, &gy, cols);
+                let lg = log_softmax_backward(&ly, &gy, cols);
+                [y, ly, g, lg].map(|v| split::bits(&v))
+            })
+        };
+        let whole = run(1);
+        for chunks in split::TEST_CHUNKS {
+            assert_eq!(run(chunks), whole, "{chunks} chunks");
+        }
     }
 
     #[test]

@@ -18,7 +18,59 @@ pub(crate) const MAX_CHUNKS: usize = 32;
 /// The chunk count for `units` units of `total_flops` together: one chunk per
 /// [`MIN_CHUNK_FLOPS`], at most one per unit and at most [`MAX_CHUNKS`], at least 1.
 pub(crate) fn chunks_for(units: usize, total_flops: usize) -> usize {
+    #[cfg(test)]
+    if let Some(forced) = FORCED_CHUNKS.with(std::cell::Cell::get) {
+        return forced.clamp(1, units.max(1));
+    }
     (total_flops / MIN_CHUNK_FLOPS).clamp(1, units.clamp(1, MAX_CHUNKS))
+}
+
+/// Elements per unit of the elementwise kernels: a multiple of every vector width, so a
+/// chunk boundary never moves an element between a vector loop and its scalar tail.
+const BLOCK: usize = 4096;
+
+/// Calls `f(start, part)` over consecutive parts of `out` that together cover it, `start`
+/// being the index of the part's first element, split into chunks of whole [`BLOCK`]s by
+/// the work (`flops_per_element` each). For elementwise kernels, where every element's
+/// value depends on its own inputs only.
+pub(crate) fn for_each_block<T: Send>(
+    out: &mut [T],
+    flops_per_element: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
+    let blocks = out.len().div_ceil(BLOCK);
+    let chunks = chunks_for(blocks, out.len().saturating_mul(flops_per_element));
+    for_each_span(out, BLOCK * blocks.div_ceil(chunks).max(1), f);
+}
+
+/// Calls `f(first_row, part)` over consecutive parts of `out`, rows of `cols` elements,
+/// split into chunks of whole rows by the work (`flops_per_row` each). For kernels whose
+/// rows are independent (softmax, layer norm).
+pub(crate) fn for_each_rows<T: Send>(
+    out: &mut [T],
+    cols: usize,
+    flops_per_row: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
+    let cols = cols.max(1);
+    let rows = out.len() / cols;
+    let chunks = chunks_for(rows, rows.saturating_mul(flops_per_row));
+    let rows_per_part = rows.div_ceil(chunks).max(1);
+    for_each_span(out, rows_per_part * cols, &|start, part| {
+        f(start / cols, part)
+    });
+}
+
+/// `f(start, part)` for each part of `span` elements of `out` (the last may be shorter),
+/// the parts run as chunks; one part runs directly on this thread.
+fn for_each_span<T: Send>(out: &mut [T], span: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+    if out.len() <= span {
+        f(0, out);
+        return;
+    }
+    let parts: Vec<&mut [T]> = out.chunks_mut(span).collect();
+    let n = parts.len();
+    for_each_part(parts, n, &|i, part| f(i * span, part));
 }
 
 /// The units `start..end` that chunk `chunk` of `chunks` covers, of `units` in all: the
@@ -86,6 +138,32 @@ pub(crate) fn for_each_part_with<P: Send, S>(
 /// The chunk counts the split tests force on every product kernel.
 #[cfg(test)]
 pub(crate) const TEST_CHUNKS: [usize; 4] = [1, 2, 4, 8];
+
+#[cfg(test)]
+thread_local! {
+    /// The chunk count [`chunks_for`] returns on this thread (clamped to the units), set by
+    /// [`with_chunks`].
+    static FORCED_CHUNKS: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` with every kernel it calls on this thread split into `chunks` chunks (at most
+/// one per unit), whatever their work, on the test runner's threads.
+#[cfg(test)]
+pub(crate) fn with_chunks<R>(chunks: usize, f: impl FnOnce() -> R) -> R {
+    install_test_runner();
+    FORCED_CHUNKS.with(|c| c.set(Some(chunks)));
+    let r = f();
+    FORCED_CHUNKS.with(|c| c.set(None));
+    r
+}
+
+/// The bits of `v`, for comparing split and whole results exactly.
+#[cfg(test)]
+pub(crate) fn bits<T: crate::Element>(v: &[T]) -> Vec<u64> {
+    v.iter()
+        .map(|&x| crate::Element::to_f64(x).to_bits())
+        .collect()
+}
 
 /// Installs, once per test binary, a runner that gives every chunk its own thread, so the
 /// split tests run chunks concurrently as the engine's pool would.

@@ -5,7 +5,14 @@
 //! and reuses `y` wherever the derivative is cheaper in terms of it. `exp`, `tanh` and the
 //! sigmoid use the vectorisable kernels of `transcendental.rs`.
 
-use crate::Element;
+use crate::{split, Element};
+
+/// Flops an elementwise op is taken to cost per element, for sizing its chunks (a
+/// transcendental costs tens; a cheap op's large arrays are memory-bound anyway).
+const FLOPS: usize = 20;
+
+/// Below this many elements the forward collects directly (no zeroed buffer, no split).
+const SPLIT_LEN: usize = 2 * split::MIN_CHUNK_FLOPS / FLOPS;
 
 /// An elementwise unary op.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,11 +63,21 @@ macro_rules! unary_ops {
             }
         }
 
-        /// Applies `op` to every element of `x`.
+        /// Applies `op` to every element of `x` (split into chunks when large).
         pub fn unary_forward<T: Element>(op: Unary, x: &[T]) -> Vec<T> {
-            match op {
-                $($op => x.iter().map(|&$x| $forward).collect(),)*
+            if x.len() < SPLIT_LEN {
+                return match op {
+                    $($op => x.iter().map(|&$x| $forward).collect(),)*
+                };
             }
+            let mut y = vec![T::zero(); x.len()];
+            split::for_each_block(&mut y, FLOPS, &|start, part| {
+                let x = &x[start..start + part.len()];
+                match op {
+                    $($op => part.iter_mut().zip(x).for_each(|(o, &$x)| *o = $forward),)*
+                }
+            });
+            y
         }
 
         /// Gradient with respect to `x` of `y = op(x)`, given the saved output `y` and the
@@ -86,13 +103,16 @@ macro_rules! unary_ops {
                 y.len(),
                 g.len()
             );
-            let triples = x.iter().zip(y).zip(g.iter_mut());
-            match op {
-                $($op => triples.for_each(|((&$bx, &$by), slot)| {
-                    let $g = *slot;
-                    *slot = $backward;
-                }),)*
-            }
+            split::for_each_block(g, FLOPS, &|start, g| {
+                let end = start + g.len();
+                let triples = x[start..end].iter().zip(&y[start..end]).zip(g.iter_mut());
+                match op {
+                    $($op => triples.for_each(|((&$bx, &$by), slot)| {
+                        let $g = *slot;
+                        *slot = $backward;
+                    }),)*
+                }
+            });
         }
     };
 }
@@ -170,6 +190,30 @@ mod tests {
             let y = unary_forward(op, &x);
             let gx = unary_backward(op, &x, &y, &gy);
             check_vjp(|x| unary_forward(op, x), &x, &gy, &gx);
+        }
+    }
+
+    #[test]
+    fn split_elementwise_keeps_its_bits() {
+        let n = 8 * 4096 + 123;
+        let (x, gy) = (values(n, 21), values(n, 22));
+        for op in ALL {
+            let x: Vec<f64> = if matches!(op, Unary::Ln | Unary::Sqrt | Unary::Powf(_)) {
+                x.iter().map(|v| v.abs() + 0.5).collect()
+            } else {
+                x.clone()
+            };
+            let run = |chunks| {
+                split::with_chunks(chunks, || {
+                    let y = unary_forward(op, &x);
+                    let g = unary_backward(op, &x, &y, &gy);
+                    (split::bits(&y), split::bits(&g))
+                })
+            };
+            let whole = run(1);
+            for chunks in split::TEST_CHUNKS {
+                assert!(run(chunks) == whole, "{} at {chunks} chunks", op.name());
+            }
         }
     }
 

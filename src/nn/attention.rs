@@ -3,7 +3,7 @@
 //!
 //! Each head has its own query, key and value projections (`d_model → d_model / heads`),
 //! so from the shared input to the concatenation the heads share no node: the forward runs
-//! them concurrently on the rayon pool and the parallel executor differentiates them
+//! them concurrently on the executor's threads and the parallel executor differentiates them
 //! concurrently. Per head: `softmax(Q·Kᵀ/√d_head)·V` over `[batch, tokens, d_head]`, with
 //! batched matmuls. The heads' outputs are concatenated and projected back to `d_model`.
 

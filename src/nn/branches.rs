@@ -2,13 +2,12 @@
 //!
 //! Every branch reads the same input, so the backward pass sees independent subgraphs that
 //! meet only at the merge and at the input: the shape the parallel executor runs
-//! concurrently. The forward runs the branches concurrently too, on the current rayon
-//! pool (`ThreadPool::install` bounds its threads).
+//! concurrently. The forward runs the branches concurrently too, on the executor's threads
+//! ([`parallel_map`](crate::parallel_map); [`with_threads`](crate::with_threads) bounds them).
 
 use super::module::{prefixed, Module};
 use super::Param;
-use crate::{enable_grad, is_grad_enabled, no_grad, Element, Error, Result, Tensor};
-use rayon::prelude::*;
+use crate::{parallel_map, Element, Error, Result, Tensor};
 
 /// How a [`Branches`] block combines its branches' outputs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -123,24 +122,12 @@ impl<T: Element> Module<T> for Branches<T> {
     }
 }
 
-/// `f` applied to each item concurrently on the current rayon pool, results in order; the
-/// first error wins. Branch-parallel modules (this block, attention heads, experts) run
-/// their forward passes through it.
+/// `f` applied to each item concurrently on the executor's threads, results in order; the
+/// first error (by item) wins. Branch-parallel modules (this block, attention heads,
+/// experts) run their forward passes through it.
 pub(crate) fn par_map<I: Sync, R: Send>(
     items: &[I],
-    f: impl Fn(&I) -> Result<R> + Sync + Send,
+    f: impl Fn(&I) -> Result<R> + Sync,
 ) -> Result<Vec<R>> {
-    // Recording is a per-thread switch: carry the caller's mode to the workers (a worker
-    // may itself be inside `no_grad`, running nested rayon work).
-    let record = is_grad_enabled();
-    items
-        .par_iter()
-        .map(|item| {
-            if record {
-                enable_grad(|| f(item))
-            } else {
-                no_grad(|| f(item))
-            }
-        })
-        .collect()
+    parallel_map(items, f).into_iter().collect()
 }

@@ -6,7 +6,7 @@
 //! those `k`. Each expert sees just the rows routed to it (`index_select`), so the graph is
 //! rebuilt differently for every batch: an expert that receives no row is not in it at all.
 //! The experts are independent branches between the gather and the combine, which the
-//! forward runs concurrently on the rayon pool and the parallel executor differentiates
+//! forward runs concurrently on the executor's threads and the parallel executor differentiates
 //! concurrently.
 
 use super::branches::par_map;

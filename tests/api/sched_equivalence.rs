@@ -118,3 +118,33 @@ fn fast_mode_agrees_within_tolerance() {
         }
     }
 }
+
+/// Products large enough that the kernels split into chunks (run on idle helpers while the
+/// pass has free threads): a conv, a batched matmul and a GEMM per branch, and the forward
+/// branches themselves on `parallel_map`.
+#[test]
+fn split_kernels() {
+    assert_bitwise_equal(|| {
+        let x = Tensor::randn(&[4, 8, 16, 16], 11);
+        let leaves: Vec<Tensor> = (0..3)
+            .map(|b| (Tensor::randn(&[8, 8, 3, 3], 20 + b) * 0.1).requires_grad())
+            .collect();
+        let outs = backflow::parallel_map(&leaves, |w| {
+            // conv: 4·8·16·16 outputs × 8·9 taps × 2 ≈ 1.2 Mflop.
+            let y = x.conv2d(w, None, 1, 1, 1).expect("conv").tanh();
+            // batched: 32 products of [16, 16]·[16, 16] ≈ 0.26 Mflop.
+            let y = y.reshape(&[32, 16, 16]).expect("reshape");
+            let y = y
+                .matmul(&y)
+                .expect("bmm")
+                .reshape(&[64, 128])
+                .expect("reshape");
+            // GEMM: [64, 128]·[128, 64] ≈ 1 Mflop.
+            y.matmul(&y.transpose(0, 1).expect("t"))
+                .expect("gemm")
+                .sum()
+        });
+        let loss = &(&outs[0] + &outs[1]) + &outs[2];
+        (leaves, loss)
+    });
+}

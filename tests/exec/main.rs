@@ -9,3 +9,4 @@ mod concurrent_callers;
 mod panic;
 mod rayon_pool;
 mod reentrant;
+mod split;

@@ -9,6 +9,8 @@
 //!
 //! See `README.md` beside this file for the design and the argument that no pass deadlocks.
 
+#[cfg(not(loom))]
+use super::budget::Budget;
 use crate::sync::{
     fence, global, spawn, Arc, AtomicBool, AtomicUsize, Condvar, JoinHandle, Mutex, Ordering,
 };
@@ -30,6 +32,18 @@ pub(super) trait Pass: Send + Sync {
     /// [`help`](Pass::help), from a job that [`rayon_help`] queued on the caller's rayon pool.
     #[cfg(not(loom))]
     fn help_from_rayon(&self);
+
+    /// Whether this is a split with chunks left that works for `budget` (a snapshot).
+    /// Passes are not.
+    #[cfg(not(loom))]
+    fn offers_to(&self, budget: &Budget) -> bool {
+        let _ = budget;
+        false
+    }
+
+    /// Runs chunks left of a split for a thread that already holds a unit of its budget.
+    #[cfg(not(loom))]
+    fn help_within(&self) {}
 }
 
 /// A registered pass. (Boxed inside the `Arc` because loom's `Arc` cannot hold a `dyn`.)
@@ -80,6 +94,9 @@ struct Executor {
     /// Negative control of the loom models: owners wait without running jobs.
     #[cfg(loom)]
     owner_helps: AtomicBool,
+    /// Negative control of the split model: callers return without waiting for chunks.
+    #[cfg(loom)]
+    split_waits: AtomicBool,
 }
 
 global! {
@@ -99,6 +116,8 @@ global! {
         spawn_failed: AtomicBool::new(false),
         #[cfg(loom)]
         owner_helps: AtomicBool::new(true),
+        #[cfg(loom)]
+        split_waits: AtomicBool::new(true),
     };
 }
 
@@ -213,6 +232,28 @@ pub(super) fn rayon_help(id: usize) {
     });
 }
 
+/// Runs chunks of a split offered within `budget`, for a thread that holds a unit of it and
+/// has nothing else to do (a pass's owner whose helper runs a large kernel); whether it
+/// found one.
+#[cfg(not(loom))]
+pub(super) fn help_within(budget: &Budget) -> bool {
+    let split = {
+        let state = executor().state.lock();
+        state
+            .passes
+            .iter()
+            .find(|(_, p)| p.offers_to(budget))
+            .map(|(_, p)| Arc::clone(p))
+    };
+    match split {
+        Some(split) => {
+            split.help_within();
+            true
+        }
+        None => false,
+    }
+}
+
 /// A helper's life: help whichever pass wants it, else sleep until woken.
 fn helper_loop() {
     let exec = executor();
@@ -264,6 +305,29 @@ pub(super) fn owner_helps() -> bool {
 pub fn set_owner_helps(helps: bool) {
     // Relaxed: read later on this thread, or on threads it starts.
     executor().owner_helps.store(helps, Ordering::Relaxed);
+}
+
+/// Whether a split's caller waits for the chunks other threads run (always, except in the
+/// split model's negative control).
+pub(super) fn split_waits() -> bool {
+    #[cfg(loom)]
+    {
+        // Relaxed: set before the model's split starts, on the same thread.
+        executor().split_waits.load(Ordering::Relaxed)
+    }
+    #[cfg(not(loom))]
+    {
+        true
+    }
+}
+
+/// Negative control of the split model: with `false`, a split's caller returns once every
+/// chunk is claimed, without waiting for those still running elsewhere. Call at the start
+/// of each model execution.
+#[cfg(loom)]
+pub fn set_split_waits(waits: bool) {
+    // Relaxed: read later on this thread.
+    executor().split_waits.store(waits, Ordering::Relaxed);
 }
 
 /// Stops and joins every helper (loom models only: loom requires every thread to finish

@@ -5,6 +5,7 @@
 //! See `README.md` beside this file for the algorithm.
 
 pub mod accumulate;
+mod budget;
 #[cfg(not(loom))]
 mod cost;
 mod executor;
@@ -12,13 +13,16 @@ mod parallel;
 pub mod plan;
 mod queue;
 mod serial;
+mod split;
 #[cfg(test)]
 mod tests;
 
 pub use accumulate::{Accumulation, Gradient, StripedBuffers};
+#[cfg(not(loom))]
+pub use budget::with_threads;
 pub use executor::max_threads;
 #[cfg(loom)]
-pub use executor::{set_owner_helps, shutdown};
+pub use executor::{set_owner_helps, set_split_waits, shutdown};
 pub use plan::{Edge, Plan};
 
 use crate::sync::Arc;
@@ -166,10 +170,24 @@ pub fn execute<T: Task>(
     if plan.is_empty() {
         return Ok(());
     }
+    #[cfg(not(loom))]
+    install_runner();
     match opts.scheduler {
-        Scheduler::Dfs => serial::run_dfs(&plan, &*task, seeds, opts.accumulation),
-        Scheduler::Kahn => serial::run_kahn(&plan, &*task, seeds, opts.accumulation),
+        Scheduler::Dfs => whole(|| serial::run_dfs(&plan, &*task, seeds, opts.accumulation)),
+        Scheduler::Kahn => whole(|| serial::run_kahn(&plan, &*task, seeds, opts.accumulation)),
         Scheduler::Parallel => parallel::run(plan, task, seeds, opts),
+    }
+}
+
+/// Runs `f` with a budget of one thread: every kernel it runs stays whole on this thread.
+fn whole<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(not(loom))]
+    {
+        budget::scoped(budget::Budget::new(1), f)
+    }
+    #[cfg(loom)]
+    {
+        f()
     }
 }
 
@@ -223,5 +241,82 @@ fn seed_slots(plan: &Plan) -> Vec<u32> {
             count[s as usize] += 1;
             slot
         })
+        .collect()
+}
+
+/// Calls `f(i)` once for each `i` in `0..n`, on the calling thread and on idle threads of
+/// the executor (as many as the caller's budget allows: [`with_threads`], or the backward
+/// pass it runs in); returns once every call has returned. With no idle thread the calls
+/// run in order on the calling thread. A panic in a call is resumed here once all have
+/// finished. This is what split kernels and `backflow::parallel_map` run on.
+///
+/// ```
+/// use backflow::parallel_for;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let sum = AtomicUsize::new(0);
+/// parallel_for(10, &|i| {
+///     sum.fetch_add(i, Ordering::Relaxed);
+/// });
+/// assert_eq!(sum.into_inner(), 45);
+/// ```
+#[cfg(not(loom))]
+pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
+    install_runner();
+    split::run(&budget::current(), n, f);
+}
+
+/// [`parallel_for`] with an explicit number of threads, for the loom models (which cannot use
+/// the thread-local budget): `threads` counts the caller.
+#[cfg(loom)]
+pub fn parallel_for_on(threads: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
+    split::run(&budget::Budget::new(threads), n, f);
+}
+
+/// The kernels' chunk runner: the executor, within the calling thread's budget.
+#[cfg(not(loom))]
+struct Runner;
+
+#[cfg(not(loom))]
+impl backflow_kernels::par::ChunkRunner for Runner {
+    fn run(&self, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+        split::run(&budget::current(), chunks, f);
+    }
+}
+
+/// Installs the executor as the kernels' chunk runner, once per process, unless the
+/// environment variable `BACKFLOW_SPLIT` is `0` (kernels then run whole: for measuring
+/// what splitting gains). Called on first use of a tensor op, a backward pass or
+/// [`parallel_for`]; cheap after the first call.
+#[cfg(not(loom))]
+pub fn install_runner() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var("BACKFLOW_SPLIT").map_or(true, |v| v != "0") {
+            backflow_kernels::par::set_runner(&Runner);
+        }
+    });
+}
+
+/// `f` applied to every item by [`parallel_for`], the results in item order.
+///
+/// (`backflow::parallel_map` wraps it, carrying the caller's grad mode.)
+///
+/// ```
+/// use backflow::parallel_map;
+/// assert_eq!(parallel_map(&[1, 2, 3], |x| x * 10), vec![10, 20, 30]);
+/// ```
+#[cfg(not(loom))]
+pub fn map<I: Sync, R: Send>(items: &[I], f: impl Fn(&I) -> R + Sync) -> Vec<R> {
+    let results: Vec<crate::sync::Mutex<Option<R>>> = items
+        .iter()
+        .map(|_| crate::sync::Mutex::new(None))
+        .collect();
+    parallel_for(items.len(), &|i| {
+        let r = f(&items[i]);
+        *results[i].lock() = Some(r);
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().expect("parallel_for ran every item"))
         .collect()
 }

@@ -3,6 +3,7 @@
 //! thread owns the pass and runs it; helpers of the process-wide executor join while it has
 //! ready work (see `executor.rs`).
 
+use super::budget::Budget;
 use super::executor::{self, Pass};
 use super::queue::{Local, ReadyQueue};
 use super::{
@@ -43,6 +44,9 @@ struct Shared<T: Task> {
     error: Mutex<Option<ExecError>>,
     /// Threads that may run jobs at once, the owner included.
     slots: usize,
+    /// The pass's threads, those running kernel chunks for it included: a helper joins only
+    /// with a unit of it, so nodes and chunks together never use more than `slots`.
+    budget: Arc<Budget>,
     /// The queue ends of the helper slots not taken.
     free: Mutex<Vec<JobLocal<T>>>,
     /// Helpers holding a slot.
@@ -69,19 +73,18 @@ pub(super) fn run<T: Task>(
     seeds: Vec<Option<T::Grad>>,
     opts: &ExecOptions,
 ) -> Result<(), ExecError> {
-    let slots = if runs_alone(&plan) {
-        1
-    } else {
-        super::clamp_threads(opts.threads)
-    };
+    let threads = super::clamp_threads(opts.threads);
+    let slots = if runs_alone(&plan) { 1 } else { threads };
     #[cfg(not(loom))]
     let start = std::time::Instant::now();
     #[cfg(not(loom))]
     if slots == 1 {
         // One thread, a graph with nothing to run side by side, or one too short to share:
         // a sequential loop, with no atomics, queue or wake-ups (the same canonical folds,
-        // so the same bits).
-        let result = super::serial::run_stack(&plan, &*task, seeds, opts.accumulation);
+        // so the same bits). Its kernels may still split over the pass's threads.
+        let result = super::budget::scoped(Budget::new(threads), || {
+            super::serial::run_stack(&plan, &*task, seeds, opts.accumulation)
+        });
         super::cost::record(plan.len(), start.elapsed());
         return result;
     }
@@ -98,6 +101,7 @@ pub(super) fn run<T: Task>(
         closed: AtomicBool::new(false),
         error: Mutex::new(None),
         slots,
+        budget: Budget::new(slots),
         free: Mutex::new(locals),
         joined: AtomicUsize::new(0),
         active: AtomicUsize::new(0),
@@ -124,6 +128,9 @@ pub(super) fn run<T: Task>(
             shared: &shared,
             id,
         };
+        #[cfg(not(loom))]
+        super::budget::scoped(Arc::clone(&shared.budget), || shared.own(seeds, &own));
+        #[cfg(loom)]
         shared.own(seeds, &own);
     }
     #[cfg(not(loom))]
@@ -161,6 +168,7 @@ impl<T: Task> Pass for Arc<Shared<T>> {
         // Relaxed: a snapshot for choosing a pass; `help` re-checks under the real protocol.
         !self.closed.load(Ordering::Relaxed)
             && self.joined.load(Ordering::Relaxed) + 1 < self.slots
+            && self.budget.has_room()
             && !self.queue.is_empty()
     }
 
@@ -176,7 +184,7 @@ impl<T: Task> Pass for Arc<Shared<T>> {
         // the owner sees this helper and waits for it, or this helper sees the pass closed
         // and runs nothing: no job runs after the owner returns.
         self.active.fetch_add(1, Ordering::SeqCst);
-        if !self.closed.load(Ordering::SeqCst) {
+        if !self.closed.load(Ordering::SeqCst) && self.budget.try_join() {
             let local = self.free.lock().pop();
             if let Some(local) = local {
                 // Relaxed: only a hint for `wants_help` and `push`.
@@ -184,7 +192,11 @@ impl<T: Task> Pass for Arc<Shared<T>> {
                 // Callbacks' panics are caught per node; this catches one outside them (a
                 // `Gradient::accumulate` that panics), which would otherwise kill the helper
                 // and leave the owner waiting for it. It fails the pass instead.
-                let worked = catch_unwind(AssertUnwindSafe(|| self.work_as_helper(&local)));
+                let work = || catch_unwind(AssertUnwindSafe(|| self.work_as_helper(&local)));
+                #[cfg(not(loom))]
+                let worked = super::budget::scoped(Arc::clone(&self.budget), work);
+                #[cfg(loom)]
+                let worked = work();
                 if let Err(payload) = worked {
                     self.fail(ExecError {
                         node: 0,
@@ -196,6 +208,7 @@ impl<T: Task> Pass for Arc<Shared<T>> {
                 self.joined.fetch_sub(1, Ordering::Relaxed);
                 self.free.lock().push(local);
             }
+            self.budget.leave();
         }
         // SeqCst: pairs with the owner's load of `active` (see above and `wake_owner`).
         self.active.fetch_sub(1, Ordering::SeqCst);
@@ -244,6 +257,13 @@ impl<T: Task> Shared<T> {
             // SeqCst: see `help`; the owner reads `closed` before `active`.
             if self.closed.load(Ordering::SeqCst) && self.active.load(Ordering::SeqCst) == 0 {
                 return;
+            }
+            // Before napping, take chunks of a kernel that a helper of this pass split: the
+            // owner's unit of the budget would otherwise idle beside it.
+            #[cfg(not(loom))]
+            if !self.closed.load(Ordering::Acquire) && executor::help_within(&self.budget) {
+                backoff.reset();
+                continue;
             }
             #[cfg(not(loom))]
             if !backoff.is_completed() {

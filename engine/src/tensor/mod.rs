@@ -640,6 +640,8 @@ impl<T: Element> Tensor<T> {
         if let Err(e) = check_fills(op, data.len(), &shape) {
             panic!("{e}");
         }
+        // The kernels split over the executor's threads from the first op on.
+        crate::exec::install_runner();
         let mut out = Self {
             inner: Arc::new(Inner {
                 data,
