@@ -65,6 +65,14 @@ pub const LIMITED_CHILD_DIR: &str = "BACKFLOW_TEST_LIMITED_CHILD_DIR";
 #[allow(dead_code)]
 pub fn rerun_with_file_size_limit(test: &str, dir: &std::path::Path) {
     let exe = std::env::current_exe().expect("the test binary's path");
+    // In a grouped test binary the test's full name has its module in front
+    // (`trace::name`); the harness names the test's thread with it.
+    let test = std::thread::current()
+        .name()
+        .filter(|full| full.ends_with(test))
+        .unwrap_or(test)
+        .to_string();
+    let test = test.as_str();
     let mut child = std::process::Command::new("sh");
     child
         .args(["-c", r#"trap "" XFSZ; ulimit -f 2 && exec "$@""#, "sh"])
