@@ -8,6 +8,7 @@ pub mod accumulate;
 #[cfg(not(loom))]
 mod cost;
 mod executor;
+mod fold_tree;
 mod parallel;
 pub mod plan;
 mod queue;
@@ -15,7 +16,7 @@ mod serial;
 #[cfg(test)]
 mod tests;
 
-pub use accumulate::{Accumulation, Gradient, StripedBuffers};
+pub use accumulate::{canonical_sum, Accumulation, Gradient, StripedBuffers, BLOCK};
 pub use executor::max_threads;
 #[cfg(loom)]
 pub use executor::{set_owner_helps, shutdown};

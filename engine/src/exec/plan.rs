@@ -250,6 +250,13 @@ impl Plan {
         (s != u32::MAX).then_some(s)
     }
 
+    /// The in-degrees of the nodes with more than one contribution, by [`shared_index`].
+    ///
+    /// [`shared_index`]: Plan::shared_index
+    pub fn shared_indegrees(&self) -> Vec<u32> {
+        self.indegree.iter().copied().filter(|&d| d > 1).collect()
+    }
+
     /// Whether the plan is a single chain (one seed; every node has at most one edge and
     /// one contribution): its nodes can only run one after another.
     pub fn is_chain(&self) -> bool {
