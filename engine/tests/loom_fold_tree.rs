@@ -9,6 +9,11 @@
 //! join in the order they completed, the other looks for the sibling's sum and stores its own
 //! under two separate locks (so two threads can both miss each other and the root is lost).
 //!
+//! A block's contributions are subtracted from the node's counter at once, by the thread that
+//! completes the block; a further model checks that the releasing thread still sees what
+//! every producer wrote before depositing (a producer whose deposit completes nothing never
+//! touches the counter).
+//!
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
@@ -18,6 +23,7 @@ use common::{check, check_fails, Expr};
 use backflow_engine::exec::accumulate::Flaw;
 use backflow_engine::exec::{Accumulation, StripedBuffers, BLOCK};
 use backflow_engine::sync::{Arc, AtomicU32, Ordering};
+use loom::cell::UnsafeCell;
 
 /// One iteration: thread `t` deposits the slots `plan[t]`, in that order, into one node of
 /// in-degree `n` (operand `c{slot}`) and decrements the counter by what each deposit folded,
@@ -103,4 +109,73 @@ fn join_that_looks_then_stores_is_caught() {
         message.contains("not the canonical tree") || message.contains("taken before final"),
         "{message}"
     );
+}
+
+/// Plain data each producer thread writes before its deposits: one cell per thread.
+struct Written([UnsafeCell<u32>; 3]);
+
+// SAFETY: the cells are accessed through loom's `UnsafeCell`, which reports any pair of
+// accesses not ordered by happens-before; finding those is the point of the model.
+unsafe impl Sync for Written {}
+
+/// One iteration: the three threads of [`THREE_THREADS`] each write their cell, then deposit,
+/// decrementing the counter with `ordering`; the releaser reads every cell before it takes
+/// the sum.
+fn publish(ordering: Ordering) {
+    {
+        let n = 5;
+        let shared = Arc::new((
+            StripedBuffers::new(&[n], Accumulation::Deterministic),
+            AtomicU32::new(n),
+            Written(std::array::from_fn(|_| UnsafeCell::new(0))),
+        ));
+        let handles: Vec<_> = THREE_THREADS
+            .iter()
+            .enumerate()
+            .map(|(t, &slots)| {
+                let shared = Arc::clone(&shared);
+                loom::thread::spawn(move || {
+                    let (buffers, indegree, written) = &*shared;
+                    written.0[t].with_mut(|cell| {
+                        // SAFETY: only thread `t` writes cell `t`; readers are checked by loom.
+                        unsafe { *cell = t as u32 + 1 }
+                    });
+                    let mut seen = None;
+                    for &slot in slots {
+                        let folded = buffers.deposit(0, slot, Some(Expr(format!("c{slot}"))));
+                        if folded > 0 && indegree.fetch_sub(folded, ordering) == folded {
+                            let cells: Vec<u32> = written
+                                .0
+                                .iter()
+                                // SAFETY: writers wrote before depositing; loom checks the order.
+                                .map(|cell| cell.with(|v| unsafe { *v }))
+                                .collect();
+                            seen = Some((cells, buffers.take(0)));
+                        }
+                    }
+                    seen
+                })
+            })
+            .collect();
+        let released: Vec<_> = handles
+            .into_iter()
+            .filter_map(|h| h.join().expect("producer panicked"))
+            .collect();
+        assert_eq!(released.len(), 1, "released {} times", released.len());
+        let (cells, sum) = &released[0];
+        assert_eq!(cells, &[1, 2, 3], "the releaser missed a producer's writes");
+        assert_canonical(sum.clone(), FIVE);
+    }
+}
+
+#[test]
+fn releaser_sees_every_producers_writes() {
+    // AcqRel: as in the executor's `deliver`.
+    check(|| publish(Ordering::AcqRel));
+}
+
+#[test]
+fn relaxed_decrement_is_caught_in_a_tree() {
+    let message = check_fails(|| publish(Ordering::Relaxed));
+    assert!(message.contains("Causality violation"), "{message}");
 }

@@ -14,9 +14,9 @@
 //! contribution(s) foldable marks the fold busy, takes the running sum out, adds outside the
 //! lock, and puts it back (a combiner). Contributions arriving meanwhile are parked and picked
 //! up by that same thread before it lets go. A contribution counts as delivered, for the
-//! in-degree counter, once it is folded (into the root, for a tree, or left waiting at a join
-//! for the sibling's thread); so when the counter reaches zero, the sum is final and nobody
-//! holds it.
+//! in-degree counter, once it is folded (for a tree: once its block is complete and carried
+//! as far up the tree as it goes); so when the counter reaches zero, the sum is final and
+//! nobody holds it.
 
 pub use super::fold_tree::{canonical_sum, BLOCK};
 
@@ -29,7 +29,8 @@ use std::collections::BTreeMap;
 /// How contributions to a node with several consumers are summed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Accumulation {
-    /// Sum in canonical slot order: bitwise identical across schedulers, thread counts and runs.
+    /// Sum in a canonical order fixed by the slots and the in-degree alone (see
+    /// [`canonical_sum`]): bitwise identical across schedulers, thread counts and runs.
     #[default]
     Deterministic,
     /// Sum in arrival order, in place: no parking, results vary in the last bits.
@@ -252,8 +253,9 @@ impl<G: Gradient> StripedBuffers<G> {
     }
 
     /// Deposits contribution `c` for `slot` of `node`. Returns how many contributions this
-    /// call folded (its own and others'), which the caller then subtracts from the node's
-    /// in-degree counter. Never adds under a lock.
+    /// call delivered (folded, its own and others'; for a tree, the contributions of the block
+    /// it completed), which the caller then subtracts from the node's in-degree counter. Never
+    /// adds under a lock.
     pub fn deposit(&self, node: u32, slot: u32, c: Option<G>) -> u32 {
         if let Some(tree) = &self.trees[node as usize] {
             return tree.deposit(slot, c);

@@ -16,9 +16,14 @@
 //! join's lock, for the sibling's sum: if it is there, it takes it, adds outside the lock (left
 //! subtree first) and climbs on; if not, it leaves its own sum there for the sibling's thread
 //! and stops. So the two halves of a join are added by whichever thread completes the second,
-//! threads fold different blocks at once, and no lock is held while adding. A contribution is
-//! counted as delivered (for the node's in-degree counter) only once its thread has stopped
-//! climbing, so when the counter reaches zero the root is stored and nobody holds a part of it.
+//! threads fold different blocks at once, and no lock is held while adding.
+//!
+//! A block's contributions are counted as delivered (against the node's in-degree counter)
+//! all at once, by the thread that completed the block, after it has stopped climbing: so
+//! when the counter reaches zero the root is stored and nobody holds a part of it, and the
+//! counter, which every thread delivering into the node shares, takes one decrement per
+//! block instead of one per contribution. Its Release still publishes every contribution of
+//! the block: each was deposited under the block's lock before the completer took that lock.
 
 use super::accumulate::{add, fold_behind, Accumulation, Fold, Gradient};
 use crate::sync::{CachePadded, Mutex};
@@ -107,8 +112,8 @@ impl<G: Gradient> FoldTree<G> {
         }
     }
 
-    /// Deposits contribution `c` for `slot`; returns how many contributions this call folded
-    /// (its own and others' parked in its block), counted only after any climb it made.
+    /// Deposits contribution `c` for `slot`; returns how many contributions this call
+    /// delivered: its block's, if it completed the block (counted after its climb), else 0.
     pub(super) fn deposit(&self, slot: u32, c: Option<G>) -> u32 {
         debug_assert!(
             slot < self.n,
@@ -118,7 +123,7 @@ impl<G: Gradient> FoldTree<G> {
         let leaf = slot / BLOCK;
         let len = BLOCK.min(self.n - leaf * BLOCK);
         let block = &self.blocks[leaf as usize];
-        let (folded, sum) = fold_behind(
+        let (_, sum) = fold_behind(
             block,
             |fold| fold,
             slot % BLOCK,
@@ -126,10 +131,13 @@ impl<G: Gradient> FoldTree<G> {
             Accumulation::Deterministic,
             len,
         );
-        if let Some(sum) = sum {
-            self.climb(leaf, sum);
+        match sum {
+            Some(sum) => {
+                self.climb(leaf, sum);
+                len
+            }
+            None => 0,
         }
-        folded
     }
 
     /// Carries the sum of completed leaf `leaf` up the tree as far as the sibling subtrees are

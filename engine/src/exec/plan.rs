@@ -4,7 +4,8 @@
 //! sight and counts its in-degree (the consumer edges pointing at it). Each edge gets a
 //! canonical *slot* at its target, its rank among the target's incoming edges in traversal
 //! order. Seeds (the gradients given for the roots) take the first slots. Every scheduler
-//! sums a node's contributions in slot order, which is what makes them bitwise identical.
+//! sums a node's contributions in the same order of slots (see `canonical_sum`), which is what
+//! makes them bitwise identical.
 
 use rustc_hash::FxHashMap;
 use std::hash::Hash;
