@@ -88,7 +88,7 @@ const ALL: [Option<&str>; K as usize] = [Some("a"), Some("b"), Some("c")];
 #[test]
 fn deterministic_fold_is_canonical_under_every_interleaving() {
     check(|| {
-        let buffers = StripedBuffers::new(1, Accumulation::Deterministic);
+        let buffers = StripedBuffers::new(&[K], Accumulation::Deterministic);
         let sum = fan_in(buffers, ALL);
         assert_eq!(sum.0, "((a+b)+c)", "not the canonical fold");
     });
@@ -97,7 +97,7 @@ fn deterministic_fold_is_canonical_under_every_interleaving() {
 #[test]
 fn deterministic_fold_skips_an_absent_middle_contribution() {
     check(|| {
-        let buffers = StripedBuffers::new(1, Accumulation::Deterministic);
+        let buffers = StripedBuffers::new(&[K], Accumulation::Deterministic);
         let sum = fan_in(buffers, [Some("a"), None, Some("c")]);
         assert_eq!(sum.0, "(a+c)", "not the canonical fold");
     });
@@ -106,7 +106,7 @@ fn deterministic_fold_skips_an_absent_middle_contribution() {
 #[test]
 fn deterministic_fold_skips_an_absent_first_contribution() {
     check(|| {
-        let buffers = StripedBuffers::new(1, Accumulation::Deterministic);
+        let buffers = StripedBuffers::new(&[K], Accumulation::Deterministic);
         let sum = fan_in(buffers, [None, Some("b"), Some("c")]);
         assert_eq!(sum.0, "(b+c)", "not the canonical fold");
     });
@@ -115,7 +115,7 @@ fn deterministic_fold_skips_an_absent_first_contribution() {
 #[test]
 fn fast_fold_sums_every_contribution_once() {
     check(|| {
-        let buffers = StripedBuffers::new(1, Accumulation::Fast);
+        let buffers = StripedBuffers::new(&[K], Accumulation::Fast);
         let sum = fan_in(buffers, ALL);
         assert_eq!(
             operands(&sum),

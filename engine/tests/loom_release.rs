@@ -91,7 +91,7 @@ fn produce(fan: &FanIn, p: u32, order: Decrement) -> Option<(Option<Expr>, Vec<u
 /// One iteration: K producer threads, the main thread joins them and checks the outcome.
 fn fan_in(order: Decrement) {
     let fan = Arc::new(FanIn {
-        buffers: StripedBuffers::new(1, Accumulation::Deterministic),
+        buffers: StripedBuffers::new(&[K], Accumulation::Deterministic),
         indegree: AtomicU32::new(K),
         written: Written(std::array::from_fn(|_| UnsafeCell::new(0))),
     });

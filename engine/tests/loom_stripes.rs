@@ -49,7 +49,7 @@ fn feed_shared_stripe(mode: Accumulation) -> [Expr; 2] {
     assert_eq!(STRIPES, 2, "the model assumes loom's stripe count");
     assert_eq!(SHARED[0] as usize % STRIPES, SHARED[1] as usize % STRIPES);
     let shared = Arc::new(Shared {
-        buffers: StripedBuffers::new(NODES, mode),
+        buffers: StripedBuffers::new(&[INDEGREE; NODES], mode),
         indegree: std::array::from_fn(|_| AtomicU32::new(INDEGREE)),
     });
     let handles: Vec<_> = (0..2u32)

@@ -95,6 +95,54 @@ fn w3_fan_in_small() {
     });
 }
 
+/// Sums terms pairwise, level by level, as the W3 workload does (a tree of adds).
+fn tree_sum(mut terms: Vec<Tensor>) -> Tensor {
+    while terms.len() > 1 {
+        terms = terms
+            .chunks(2)
+            .map(|pair| match pair {
+                [a, b] => a + b,
+                [a] => a.clone(),
+                _ => unreachable!("chunks(2)"),
+            })
+            .collect();
+    }
+    terms.pop().expect("one term")
+}
+
+/// W3's shape at a smaller size: 3,000 consumers of one `[64]` tensor, summed by a tree of
+/// adds, so that many threads deliver into its node at once, into many blocks of its
+/// summation tree.
+#[test]
+fn w3_fan_in_tree_of_adds() {
+    const CONSUMERS: usize = 3_000;
+    let build = || {
+        let t2 = Tensor::randn(&[64], 5).requires_grad();
+        let terms = (0..CONSUMERS)
+            .map(|k| (&t2 * (k as f32 * 1e-3)).sin().sum())
+            .collect();
+        (vec![t2], tree_sum(terms))
+    };
+    assert_bitwise_equal(build);
+    // d/dt Σ_k sin(a_k t) = Σ_k a_k cos(a_k t), with a_k = k / 1000.
+    let (leaves, loss) = build();
+    loss.backward().expect("backward");
+    let t2 = &leaves[0];
+    let grad = t2.grad().expect("a gradient").to_vec();
+    for (g, t) in grad.iter().zip(t2.to_vec()) {
+        let want: f64 = (0..CONSUMERS)
+            .map(|k| {
+                let a = k as f64 * 1e-3;
+                a * (a * t as f64).cos()
+            })
+            .sum();
+        assert!(
+            (*g as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()),
+            "{g} vs {want}"
+        );
+    }
+}
+
 #[test]
 fn fast_mode_agrees_within_tolerance() {
     let t2 = Tensor::randn(&[64], 3).requires_grad();

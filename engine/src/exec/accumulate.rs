@@ -2,25 +2,35 @@
 //!
 //! A node with several consumers receives one contribution per incoming edge, each tagged
 //! with its canonical slot (see [`super::plan`]). In [`Accumulation::Deterministic`] mode the
-//! contributions are summed as the left fold `((c0 + c1) + c2) + …` in slot order, whatever
-//! order they arrive in: each in-order prefix is folded as soon as it is complete, and only
-//! out-of-order arrivals wait, parked. In [`Accumulation::Fast`] mode they are added in arrival
-//! order.
+//! contributions are summed in a canonical order that depends only on the node's in-degree,
+//! whatever order they arrive in: up to [`BLOCK`] of them as the left fold
+//! `((c0 + c1) + c2) + …` in slot order, more as a tree of such folds (see
+//! [`super::fold_tree`]). Each in-order prefix is folded as soon as it is complete, and only
+//! out-of-order arrivals wait, parked. In [`Accumulation::Fast`] mode they are added in
+//! arrival order.
 //!
-//! The state of node `i` lives in stripe `i % stripes`, a cache-padded mutex. Additions never
-//! run under the stripe lock: the thread that finds the next contribution(s) foldable marks the
-//! node busy, takes the running sum out, adds outside the lock, and puts it back (a combiner).
-//! Contributions arriving meanwhile are parked and picked up by that same thread before it
-//! lets go. A contribution counts as delivered, for the in-degree counter, once it is folded;
-//! so when the counter reaches zero, the sum is final and nobody holds it.
+//! The left fold of node `i` lives in stripe `i % stripes`, a cache-padded mutex; a tree has
+//! a lock per block. Additions never run under a lock: the thread that finds the next
+//! contribution(s) foldable marks the fold busy, takes the running sum out, adds outside the
+//! lock, and puts it back (a combiner). Contributions arriving meanwhile are parked and picked
+//! up by that same thread before it lets go. A contribution counts as delivered, for the
+//! in-degree counter, once it is folded (for a tree: once its block is complete and carried
+//! as far up the tree as it goes); so when the counter reaches zero, the sum is final and
+//! nobody holds it.
 
+pub use super::fold_tree::{canonical_sum, BLOCK};
+
+#[cfg(loom)]
+pub use super::fold_tree::Flaw;
+use super::fold_tree::FoldTree;
 use crate::sync::{CachePadded, Mutex};
 use std::collections::BTreeMap;
 
 /// How contributions to a node with several consumers are summed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Accumulation {
-    /// Sum in canonical slot order: bitwise identical across schedulers, thread counts and runs.
+    /// Sum in a canonical order fixed by the slots and the in-degree alone (see
+    /// [`canonical_sum`]): bitwise identical across schedulers, thread counts and runs.
     #[default]
     Deterministic,
     /// Sum in arrival order, in place: no parking, results vary in the last bits.
@@ -33,8 +43,20 @@ pub trait Gradient: Send + Sized {
     fn accumulate(self, later: Self) -> Self;
 }
 
+impl Gradient for f64 {
+    fn accumulate(self, later: f64) -> f64 {
+        self + later
+    }
+}
+
+impl Gradient for f32 {
+    fn accumulate(self, later: f32) -> f32 {
+        self + later
+    }
+}
+
 /// Adds an optional contribution to an optional running sum (an absent one adds nothing).
-fn add<G: Gradient>(acc: Option<G>, c: Option<G>) -> Option<G> {
+pub(super) fn add<G: Gradient>(acc: Option<G>, c: Option<G>) -> Option<G> {
     match (acc, c) {
         (Some(a), Some(c)) => Some(a.accumulate(c)),
         (a, None) => a,
@@ -137,12 +159,50 @@ impl<G: Gradient> Fold<G> {
     }
 }
 
+/// Deposits contribution `c` for `slot` into the fold that `at` picks out of what `lock`
+/// guards; returns how many contributions this call folded (its own and others' parked ones)
+/// and, if this call folded the last of `len` slots, the fold's final sum, taken out. Never
+/// adds under the lock.
+pub(super) fn fold_behind<X, G: Gradient>(
+    lock: &Mutex<X>,
+    at: impl Fn(&mut X) -> &mut Fold<G>,
+    slot: u32,
+    c: Option<G>,
+    mode: Accumulation,
+    len: u32,
+) -> (u32, Option<Option<G>>) {
+    let mut guard = lock.lock();
+    let mut step = at(&mut guard).deposit(slot, c, mode);
+    loop {
+        match step {
+            Step::Done { folded } => {
+                // Only the thread that folds the last slot sees `next == len` with `folded > 0`:
+                // a thread that parks leaves its own slot unfolded.
+                let fold = at(&mut guard);
+                let complete = folded > 0 && fold.next == len;
+                return (folded, complete.then(|| fold.acc.take()));
+            }
+            Step::Add { acc, c, folded } => {
+                // NOTE: the lock is released here; `busy` keeps other threads off `acc`.
+                drop(guard);
+                let acc = add(acc, c);
+                guard = lock.lock();
+                step = at(&mut guard).resume(acc, folded + 1);
+            }
+        }
+    }
+}
+
 /// One stripe: the folds of nodes `s, s + S, s + 2S, …`, at index `i / S`.
 type Stripe<G> = CachePadded<Mutex<Vec<Fold<G>>>>;
 
-/// Per-node accumulation state behind a fixed array of cache-padded stripe locks.
+/// Per-node accumulation state: left folds behind a fixed array of cache-padded stripe locks,
+/// and a summation tree for each node with more than [`BLOCK`] contributions (in
+/// `Deterministic` mode).
 pub struct StripedBuffers<G> {
     stripes: Box<[Stripe<G>]>,
+    /// Per node, its summation tree if it has one; such a node's stripe entry stays unused.
+    trees: Box<[Option<Box<FoldTree<G>>>]>,
     mode: Accumulation,
 }
 
@@ -154,8 +214,21 @@ pub const STRIPES: usize = 64;
 pub const STRIPES: usize = 2;
 
 impl<G: Gradient> StripedBuffers<G> {
-    /// Creates empty buffers for `nodes` nodes.
-    pub fn new(nodes: usize, mode: Accumulation) -> Self {
+    /// Creates empty buffers for nodes `0..indegrees.len()`, node `i` awaiting `indegrees[i]`
+    /// contributions (slots `0..indegrees[i]`).
+    pub fn new(indegrees: &[u32], mode: Accumulation) -> Self {
+        Self::build(indegrees, mode, |n| FoldTree::new(n))
+    }
+
+    /// [`new`](Self::new) with a deliberate flaw in every summation tree (the loom models'
+    /// negative controls).
+    #[cfg(loom)]
+    pub fn with_flaw(indegrees: &[u32], mode: Accumulation, flaw: Flaw) -> Self {
+        Self::build(indegrees, mode, |n| FoldTree::with_flaw(n, flaw))
+    }
+
+    fn build(indegrees: &[u32], mode: Accumulation, tree: impl Fn(u32) -> FoldTree<G>) -> Self {
+        let nodes = indegrees.len();
         let stripes = STRIPES.min(nodes.max(1));
         let stripes = (0..stripes)
             .map(|s| {
@@ -163,7 +236,15 @@ impl<G: Gradient> StripedBuffers<G> {
                 CachePadded::new(Mutex::new((0..count).map(|_| Fold::default()).collect()))
             })
             .collect();
-        Self { stripes, mode }
+        let trees = indegrees
+            .iter()
+            .map(|&n| (mode == Accumulation::Deterministic && n > BLOCK).then(|| Box::new(tree(n))))
+            .collect();
+        Self {
+            stripes,
+            trees,
+            mode,
+        }
     }
 
     fn locate(&self, node: u32) -> (&Mutex<Vec<Fold<G>>>, usize) {
@@ -172,25 +253,23 @@ impl<G: Gradient> StripedBuffers<G> {
     }
 
     /// Deposits contribution `c` for `slot` of `node`. Returns how many contributions this
-    /// call folded (its own and others'), which the caller then subtracts from the node's
-    /// in-degree counter. Never adds under the stripe lock.
+    /// call delivered (folded, its own and others'; for a tree, the contributions of the block
+    /// it completed), which the caller then subtracts from the node's in-degree counter. Never
+    /// adds under a lock.
     pub fn deposit(&self, node: u32, slot: u32, c: Option<G>) -> u32 {
-        let (stripe, at) = self.locate(node);
-        let mut step = stripe.lock()[at].deposit(slot, c, self.mode);
-        loop {
-            match step {
-                Step::Done { folded } => return folded,
-                Step::Add { acc, c, folded } => {
-                    // NOTE: the stripe is unlocked here; `busy` keeps other threads off `acc`.
-                    let acc = add(acc, c);
-                    step = stripe.lock()[at].resume(acc, folded + 1);
-                }
-            }
+        if let Some(tree) = &self.trees[node as usize] {
+            return tree.deposit(slot, c);
         }
+        let (stripe, at) = self.locate(node);
+        // `u32::MAX` slots: completion is the caller's counter's business.
+        fold_behind(stripe, |folds| &mut folds[at], slot, c, self.mode, u32::MAX).0
     }
 
     /// Takes the final sum of `node` once its in-degree counter has reached zero.
     pub fn take(&self, node: u32) -> Option<G> {
+        if let Some(tree) = &self.trees[node as usize] {
+            return tree.take();
+        }
         let (stripe, at) = self.locate(node);
         let mut guard = stripe.lock();
         let fold = &mut guard[at];

@@ -9,6 +9,7 @@ mod budget;
 #[cfg(not(loom))]
 mod cost;
 mod executor;
+mod fold_tree;
 mod parallel;
 pub mod plan;
 mod queue;
@@ -17,7 +18,7 @@ mod split;
 #[cfg(test)]
 mod tests;
 
-pub use accumulate::{Accumulation, Gradient, StripedBuffers};
+pub use accumulate::{canonical_sum, Accumulation, Gradient, StripedBuffers, BLOCK};
 #[cfg(not(loom))]
 pub use budget::with_threads;
 pub use executor::max_threads;

@@ -90,12 +90,10 @@ pub(super) fn run<T: Task>(
     }
     let (queue, mut locals) = ReadyQueue::new(slots);
     let own = locals.remove(0);
+    let indegrees = plan.shared_indegrees();
     let shared = Arc::new(Shared {
-        indegree: (0..plan.len() as u32)
-            .filter(|&i| plan.shared_index(i).is_some())
-            .map(|i| AtomicU32::new(plan.indegree(i)))
-            .collect(),
-        buffers: StripedBuffers::new(plan.shared_count(), opts.accumulation),
+        indegree: indegrees.iter().map(|&d| AtomicU32::new(d)).collect(),
+        buffers: StripedBuffers::new(&indegrees, opts.accumulation),
         remaining: AtomicUsize::new(plan.len()),
         queue,
         closed: AtomicBool::new(false),

@@ -4,7 +4,8 @@
 //! sight and counts its in-degree (the consumer edges pointing at it). Each edge gets a
 //! canonical *slot* at its target, its rank among the target's incoming edges in traversal
 //! order. Seeds (the gradients given for the roots) take the first slots. Every scheduler
-//! sums a node's contributions in slot order, which is what makes them bitwise identical.
+//! sums a node's contributions in the same order of slots (see `canonical_sum`), which is what
+//! makes them bitwise identical.
 
 use rustc_hash::FxHashMap;
 use std::hash::Hash;
@@ -248,6 +249,13 @@ impl Plan {
     pub fn shared_index(&self, i: u32) -> Option<u32> {
         let s = self.shared[i as usize];
         (s != u32::MAX).then_some(s)
+    }
+
+    /// The in-degrees of the nodes with more than one contribution, by [`shared_index`].
+    ///
+    /// [`shared_index`]: Plan::shared_index
+    pub fn shared_indegrees(&self) -> Vec<u32> {
+        self.indegree.iter().copied().filter(|&d| d > 1).collect()
     }
 
     /// Whether the plan is a single chain (one seed; every node has at most one edge and

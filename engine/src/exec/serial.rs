@@ -1,6 +1,7 @@
 //! The sequential schedulers, on the calling thread: `Dfs` (reverse post-order) and `Kahn`
-//! (FIFO ready queue). Both fold contributions in canonical slot order through the same
-//! [`StripedBuffers`] as the parallel executor, so all three agree bitwise.
+//! (FIFO ready queue). Both sum contributions in the canonical order (a left fold in slot
+//! order, or the fixed tree of a node with many) through the same [`StripedBuffers`] as the
+//! parallel executor, so all three agree bitwise.
 
 use super::{
     output_for, run_node, seed_slots, Accumulation, ExecError, Plan, StripedBuffers, Task,
@@ -15,12 +16,10 @@ struct Inbox<G> {
 
 impl<G: super::Gradient> Inbox<G> {
     fn new(plan: &Plan, mode: Accumulation) -> Self {
+        let remaining = plan.shared_indegrees();
         Self {
-            remaining: (0..plan.len() as u32)
-                .filter(|&i| plan.shared_index(i).is_some())
-                .map(|i| plan.indegree(i))
-                .collect(),
-            buffers: StripedBuffers::new(plan.shared_count(), mode),
+            buffers: StripedBuffers::new(&remaining, mode),
+            remaining,
         }
     }
 

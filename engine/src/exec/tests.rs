@@ -3,12 +3,6 @@
 use super::*;
 use crate::sync::Mutex;
 
-impl Gradient for f64 {
-    fn accumulate(self, later: f64) -> f64 {
-        self + later
-    }
-}
-
 /// Node `i` sends `g * w` along each successor edge, and records the gradient it received.
 struct Scalar {
     succ: Vec<Vec<(u32, f64)>>,
@@ -176,6 +170,56 @@ fn schedulers_agree_bitwise_on_random_dags() {
                         _ => assert_eq!(a.is_some(), b.is_some(), "seed {seed}"),
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Node 0 feeds nodes `1..=n` (edge weights varied), which all feed node `n + 1`: a fan-in
+/// of in-degree `n`.
+fn fan_in(n: u32) -> Vec<Vec<(u32, f64)>> {
+    let mut g = vec![(1..=n)
+        .map(|k| {
+            (
+                k,
+                1.0 + (k as f64 * 0.37).sin() * 10f64.powi((k % 5) as i32 * 4),
+            )
+        })
+        .collect::<Vec<_>>()];
+    g.extend((1..=n).map(|k| vec![(n + 1, 0.5 + k as f64 * 1e-3)]));
+    g.push(vec![]);
+    g
+}
+
+#[test]
+fn every_scheduler_sums_a_wide_fan_in_as_the_canonical_tree() {
+    for n in [1, BLOCK, BLOCK + 1, 3 * BLOCK + 2, 10_000] {
+        let g = fan_in(n);
+        let (plan, nodes) = Plan::build(
+            &[0u32],
+            |&n| n,
+            |&n, out| out.extend(g[n as usize].iter().map(|e| e.0)),
+            None,
+        );
+        // What consumer k sends, by the slot of its edge (as `Scalar::run` computes it).
+        let mut by_slot = vec![None; n as usize];
+        for (i, &k) in nodes.iter().enumerate() {
+            if (1..=n).contains(&k) {
+                let slot = plan.edges(i as u32)[0].slot as usize;
+                let g0 = (1.0 * g[0][k as usize - 1].1).sin() + 1.0;
+                let w = g[k as usize][0].1;
+                by_slot[slot] = Some((g0 * w).sin() + g0);
+            }
+        }
+        let want = canonical_sum(by_slot).map(f64::to_bits);
+        for s in Scheduler::ALL {
+            for threads in [1, 2, 3, 8] {
+                let got = run(&g, &opts(s, threads, Accumulation::Deterministic), None).unwrap();
+                assert_eq!(
+                    got[n as usize + 1].map(f64::to_bits),
+                    want,
+                    "n {n}, {s:?} at {threads} threads"
+                );
             }
         }
     }
