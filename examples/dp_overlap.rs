@@ -75,11 +75,8 @@ struct Timeline {
 
 fn main() -> Result<()> {
     let args = parse();
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.threads)
-        .build()
-        .expect("a thread pool");
-    pool.install(|| run(&args))
+    // The forward branches run on the executor's threads, at most `--threads` of them.
+    backflow::with_threads(args.threads, || run(&args))
 }
 
 fn run(args: &Args) -> Result<()> {

@@ -110,7 +110,9 @@ impl<'m, M: Classifier + ?Sized> Trainer<'m, M> {
         hook: &mut dyn StepHook,
         on_step: impl FnMut(Progress) + Send,
     ) -> Result<TrainReport> {
-        on_forward_pool(self.config.threads, || self.fit_here(hook, on_step))?
+        // The forward pass's parallel work (branches, heads, experts, split kernels) runs
+        // on the executor's threads, as the backward does: one bounded set of threads.
+        backflow::with_threads(self.config.threads, || self.fit_here(hook, on_step))
     }
 
     fn fit_here(
@@ -239,19 +241,6 @@ fn local_step<M: Classifier + ?Sized>(
     let t = Instant::now();
     loss.backward_with(opts)?;
     Ok((loss.item(), t.elapsed()))
-}
-
-/// Runs `f` with the forward pass's parallel work (T1's branches) on a rayon pool of
-/// `threads` threads. The only place the loop builds a pool.
-fn on_forward_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| Error::Invalid {
-            op: "train",
-            message: format!("cannot start {threads} threads: {e}"),
-        })?;
-    Ok(pool.install(f))
 }
 
 /// Classification accuracy of `model` on all of `set`, in evaluation mode
