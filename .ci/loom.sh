@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the loom models of the executor (engine/tests/loom_*.rs) against the real release,
+# Runs the loom models of the executor (engine/tests/loom/, one test binary `loom`) against the real release,
 # accumulation, queue and completion code, compiled with `--cfg loom`.
 #
 # One process per test: a deadlock that loom finds aborts its whole process. cargo-nextest
@@ -17,12 +17,9 @@ export CARGO_TARGET_DIR="target-loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
 export RUST_BACKTRACE="${RUST_BACKTRACE:-0}"
 
-tests=()
-for file in engine/tests/loom_*.rs; do
-    tests+=("$(basename "$file" .rs)")
-done
-if [ "${#tests[@]}" -eq 0 ]; then
-    echo "loom.sh: no engine/tests/loom_*.rs found" >&2
+tests=(loom)
+if [ ! -f engine/tests/loom/main.rs ]; then
+    echo "loom.sh: engine/tests/loom/main.rs not found" >&2
     exit 1
 fi
 
@@ -30,9 +27,9 @@ start=$SECONDS
 echo "loom.sh: LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS, targets: ${tests[*]}"
 
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run -p backflow-engine --release --test 'loom_*' --no-fail-fast
+    cargo nextest run -p backflow-engine --release --test loom --no-fail-fast
 else
-    cargo test -p backflow-engine --release --test 'loom_*' --no-run
+    cargo test -p backflow-engine --release --test loom --no-run
     failed=()
     ran=0
     for target in "${tests[@]}"; do

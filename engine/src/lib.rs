@@ -7,7 +7,7 @@ pub mod io;
 // The tensor layer is not model-checked: loom builds keep only the executor and the shim.
 #[cfg(not(loom))]
 mod ops;
-// Public to the loom models only (engine/tests/loom_*.rs); the library's users never see it.
+// Public to the loom models only (engine/tests/loom/*.rs); the library's users never see it.
 #[cfg(loom)]
 pub mod sync;
 #[cfg(not(loom))]

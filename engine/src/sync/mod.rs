@@ -1,7 +1,7 @@
 //! The sync shim: the only place in the engine that names atomics, locks, `Arc` and threads.
 //!
 //! Under `--cfg loom` it re-exports loom's checked types, otherwise std's and parking_lot's,
-//! so the loom models in `engine/tests/loom_*.rs` exercise the code that ships (the pattern
+//! so the loom models in `engine/tests/loom/*.rs` exercise the code that ships (the pattern
 //! of tokio's `src/loom/mod.rs`).
 
 #[cfg(not(loom))]

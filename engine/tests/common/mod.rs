@@ -1,4 +1,4 @@
-//! Helpers shared by the loom models (`engine/tests/loom_*.rs`): the gradient types they
+//! Helpers shared by the loom models (`engine/tests/loom/*.rs`): the gradient types they
 //! sum, the small graphs they run (and the task that runs them), the results to expect, and
 //! the model runners. Each model uses a part of it.
 #![allow(dead_code)]

@@ -13,8 +13,7 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-mod common;
-use common::{
+use crate::common::{
     assert_child_deadlocks, chain_forwarded, check_exec, diamond_forwarded, parallel, Count, Graph,
     CHAIN, DIAMOND,
 };

@@ -17,8 +17,7 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-mod common;
-use common::{check, check_fails, Expr};
+use crate::common::{check, check_fails, Expr};
 
 use backflow_engine::exec::accumulate::Flaw;
 use backflow_engine::exec::{Accumulation, StripedBuffers, BLOCK};
@@ -44,7 +43,7 @@ fn fan_in(n: u32, plan: &'static [&'static [u32]], flaw: Flaw) -> Option<Expr> {
                 let mut released = Vec::new();
                 for &slot in slots {
                     let folded = buffers.deposit(0, slot, Some(Expr(format!("c{slot}"))));
-                    // AcqRel: as in the executor; loom_release.rs checks this ordering.
+                    // AcqRel: as in the executor; loom/release.rs checks this ordering.
                     if folded > 0 && indegree.fetch_sub(folded, Ordering::AcqRel) == folded {
                         released.push(buffers.take(0));
                     }

@@ -14,8 +14,7 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-mod common;
-use common::{check_exec, check_fails};
+use crate::common::{check_exec, check_fails};
 
 use backflow_engine::exec::{parallel_for_on, set_split_waits, shutdown};
 use loom::cell::UnsafeCell;

@@ -10,8 +10,7 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-mod common;
-use common::{check, check_fails, operands, Expr};
+use crate::common::{check, check_fails, operands, Expr};
 
 use backflow_engine::exec::{Accumulation, Gradient, StripedBuffers};
 use backflow_engine::sync::{Arc, AtomicU32, Mutex, Ordering};
@@ -66,7 +65,7 @@ fn fan_in<A: Accumulator>(acc: A, contributions: [Option<&'static str>; K as usi
                 let (acc, indegree) = &*shared;
                 let c = contributions[p as usize].map(|s| Expr(s.to_string()));
                 let folded = acc.deposit(p, c);
-                // AcqRel: as in the executor; loom_release.rs checks this ordering.
+                // AcqRel: as in the executor; loom/release.rs checks this ordering.
                 let done = folded > 0 && indegree.fetch_sub(folded, Ordering::AcqRel) == folded;
                 done.then(|| acc.take())
             })

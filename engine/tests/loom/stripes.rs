@@ -9,8 +9,7 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-mod common;
-use common::{check, operands, Expr};
+use crate::common::{check, operands, Expr};
 
 use backflow_engine::exec::accumulate::STRIPES;
 use backflow_engine::exec::{Accumulation, StripedBuffers};
@@ -36,7 +35,7 @@ impl Shared {
     fn deliver(&self, node: u32, slot: u32) -> Option<(u32, Option<Expr>)> {
         let c = Expr(format!("n{node}s{slot}"));
         let folded = self.buffers.deposit(node, slot, Some(c));
-        // AcqRel: as in the executor; loom_release.rs checks this ordering.
+        // AcqRel: as in the executor; loom/release.rs checks this ordering.
         let done = folded > 0
             && self.indegree[node as usize].fetch_sub(folded, Ordering::AcqRel) == folded;
         done.then(|| (node, self.buffers.take(node)))

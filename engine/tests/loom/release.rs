@@ -11,8 +11,7 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-mod common;
-use common::{check, check_fails, Expr};
+use crate::common::{check, check_fails, Expr};
 
 use backflow_engine::exec::{Accumulation, StripedBuffers};
 use backflow_engine::sync::{fence, Arc, AtomicU32, Ordering};

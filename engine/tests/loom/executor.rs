@@ -8,8 +8,7 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-mod common;
-use common::{check_exec, parallel, Expr, Graph, DIAMOND};
+use crate::common::{check_exec, parallel, Expr, Graph, DIAMOND};
 
 use backflow_engine::exec::{Accumulation, ExecOptions, Scheduler};
 use loom::cell::UnsafeCell;

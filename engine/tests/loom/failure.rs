@@ -7,8 +7,7 @@
 //! Run with `RUSTFLAGS="--cfg loom"` (see `.ci/loom.sh`).
 #![cfg(loom)]
 
-mod common;
-use common::{check_exec, parallel, Count, Graph, DIAMOND};
+use crate::common::{check_exec, parallel, Count, Graph, DIAMOND};
 
 use backflow_engine::exec::Accumulation;
 use std::sync::Once;
