@@ -2,11 +2,10 @@
 //! run on the executor's idle threads, stay within `with_threads`, keep their bits, and never
 //! hang when they nest inside each other and inside re-entrant backward passes.
 
-
+use crate::common::{exec_configs, watchdog};
 use backflow::{
     enable_grad, parallel_for, parallel_map, with_threads, BackwardOptions, Scheduler, Tensor,
 };
-use crate::common::{exec_configs, watchdog};
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::thread::ThreadId;
