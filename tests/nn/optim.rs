@@ -370,3 +370,31 @@ fn nesterov_without_momentum_is_an_error_not_plain_sgd() {
     opt.step().unwrap();
     assert!(p.get().item() < 1.0);
 }
+
+/// `p` after each of 5 steps of `torch.optim.AdamW([p], lr=0.05, weight_decay=0.1)` on
+/// [`loss`] from `p = [1.0, -0.5, 2.0]`, in float64, printed by PyTorch 2.15.0
+/// (`repr` of each value): the values themselves, not a re-implementation.
+const TORCH_ADAMW: [[f64; 3]; 5] = [
+    [1.044999999875, -0.5474999993333334, 1.9400000000416666],
+    [1.0897421077852354, -0.5947140996601085, 1.8803635940725336],
+    [1.1342049469927173, -0.6416096672131779, 1.8211346454755104],
+    [1.1783667606858412, -0.6881529487538072, 1.7623592690560992],
+    [1.2222054718371274, -0.7343091419844359, 1.704085806470445],
+];
+
+#[test]
+fn adamw_matches_values_printed_by_pytorch() {
+    let p = Param::from(Tensor::<f64>::from_vec(vec![1.0, -0.5, 2.0], &[3]).unwrap());
+    let mut opt = AdamW::new(vec![p.clone()], 0.05).weight_decay(0.1);
+    for (step, want) in TORCH_ADAMW.iter().enumerate() {
+        opt.zero_grad();
+        loss(&p.get()).backward().unwrap();
+        opt.step().unwrap();
+        for (got, want) in p.get().to_vec().iter().zip(want) {
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs(),
+                "AdamW step {step}: {got} against PyTorch's {want}"
+            );
+        }
+    }
+}
