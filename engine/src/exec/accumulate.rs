@@ -5,7 +5,7 @@
 //! contributions are summed in a canonical order that depends only on the node's in-degree,
 //! whatever order they arrive in: up to [`BLOCK`] of them as the left fold
 //! `((c0 + c1) + c2) + …` in slot order, more as a tree of such folds (see
-//! [`super::fold_tree`]). Each in-order prefix is folded as soon as it is complete, and only
+//! `fold_tree.rs`). Each in-order prefix is folded as soon as it is complete, and only
 //! out-of-order arrivals wait, parked. In [`Accumulation::Fast`] mode they are added in
 //! arrival order.
 //!
