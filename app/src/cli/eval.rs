@@ -35,6 +35,10 @@ pub fn run(args: EvalArgs) -> CliResult {
     let (name, model) = load_model(&args.load).map_err(|e| format!("--load: {e}"))?;
     let bytes = std::fs::read(&args.load).map_err(|e| format!("--load: {e}"))?;
     let recipe = read_recipe(&bytes, &args.load).map_err(|e| format!("--load: {e}"))?;
+    if let Some(r) = &recipe {
+        r.check_model(name, model.as_ref())
+            .map_err(|e| format!("--load: {}: {e}", args.load.display()))?;
+    }
     let seed = match (&recipe, args.seed) {
         (Some(r), Some(seed)) if seed != r.seed => {
             eprintln!(
