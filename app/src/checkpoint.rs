@@ -166,6 +166,31 @@ fn optional<T: std::str::FromStr>(
         .transpose()
 }
 
+/// Whether `bytes` are a training checkpoint ([`save_checkpoint`]'s format), as opposed
+/// to weights or any other file.
+///
+/// ```
+/// use backflow::nn::Linear;
+/// use backflow_app::checkpoint::{is_checkpoint, save_checkpoint, Position};
+/// let path = std::env::temp_dir().join(format!("is-ckpt-doc-{}.safetensors", std::process::id()));
+/// let model = Linear::new(3, 2, 0);
+/// let at = Position { epochs_done: 1, steps: 1, seed: 0, batch: Some(1), lr: Some(0.1) };
+/// save_checkpoint(&model, None, at, &path).unwrap();
+/// assert!(is_checkpoint(&std::fs::read(&path).unwrap()));
+/// backflow::nn::save_weights(&model, &path).unwrap();
+/// assert!(!is_checkpoint(&std::fs::read(&path).unwrap()));
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn is_checkpoint(bytes: &[u8]) -> bool {
+    SafeTensors::read_metadata(bytes).is_ok_and(|(_, header)| {
+        header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("format"))
+            .is_some_and(|f| f == FORMAT)
+    })
+}
+
 /// Adam's step counts from the `adam_steps` metadata: one per parameter, comma-separated,
 /// each a whole number below 2^64 (a larger one is an error, never truncated). A single
 /// count, as checkpoints before per-parameter counts wrote, applies to every parameter.

@@ -171,3 +171,20 @@ fn eval_refuses_a_recipe_that_contradicts_the_weights() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn eval_of_a_checkpoint_says_what_the_file_is() {
+    let dir = scratch("evalckpt");
+    let ckpt = dir.join("run.ckpt");
+    ok(&["--epochs", "1", "--checkpoint", s(&ckpt)]);
+    let o = backflow(&["eval", "--load", s(&ckpt)]);
+    let e = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{e}");
+    assert!(
+        e.contains("run.ckpt") && e.contains("training checkpoint") && e.contains("--save"),
+        "{e}"
+    );
+    // One short line, not every tensor name of the file.
+    assert!(!e.contains("adam.m.") && e.lines().count() == 1, "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
