@@ -188,3 +188,42 @@ fn eval_of_a_checkpoint_says_what_the_file_is() {
     assert!(!e.contains("adam.m.") && e.lines().count() == 1, "{e}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn a_closed_pipe_ends_train_quietly() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    // As `backflow train | head -1`: the reader goes after the first epoch's line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_backflow"))
+        .args([
+            "train",
+            "--branches",
+            "2",
+            "--hidden",
+            "8",
+            "--threads",
+            "1",
+        ])
+        .args(["--epochs", "200"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("epoch "), "{first}");
+    // The reader is dropped here: the next line goes to a closed pipe.
+    let o = child.wait_with_output().unwrap();
+    let e = text(&o.stderr);
+    assert!(!e.contains("panicked"), "{e}");
+    assert_eq!(
+        o.status.signal(),
+        Some(libc::SIGPIPE),
+        "{:?}: {e}",
+        o.status
+    );
+}
