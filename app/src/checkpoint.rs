@@ -11,8 +11,9 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Where a training run stood when its checkpoint was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Where a training run stood when its checkpoint was written, and the settings a run
+/// that resumes from it must share.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Position {
     /// Epochs finished.
     pub epochs_done: usize,
@@ -20,6 +21,12 @@ pub struct Position {
     pub steps: usize,
     /// The run's seed (split, initial weights, batch order): a resumed run must use it.
     pub seed: u64,
+    /// The run's rows per (global) mini-batch: a resumed run must use it. `None` in a
+    /// checkpoint written before it was stored.
+    pub batch: Option<usize>,
+    /// The run's Adam learning rate: a resumed run must use it. `None` in a checkpoint
+    /// written before it was stored.
+    pub lr: Option<f32>,
 }
 
 const FORMAT: &str = "backflow-train-checkpoint-1";
@@ -32,7 +39,7 @@ const FORMAT: &str = "backflow-train-checkpoint-1";
 /// use backflow_app::checkpoint::{load_checkpoint, save_checkpoint, Position};
 /// let path = std::env::temp_dir().join(format!("ckpt-doc-{}.safetensors", std::process::id()));
 /// let model = Linear::new(3, 2, 0);
-/// let at = Position { epochs_done: 4, steps: 92, seed: 7 };
+/// let at = Position { epochs_done: 4, steps: 92, seed: 7, batch: Some(64), lr: Some(0.01) };
 /// let adam = AdamState {
 ///     steps: vec![92, 5_000_000_000],
 ///     moments: vec![(vec![0.5; 6], vec![0.25; 6]), (vec![1.0; 2], vec![2.0; 2])],
@@ -82,6 +89,8 @@ pub fn load_checkpoint<M: Module + ?Sized>(
         epochs_done: number("epochs_done")? as usize,
         steps: number("steps")? as usize,
         seed: number("seed")?,
+        batch: optional(&meta, "batch").map_err(bad)?,
+        lr: optional(&meta, "lr").map_err(bad)?,
     };
     let params = model.named_parameters();
     // Every value is read and checked before anything changes.
@@ -141,6 +150,45 @@ pub fn load_checkpoint<M: Module + ?Sized>(
         p.set_data(data)?;
     }
     Ok((position, adam))
+}
+
+/// The value of the optional metadata `key`: `None` where the checkpoint has none (one
+/// written before it was stored), an error where it holds something else.
+fn optional<T: std::str::FromStr>(
+    meta: &HashMap<String, String>,
+    key: &str,
+) -> std::result::Result<Option<T>, String> {
+    meta.get(key)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| format!("its metadata's `{key}` is `{v}`, not a valid value"))
+        })
+        .transpose()
+}
+
+/// Whether `bytes` are a training checkpoint ([`save_checkpoint`]'s format), as opposed
+/// to weights or any other file.
+///
+/// ```
+/// use backflow::nn::Linear;
+/// use backflow_app::checkpoint::{is_checkpoint, save_checkpoint, Position};
+/// let path = std::env::temp_dir().join(format!("is-ckpt-doc-{}.safetensors", std::process::id()));
+/// let model = Linear::new(3, 2, 0);
+/// let at = Position { epochs_done: 1, steps: 1, seed: 0, batch: Some(1), lr: Some(0.1) };
+/// save_checkpoint(&model, None, at, &path).unwrap();
+/// assert!(is_checkpoint(&std::fs::read(&path).unwrap()));
+/// backflow::nn::save_weights(&model, &path).unwrap();
+/// assert!(!is_checkpoint(&std::fs::read(&path).unwrap()));
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
+pub fn is_checkpoint(bytes: &[u8]) -> bool {
+    SafeTensors::read_metadata(bytes).is_ok_and(|(_, header)| {
+        header
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("format"))
+            .is_some_and(|f| f == FORMAT)
+    })
 }
 
 /// Adam's step counts from the `adam_steps` metadata: one per parameter, comma-separated,
@@ -212,6 +260,13 @@ fn serialize<M: Module + ?Sized>(
         ("steps".to_string(), position.steps.to_string()),
         ("seed".to_string(), position.seed.to_string()),
     ]);
+    if let Some(batch) = position.batch {
+        meta.insert("batch".to_string(), batch.to_string());
+    }
+    if let Some(lr) = position.lr {
+        // Rust's shortest representation: it parses back to the same f32.
+        meta.insert("lr".to_string(), lr.to_string());
+    }
     if let Some(adam) = adam {
         if adam.steps.len() != adam.moments.len() {
             return Err(invalid(format!(
@@ -290,6 +345,8 @@ mod tests {
             epochs_done,
             steps: 3,
             seed: 1,
+            batch: Some(8),
+            lr: Some(0.003),
         };
         if let Some(dir) = std::env::var_os(LIMITED_CHILD_DIR) {
             let path = Path::new(&dir).join("run.safetensors");
@@ -329,6 +386,8 @@ mod tests {
             epochs_done: 1,
             steps: 23,
             seed: 5,
+            batch: None,
+            lr: None,
         };
         save_checkpoint(&model, None, first, &path).unwrap();
         // The target is a folder: the save fails, and leaves no temporary file.
@@ -360,6 +419,8 @@ mod tests {
             epochs_done: 1,
             steps: 1,
             seed: 0,
+            batch: Some(64),
+            lr: Some(0.01),
         };
         save_checkpoint(&model, Some(&adam), at, path).unwrap();
         let bytes = std::fs::read(path).unwrap();
@@ -390,6 +451,8 @@ mod tests {
             epochs_done: 2,
             steps: 9,
             seed: 1,
+            batch: Some(1),
+            lr: Some(1e-3),
         };
         save_checkpoint(&model, Some(&adam), at, &path).unwrap();
         let (_, loaded) = load_checkpoint(&Linear::new(3, 2, 1), &path).unwrap();

@@ -228,9 +228,9 @@ impl StepHook for DataParallelHook {
     }
 }
 
-/// Gives every rank rank 0's position and Adam state (as f32 values: the position's counts
-/// below 2^24 are exact; Adam's step counts travel in 22-bit pieces, exact), so that all
-/// ranks continue from rank 0's checkpoint.
+/// Gives every rank rank 0's position and Adam state (as f32 values: the position's and
+/// Adam's counts travel in 22-bit pieces, exact), so that all ranks continue from rank 0's
+/// checkpoint.
 fn resume_on_every_rank(
     dp: &DataParallel,
     sizes: &[usize],
@@ -238,29 +238,21 @@ fn resume_on_every_rank(
     adam: &mut Option<AdamState>,
 ) -> Result<()> {
     let held = adam.take().filter(|a| !a.moments.is_empty());
-    let at = dp.broadcast(vec![
-        position.epochs_done as f32,
-        position.steps as f32,
-        if held.is_some() { 1.0 } else { 0.0 },
-    ])?;
-    position.epochs_done = at[0] as usize;
-    position.steps = at[1] as usize;
-    if at[2] == 0.0 {
+    let mut at = Vec::with_capacity(7);
+    at.extend(pieces(position.epochs_done as u64));
+    at.extend(pieces(position.steps as u64));
+    at.push(if held.is_some() { 1.0 } else { 0.0 });
+    let at = dp.broadcast(at)?;
+    position.epochs_done = whole(&at[0..3]) as usize;
+    position.steps = whole(&at[3..6]) as usize;
+    if at[6] == 0.0 {
         return Ok(());
     }
-    let pieces = match &held {
-        Some(a) => a
-            .steps
-            .iter()
-            .flat_map(|&s| [s >> 44, (s >> 22) & 0x3F_FFFF, s & 0x3F_FFFF].map(|v| v as f32))
-            .collect(),
+    let counts = match &held {
+        Some(a) => a.steps.iter().flat_map(|&s| pieces(s)).collect(),
         None => vec![0.0; 3 * sizes.len()],
     };
-    let steps = dp
-        .broadcast(pieces)?
-        .chunks_exact(3)
-        .map(|p| ((p[0] as u64) << 44) | ((p[1] as u64) << 22) | p[2] as u64)
-        .collect();
+    let steps = dp.broadcast(counts)?.chunks_exact(3).map(whole).collect();
     let total: usize = sizes.iter().sum();
     let flat = match &held {
         Some(a) => a
@@ -280,6 +272,16 @@ fn resume_on_every_rank(
     }
     *adam = Some(AdamState { steps, moments });
     Ok(())
+}
+
+/// `n` as three f32 values of 20, 22 and 22 bits, each exact in an f32 (24-bit mantissa).
+fn pieces(n: u64) -> [f32; 3] {
+    [n >> 44, (n >> 22) & 0x3F_FFFF, n & 0x3F_FFFF].map(|v| v as f32)
+}
+
+/// The number that [`pieces`] split.
+fn whole(p: &[f32]) -> u64 {
+    ((p[0] as u64) << 44) | ((p[1] as u64) << 22) | p[2] as u64
 }
 
 /// Ends this rank after a failed step, once every rank has printed its own error: it

@@ -67,14 +67,88 @@ impl TrainedRecipe {
             ModelName::T1 => Some((field(meta, "branches")?, field(meta, "hidden")?)),
             _ => None,
         };
-        Ok(Self {
+        let recipe = Self {
             model,
             seed: field(meta, "seed")?,
             epochs: field(meta, "epochs")?,
             batch: field(meta, "batch")?,
             lr: field(meta, "lr")?,
             t1_size,
-        })
+        };
+        // What `train` cannot have run: `train --save` never writes it.
+        let sizes = [
+            ("epochs", recipe.epochs),
+            ("batch", recipe.batch),
+            ("branches", t1_size.map_or(1, |s| s.0)),
+            ("hidden", t1_size.map_or(1, |s| s.1)),
+        ];
+        if let Some((key, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            return Err(format!("its metadata's `{key}` is 0, not a valid value"));
+        }
+        if !(recipe.lr.is_finite() && recipe.lr > 0.0) {
+            return Err(format!(
+                "its metadata's `lr` is `{}`, not a valid value",
+                recipe.lr
+            ));
+        }
+        Ok(recipe)
+    }
+
+    /// Checks that this recipe describes `model`, the `name` model loaded from the same
+    /// file: the model it names, and T1's branches and hidden units against its shapes.
+    ///
+    /// ```
+    /// use backflow_app::models::ModelName;
+    /// use backflow_app::train::wide_model;
+    /// use backflow_app::trained_weights::TrainedRecipe;
+    /// let recipe = TrainedRecipe {
+    ///     model: ModelName::T1,
+    ///     seed: 0,
+    ///     epochs: 1,
+    ///     batch: 64,
+    ///     lr: 0.01,
+    ///     t1_size: Some((2, 8)),
+    /// };
+    /// assert!(recipe.check_model(ModelName::T1, &wide_model(64, 2, 8, 10, 0)).is_ok());
+    /// let e = recipe.check_model(ModelName::T1, &wide_model(64, 3, 8, 10, 0)).unwrap_err();
+    /// assert!(e.contains("2 branches x hidden 8") && e.contains("3 branches x hidden 8"), "{e}");
+    /// assert!(recipe.check_model(ModelName::Moe, &wide_model(64, 2, 8, 10, 0)).is_err());
+    /// ```
+    pub fn check_model<M: Module + ?Sized>(
+        &self,
+        name: ModelName,
+        model: &M,
+    ) -> std::result::Result<(), String> {
+        if self.model != name {
+            return Err(format!(
+                "its metadata names the model `{}`, but its tensors are a {} model",
+                self.model.name(),
+                name.name()
+            ));
+        }
+        let Some((branches, hidden)) = self.t1_size else {
+            return Ok(());
+        };
+        let shapes: HashMap<String, Vec<usize>> = model
+            .named_parameters()
+            .into_iter()
+            .map(|(n, p)| (n, p.shape()))
+            .collect();
+        let actual = match (
+            shapes.get("branches.0.0.weight").map(Vec::as_slice),
+            shapes.get("head.weight").map(Vec::as_slice),
+        ) {
+            (Some(&[h, _]), Some(&[_, width])) if h > 0 => (width / h, h),
+            _ => return Err("its tensors are not a T1 model's".to_string()),
+        };
+        if actual != (branches, hidden) {
+            return Err(format!(
+                "its metadata says {branches} branches x hidden {hidden}, but its tensors \
+                 are {} branches x hidden {}",
+                actual.0, actual.1
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -22,3 +22,5 @@ mod train_digits;
 mod train_eval;
 #[path = "train_loop.rs"]
 mod train_loop;
+#[path = "train_misuse.rs"]
+mod train_misuse;

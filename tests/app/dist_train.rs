@@ -288,6 +288,54 @@ fn resume_continues_from_the_last_checkpoint_exactly() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The `steps` in the metadata of the checkpoint at `path`.
+fn checkpoint_steps(path: &std::path::Path) -> u64 {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    header.metadata().as_ref().unwrap()["steps"]
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn resume_keeps_a_step_count_past_2_pow_24() {
+    use safetensors::tensor::TensorView;
+    let dir = std::env::temp_dir().join(format!("dist-steps-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ckpt = dir.join("t1.safetensors");
+    let small = ["train", "--distributed", "--branches", "2", "--hidden", "8"];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = small
+            .iter()
+            .chain(["--threads", "1"].iter())
+            .chain(extra)
+            .copied()
+            .collect();
+        let o = backflow(&args, Duration::from_secs(300));
+        assert!(o.success, "{}", o.output);
+    };
+    run(&["--epochs", "1", "--checkpoint", ckpt.to_str().unwrap()]);
+    // The checkpoint of a long run: 2^24 + 1 steps, which an f32 cannot hold.
+    let far = (1u64 << 24) + 1;
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    meta.insert("steps".into(), far.to_string());
+    let tensors: Vec<(String, TensorView)> = file.tensors();
+    std::fs::write(&ckpt, safetensors::serialize(tensors, Some(meta)).unwrap()).unwrap();
+    run(&[
+        "--epochs",
+        "2",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--resume",
+    ]);
+    // One more epoch of 23 steps, counted from the stored count exactly.
+    assert_eq!(checkpoint_steps(&ckpt), far + 23);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_stalled_rank_ends_the_job_at_the_deadline() {
     let limit = Duration::from_secs(90);

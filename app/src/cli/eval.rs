@@ -3,6 +3,7 @@
 
 use super::args;
 use super::CliResult;
+use backflow_app::checkpoint::is_checkpoint;
 use backflow_app::models::load_model;
 use backflow_app::train::{digits_test_split, evaluate};
 use backflow_app::trained_weights::read_recipe;
@@ -32,9 +33,21 @@ pub fn run(args: EvalArgs) -> CliResult {
         ))
         .into());
     }
-    let (name, model) = load_model(&args.load).map_err(|e| format!("--load: {e}"))?;
     let bytes = std::fs::read(&args.load).map_err(|e| format!("--load: {e}"))?;
+    if is_checkpoint(&bytes) {
+        return Err(format!(
+            "--load: {} is a training checkpoint (train --checkpoint), not weights written by \
+             train --save: resume it with train --checkpoint FILE --resume --save WEIGHTS",
+            args.load.display()
+        )
+        .into());
+    }
+    let (name, model) = load_model(&args.load).map_err(|e| format!("--load: {e}"))?;
     let recipe = read_recipe(&bytes, &args.load).map_err(|e| format!("--load: {e}"))?;
+    if let Some(r) = &recipe {
+        r.check_model(name, model.as_ref())
+            .map_err(|e| format!("--load: {}: {e}", args.load.display()))?;
+    }
     let seed = match (&recipe, args.seed) {
         (Some(r), Some(seed)) if seed != r.seed => {
             eprintln!(

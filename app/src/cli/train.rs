@@ -58,7 +58,7 @@ pub struct TrainArgs {
     #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// Continue from the --checkpoint file, if it exists: the run ends as one run of
-    /// --epochs straight through would (same --seed and model needed).
+    /// --epochs straight through would (same model, --seed, --batch and --lr needed).
     #[arg(long, requires = "checkpoint")]
     resume: bool,
     #[command(flatten)]
@@ -72,6 +72,15 @@ pub fn run(args: TrainArgs) -> CliResult {
     }
     if let Some(path) = &args.checkpoint {
         check_checkpoint(path, args.resume)?;
+        if let Some(save) = args.save.as_deref().filter(|s| same_file(s, path)) {
+            return Err(args::UsageError(format!(
+                "invalid value '{}' for '--save': it is the --checkpoint file '{}', which \
+                 the weights would overwrite; give them another file",
+                save.display(),
+                path.display()
+            ))
+            .into());
+        }
     }
     if args.model != ModelName::T1 {
         for (flag, given) in [("--branches", args.branches), ("--hidden", args.hidden)] {
@@ -128,14 +137,31 @@ impl TrainArgs {
 
 /// `--checkpoint`: a file that `--resume` reads, or a place the run can write.
 fn check_checkpoint(path: &Path, resume: bool) -> Result<(), args::UsageError> {
-    if resume && path.exists() {
-        if path.is_file() {
-            return Ok(());
-        }
+    if resume && path.exists() && !path.is_file() {
         return Err(args::UsageError(format!(
             "invalid value '{}' for '--checkpoint': --resume reads it, and it is not a file",
             path.display()
         )));
     }
+    // A resumed run writes it again after every epoch.
     args::check_writable("--checkpoint", path)
+}
+
+/// Whether `a` and `b` name the same file (the same folder and name once links and `..`
+/// are resolved), whether or not it exists yet.
+fn same_file(a: &Path, b: &Path) -> bool {
+    fn resolved(p: &Path) -> Option<PathBuf> {
+        if let Ok(full) = p.canonicalize() {
+            return Some(full);
+        }
+        let folder = match p.parent() {
+            Some(f) if !f.as_os_str().is_empty() => f,
+            _ => Path::new("."),
+        };
+        Some(folder.canonicalize().ok()?.join(p.file_name()?))
+    }
+    match (resolved(a), resolved(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
 }

@@ -68,7 +68,7 @@ impl<'m, M: Classifier + ?Sized> Trainer<'m, M> {
     /// `resume`, first loads it into the model, if it exists, and the run continues from
     /// it (weights, Adam's state and the batch order), so that it ends as one run straight
     /// through would. Errs if the file is not a checkpoint of this model, was written with
-    /// another seed, or already holds the run's epochs.
+    /// another seed, batch or learning rate, or already holds the run's epochs.
     pub fn checkpoint(mut self, path: PathBuf, resume: bool) -> Result<Self> {
         if resume && path.exists() {
             let (position, adam) =
@@ -83,6 +83,18 @@ impl<'m, M: Classifier + ?Sized> Trainer<'m, M> {
                 return bad(format!(
                     "was written by a run with --seed {}, not {}",
                     position.seed, self.config.seed
+                ));
+            }
+            if let Some(batch) = position.batch.filter(|&b| b != self.config.batch) {
+                return bad(format!(
+                    "was written by a run with --batch {batch}, not {}",
+                    self.config.batch
+                ));
+            }
+            if let Some(lr) = position.lr.filter(|&lr| lr != self.config.lr) {
+                return bad(format!(
+                    "was written by a run with --lr {lr}, not {}",
+                    self.config.lr
                 ));
             }
             if position.epochs_done >= self.config.epochs {
@@ -127,6 +139,8 @@ impl<'m, M: Classifier + ?Sized> Trainer<'m, M> {
                 epochs_done: 0,
                 steps: 0,
                 seed: config.seed,
+                batch: Some(config.batch),
+                lr: Some(config.lr),
             },
             None,
         ));
@@ -185,6 +199,8 @@ impl<'m, M: Classifier + ?Sized> Trainer<'m, M> {
                     epochs_done: epoch + 1,
                     steps: step,
                     seed: config.seed,
+                    batch: Some(config.batch),
+                    lr: Some(config.lr),
                 };
                 save_checkpoint(model, Some(&opt.state()), at, path)?;
             }
