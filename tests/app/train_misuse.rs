@@ -227,3 +227,22 @@ fn a_closed_pipe_ends_train_quietly() {
         o.status
     );
 }
+
+#[test]
+fn train_labels_the_thread_count_that_ran() {
+    let o = Command::new(env!("CARGO_BIN_EXE_backflow"))
+        .args(["train", "--branches", "2", "--hidden", "8", "--epochs", "1"])
+        .args(["--threads", "1024"])
+        .output()
+        .expect("the backflow binary starts");
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let max = backflow::max_threads();
+    if max < 1024 {
+        assert!(
+            out.contains(&format!("note: --threads 1024 run as {max} threads")),
+            "{out}"
+        );
+    }
+    assert!(out.contains(&format!("threads       : {max}\n")), "{out}");
+}

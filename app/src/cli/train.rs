@@ -101,7 +101,9 @@ pub fn run(args: TrainArgs) -> CliResult {
         batch: args.batch.unwrap_or(recipe.batch),
         lr: args.lr.unwrap_or(recipe.lr),
         seed: args.seed,
-        threads: args.threads,
+        // Labelled with the count that runs: the forward (`with_threads`) and every
+        // backward pass use at most `max_threads()`.
+        threads: args::threads_as_run("--threads", &[args.threads])[0],
         scheduler: args.scheduler,
     };
     let outputs = args.outputs();
