@@ -186,6 +186,16 @@ pub fn check_fails(f: impl Fn() + Sync + Send + 'static) -> String {
 /// finds aborts its whole process); returns the child's output if it failed, and panics if
 /// it passed.
 pub fn child_failure(name: &str) -> String {
+    // The models share one binary, a module each: the child's full name has the calling
+    // test's module in front (`nested::…`), which the harness gives as the thread's name.
+    let module = std::thread::current()
+        .name()
+        .and_then(|test| test.rsplit_once("::"))
+        .map(|(module, _)| module.to_string());
+    let name = &match module {
+        Some(module) => format!("{module}::{name}"),
+        None => name.to_string(),
+    };
     let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
