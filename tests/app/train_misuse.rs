@@ -246,3 +246,38 @@ fn train_labels_the_thread_count_that_ran() {
     }
     assert!(out.contains(&format!("threads       : {max}\n")), "{out}");
 }
+
+#[test]
+fn resume_without_a_checkpoint_yet_says_it_starts_afresh() {
+    let dir = std::env::temp_dir().join(format!("bf-resume-fresh-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("typo.safetensors");
+    let o = backflow(&[
+        "--epochs",
+        "1",
+        "--checkpoint",
+        path.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("no checkpoint at") && err.contains("typo.safetensors"),
+        "{err}"
+    );
+    // The run wrote it: resuming again is silent.
+    assert!(path.is_file());
+    let o = backflow(&[
+        "--epochs",
+        "1",
+        "--checkpoint",
+        path.to_str().unwrap(),
+        "--resume",
+    ]);
+    assert!(
+        !text(&o.stderr).contains("no checkpoint at"),
+        "{}",
+        text(&o.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -145,6 +145,15 @@ fn check_checkpoint(path: &Path, resume: bool) -> Result<(), args::UsageError> {
             path.display()
         )));
     }
+    if resume && !path.exists() {
+        // Documented (a first run may say --resume), but a mistyped path must not pass
+        // unnoticed.
+        eprintln!(
+            "note: --resume: no checkpoint at '{}' yet, so training starts from the first \
+             epoch",
+            path.display()
+        );
+    }
     // A resumed run writes it again after every epoch.
     args::check_writable("--checkpoint", path)
 }
