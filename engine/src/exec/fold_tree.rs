@@ -213,18 +213,7 @@ impl<G: Gradient> FoldTree<G> {
 /// sums a node's contributions in `Deterministic` mode: a left fold for up to [`BLOCK`] of
 /// them, else the fixed tree described in this module (left folds of `BLOCK` consecutive
 /// slots, added pairwise level by level). An absent contribution (`None`) adds nothing.
-///
-/// ```
-/// use backflow_engine::exec::{canonical_sum, BLOCK};
-///
-/// // Up to BLOCK contributions: the left fold, ((1 + 2) + 3).
-/// assert_eq!(canonical_sum(vec![Some(1.0f64), None, Some(2.0), Some(3.0)]), Some(6.0));
-/// // More: a tree of left folds, whatever order the contributions arrived in.
-/// let many: Vec<Option<f64>> = (0..3 * BLOCK + 2).map(|k| Some(k as f64)).collect();
-/// let n = (3 * BLOCK + 2) as f64;
-/// assert_eq!(canonical_sum(many), Some(n * (n - 1.0) / 2.0));
-/// assert_eq!(canonical_sum::<f64>(vec![None, None]), None);
-/// ```
+/// Users driving graph types of their own reach it as `backflow_stress::exec::canonical_sum`.
 pub fn canonical_sum<G: Gradient>(contributions: Vec<Option<G>>) -> Option<G> {
     let mut level = Vec::with_capacity(contributions.len().div_ceil(BLOCK as usize));
     let mut it = contributions.into_iter().peekable();
@@ -248,8 +237,23 @@ pub fn canonical_sum<G: Gradient>(contributions: Vec<Option<G>>) -> Option<G> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     use crate::exec::StripedBuffers;
     use crate::sync::{AtomicU32, Ordering};
+
+    #[test]
+    fn canonical_sum_is_a_left_fold_up_to_a_block_then_a_tree() {
+        // Up to BLOCK contributions: the left fold, ((1 + 2) + 3).
+        assert_eq!(
+            canonical_sum(vec![Some(1.0f64), None, Some(2.0), Some(3.0)]),
+            Some(6.0)
+        );
+        // More: a tree of left folds (exact here: small integers).
+        let many: Vec<Option<f64>> = (0..3 * BLOCK + 2).map(|k| Some(f64::from(k))).collect();
+        let n = f64::from(3 * BLOCK + 2);
+        assert_eq!(canonical_sum(many), Some(n * (n - 1.0) / 2.0));
+        assert_eq!(canonical_sum::<f64>(vec![None, None]), None);
+    }
 
     /// A gradient that spells out its sum, so that a test sees the shape of the tree.
     #[derive(Clone, Debug, PartialEq)]
