@@ -12,6 +12,8 @@ mod example_outputs;
 mod models_train;
 #[path = "nn_safetensors.rs"]
 mod nn_safetensors;
+#[path = "scratch.rs"]
+mod scratch;
 #[path = "stress_panics.rs"]
 mod stress_panics;
 #[path = "train_cli.rs"]

@@ -1,8 +1,9 @@
 //! `backflow train` and `eval` as a user runs them: progress on a pipe, `--checkpoint` and
 //! `--resume` in one process, and `eval` on the split stored by `train --save`.
 
+use crate::scratch::{s, scratch};
 use safetensors::SafeTensors;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs the binary with `args` (stdout and stderr piped, so never a terminal).
@@ -36,19 +37,6 @@ fn field(output: &str, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no line `{prefix}` in:\n{output}"))
         .trim()
         .to_string()
-}
-
-/// A fresh folder for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("backflow-train-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// A small T1 run: 2 branches of 8, 2 threads.

@@ -2,9 +2,10 @@
 //! with another --batch or --lr, a --resume checkpoint that cannot be written again, and
 //! weights whose stored recipe contradicts their tensors.
 
+use crate::scratch::{s, scratch};
 use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// Runs a small T1 (2 branches of 8, 2 threads) `train` with `extra`, or `eval` where
@@ -50,17 +51,6 @@ fn fails(extra: &[&str], code: i32, needles: &[&str]) {
         assert!(e.contains(n), "{extra:?}: `{n}` not in: {e}");
     }
     assert!(!text(&o.stdout).contains("epoch "), "{}", text(&o.stdout));
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("backflow-misuse-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]
@@ -249,16 +239,9 @@ fn train_labels_the_thread_count_that_ran() {
 
 #[test]
 fn resume_without_a_checkpoint_yet_says_it_starts_afresh() {
-    let dir = std::env::temp_dir().join(format!("bf-resume-fresh-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("resume-fresh");
     let path = dir.join("typo.safetensors");
-    let o = backflow(&[
-        "--epochs",
-        "1",
-        "--checkpoint",
-        path.to_str().unwrap(),
-        "--resume",
-    ]);
+    let o = backflow(&["--epochs", "1", "--checkpoint", s(&path), "--resume"]);
     assert!(o.status.success(), "{}", text(&o.stderr));
     let err = text(&o.stderr);
     assert!(
@@ -267,13 +250,7 @@ fn resume_without_a_checkpoint_yet_says_it_starts_afresh() {
     );
     // The run wrote it: resuming again is silent.
     assert!(path.is_file());
-    let o = backflow(&[
-        "--epochs",
-        "1",
-        "--checkpoint",
-        path.to_str().unwrap(),
-        "--resume",
-    ]);
+    let o = backflow(&["--epochs", "1", "--checkpoint", s(&path), "--resume"]);
     assert!(
         !text(&o.stderr).contains("no checkpoint at"),
         "{}",
