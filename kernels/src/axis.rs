@@ -60,7 +60,7 @@ fn lanes_exp_normalised<T: Element>(x: &[T], len: usize, inner: usize, log: bool
         }
         for row in block.chunks_exact(inner) {
             for ((s, &m), &v) in s.iter_mut().zip(&m).zip(row) {
-                *s = *s + (v - m).exp();
+                *s = *s + (v - m).exp_vec();
             }
         }
         if log {
@@ -71,7 +71,7 @@ fn lanes_exp_normalised<T: Element>(x: &[T], len: usize, inner: usize, log: bool
                 if log {
                     v - m - s
                 } else {
-                    (v - m).exp() / s
+                    (v - m).exp_vec() / s
                 }
             }));
         }
@@ -122,7 +122,7 @@ pub fn log_softmax_axis_backward<T: Element>(
         gy,
         len,
         inner,
-        |yv, g, total| g - yv.exp() * total,
+        |yv, g, total| g - yv.exp_vec() * total,
         |_, g| g,
     )
 }

@@ -62,12 +62,13 @@ macro_rules! impl_element {
                 self as f64
             }
 
-            #[inline]
+            // Always inlined: a call per element would keep a loop over a slice scalar.
+            #[inline(always)]
             fn exp_vec(self) -> Self {
                 $exp(self)
             }
 
-            #[inline]
+            #[inline(always)]
             fn tanh_vec(self) -> Self {
                 $tanh(self)
             }

@@ -3,7 +3,34 @@
 //! - the tanh approximation (`approximate='tanh'`): `gelu_tanh(x) = ½ x (1 + tanh(u))` with
 //!   `u = √(2/π) (x + 0.044715 x³)`.
 
-use crate::Element;
+use crate::{split, Element};
+
+/// Flops one element of a GELU kernel is taken to cost, for sizing its chunks.
+const FLOPS: usize = 30;
+
+/// `f(x)` for every element of `x`, split into chunks when large.
+fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
+    let mut y = vec![T::zero(); x.len()];
+    split::for_each_block(&mut y, FLOPS, &|start, part| {
+        let x = &x[start..start + part.len()];
+        part.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+    });
+    y
+}
+
+/// `f(x, gy)` for every pair of elements of `x` and `gy`, split into chunks when large.
+fn map2<T: Element>(x: &[T], gy: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
+    assert_eq!(x.len(), gy.len(), "gelu backward: x and gy lengths differ");
+    let mut g = vec![T::zero(); x.len()];
+    split::for_each_block(&mut g, FLOPS, &|start, part| {
+        let end = start + part.len();
+        let pairs = x[start..end].iter().zip(&gy[start..end]);
+        part.iter_mut()
+            .zip(pairs)
+            .for_each(|(o, (&v, &g))| *o = f(v, g));
+    });
+    g
+}
 
 /// `√(2/π)`.
 pub const GELU_SQRT_2_OVER_PI: f64 = 0.797_884_560_802_865_4;
@@ -23,9 +50,7 @@ pub fn gelu<T: Element>(x: &[T]) -> Vec<T> {
         T::from_f64(0.5),
         T::from_f64(std::f64::consts::FRAC_1_SQRT_2),
     );
-    x.iter()
-        .map(|&v| half * v * (T::one() + (v * r).erf()))
-        .collect()
+    map(x, |v| half * v * (T::one() + (v * r).erf()))
 }
 
 /// Gradient of [`gelu`] given the input `x` and upstream `gy`.
@@ -36,26 +61,22 @@ pub fn gelu_backward<T: Element>(x: &[T], gy: &[T]) -> Vec<T> {
         T::from_f64(std::f64::consts::FRAC_1_SQRT_2),
         T::from_f64(GELU_INV_SQRT_2PI),
     );
-    x.iter()
-        .zip(gy)
-        .map(|(&v, &g)| {
-            let d = half * (T::one() + (v * r).erf()) + v * c * (-half * v * v).exp();
-            g * d
-        })
-        .collect()
+    map2(x, gy, |v, g| {
+        let d = half * (T::one() + (v * r).erf()) + v * c * (-half * v * v).exp_vec();
+        g * d
+    })
 }
 
+#[inline(always)]
 fn tanh_u<T: Element>(x: T) -> T {
     let (c, a) = (T::from_f64(GELU_SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
-    (c * (x + a * x * x * x)).tanh()
+    (c * (x + a * x * x * x)).tanh_vec()
 }
 
 /// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, elementwise: the tanh approximation.
 pub fn gelu_tanh<T: Element>(x: &[T]) -> Vec<T> {
     let half = T::from_f64(0.5);
-    x.iter()
-        .map(|&v| half * v * (T::one() + tanh_u(v)))
-        .collect()
+    map(x, |v| half * v * (T::one() + tanh_u(v)))
 }
 
 /// Gradient of [`gelu_tanh`] given the input `x` and upstream `gy`.
@@ -66,24 +87,20 @@ pub fn gelu_tanh_backward<T: Element>(x: &[T], gy: &[T]) -> Vec<T> {
         T::from_f64(3.0 * GELU_CUBIC),
         T::from_f64(0.5),
     );
-    x.iter()
-        .zip(gy)
-        .map(|(&v, &g)| {
-            // the same derivative past the bound, without overflow (NaN stays NaN)
-            let bound = T::from_f64(GELU_TANH_SATURATED);
-            let v = if v > bound {
-                bound
-            } else if v < -bound {
-                -bound
-            } else {
-                v
-            };
-            let t = tanh_u(v);
-            let d =
-                half * (T::one() + t) + half * v * (T::one() - t * t) * c * (T::one() + a3 * v * v);
-            g * d
-        })
-        .collect()
+    map2(x, gy, |v, g| {
+        // the same derivative past the bound, without overflow (NaN stays NaN)
+        let bound = T::from_f64(GELU_TANH_SATURATED);
+        let v = if v > bound {
+            bound
+        } else if v < -bound {
+            -bound
+        } else {
+            v
+        };
+        let t = tanh_u(v);
+        let d = half * (T::one() + t) + half * v * (T::one() - t * t) * c * (T::one() + a3 * v * v);
+        g * d
+    })
 }
 
 #[cfg(test)]
@@ -126,5 +143,50 @@ mod tests {
             values(10, 2),
         );
         check_vjp(gelu_tanh, &x, &gy, &gelu_tanh_backward(&x, &gy));
+    }
+
+    #[test]
+    fn split_keeps_its_bits() {
+        let n = 8 * 4096 + 123;
+        let x: Vec<f32> = values(n, 31).iter().map(|&v| 4.0 * v as f32).collect();
+        let gy: Vec<f32> = values(n, 32).iter().map(|&v| v as f32).collect();
+        let run = |chunks| {
+            split::with_chunks(chunks, || {
+                [
+                    gelu(&x),
+                    gelu_backward(&x, &gy),
+                    gelu_tanh(&x),
+                    gelu_tanh_backward(&x, &gy),
+                ]
+                .map(|v| split::bits(&v))
+            })
+        };
+        let whole = run(1);
+        for chunks in split::TEST_CHUNKS {
+            assert!(run(chunks) == whole, "{chunks} chunks");
+        }
+    }
+
+    #[test]
+    fn f32_kernels_follow_the_f64_ones() {
+        // The f32 kernels use the vectorisable tanh and exp: within a few ε of the f64 values.
+        let x64: Vec<f64> = values(4000, 33).iter().map(|v| 8.0 * v).collect();
+        let gy64 = vec![1.0f64; x64.len()];
+        let x32: Vec<f32> = x64.iter().map(|&v| v as f32).collect();
+        let gy32 = vec![1.0f32; x32.len()];
+        let pairs = [
+            (gelu_tanh(&x32), gelu_tanh(&x64)),
+            (
+                gelu_tanh_backward(&x32, &gy32),
+                gelu_tanh_backward(&x64, &gy64),
+            ),
+            (gelu_backward(&x32, &gy32), gelu_backward(&x64, &gy64)),
+        ];
+        for (got, want) in pairs {
+            for ((&g, &w), &x) in got.iter().zip(&want).zip(&x64) {
+                let tol = 8.0 * f32::EPSILON as f64 * (1.0 + w.abs().max(x.abs()));
+                assert!((g as f64 - w).abs() <= tol, "at {x}: {g} against {w}");
+            }
+        }
     }
 }

@@ -26,12 +26,9 @@ pub fn transpose<T: Element>(x: &[T], shape: &[usize], d0: usize, d1: usize) -> 
     if d0 == d1 {
         return x.to_vec();
     }
-    let (mut out_shape, mut read) = (shape.to_vec(), strides(shape));
-    out_shape.swap(d0, d1);
-    read.swap(d0, d1);
-    let mut y = Vec::with_capacity(x.len());
-    walk(&out_shape, [&read], |_, [o]| y.push(x[o]));
-    y
+    let mut dims: Vec<usize> = (0..shape.len()).collect();
+    dims.swap(d0, d1);
+    gather_axes(x, shape, &dims)
 }
 
 /// Reorders the axes of `x` (shape `shape`): axis `i` of the result is axis `dims[i]` of
@@ -54,11 +51,35 @@ pub fn permute<T: Element>(x: &[T], shape: &[usize], dims: &[usize]) -> Vec<T> {
         numel(shape),
         "permute: data does not match {shape:?}"
     );
+    gather_axes(x, shape, dims)
+}
+
+/// The data of `x` (contiguous, shape `shape`) with its axes reordered by `dims`, a valid
+/// permutation. Output axes that stay neighbours in `x` are walked as one, and where the
+/// last of them is contiguous in `x` whole runs are copied instead of single elements.
+fn gather_axes<T: Element>(x: &[T], shape: &[usize], dims: &[usize]) -> Vec<T> {
     let from = strides(shape);
-    let out_shape: Vec<usize> = dims.iter().map(|&d| shape[d]).collect();
-    let read: Vec<usize> = dims.iter().map(|&d| from[d]).collect();
+    // (size, stride in x) of each output axis, neighbours in x merged.
+    let mut axes: Vec<(usize, usize)> = Vec::with_capacity(dims.len());
+    for (i, &d) in dims.iter().enumerate() {
+        match axes.last_mut() {
+            Some(last) if i > 0 && dims[i - 1] + 1 == d => *last = (last.0 * shape[d], from[d]),
+            _ => axes.push((shape[d], from[d])),
+        }
+    }
     let mut y = Vec::with_capacity(x.len());
-    walk(&out_shape, [&read], |_, [o]| y.push(x[o]));
+    match axes.split_last() {
+        Some((&(run, 1), outer)) => {
+            let (sizes, read): (Vec<usize>, Vec<usize>) = outer.iter().copied().unzip();
+            walk(&sizes, [&read], |_, [o]| {
+                y.extend_from_slice(&x[o..o + run])
+            });
+        }
+        _ => {
+            let (sizes, read): (Vec<usize>, Vec<usize>) = axes.into_iter().unzip();
+            walk(&sizes, [&read], |_, [o]| y.push(x[o]));
+        }
+    }
     y
 }
 
@@ -189,6 +210,31 @@ mod tests {
         );
         assert_eq!(permute(&x, &[2, 3, 4], &[0, 1, 2]), x);
         assert_eq!(permute(&[7.0f32], &[], &[]), vec![7.0]);
+    }
+
+    #[test]
+    fn every_permutation_matches_an_element_by_element_walk() {
+        // Merged neighbour axes and copied runs must give what visiting each index does.
+        for shape in [[2, 3, 4, 5], [1, 3, 1, 2], [2, 0, 3, 1]] {
+            let x: Vec<f64> = (0..numel(&shape)).map(|v| v as f64).collect();
+            let from = strides(&shape);
+            for p in 0..24 {
+                let mut rest = vec![0, 1, 2, 3];
+                let dims: Vec<usize> = [6, 2, 1, 1]
+                    .iter()
+                    .scan(p, |p, &f| {
+                        let i = *p / f;
+                        *p %= f;
+                        Some(rest.remove(i))
+                    })
+                    .collect();
+                let out: Vec<usize> = dims.iter().map(|&d| shape[d]).collect();
+                let read: Vec<usize> = dims.iter().map(|&d| from[d]).collect();
+                let mut want = Vec::new();
+                walk(&out, [&read], |_, [o]| want.push(x[o]));
+                assert_eq!(permute(&x, &shape, &dims), want, "{shape:?} by {dims:?}");
+            }
+        }
     }
 
     #[test]

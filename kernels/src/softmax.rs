@@ -1,7 +1,8 @@
 //! Softmax and log-softmax along the last axis, each beside its backward.
 //!
 //! Each row of `cols` elements is shifted by its maximum before exponentiating, so large
-//! logits cannot overflow (the shift cancels in the ratio).
+//! logits cannot overflow (the shift cancels in the ratio). The exponentials are the
+//! vectorisable ones of `transcendental.rs` for f32.
 
 use crate::{split, Element};
 
@@ -43,7 +44,9 @@ pub fn softmax<T: Element>(x: &[T], cols: usize) -> Vec<T> {
     map_rows(n, cols, |r, y| {
         let row = &x[r * cols..(r + 1) * cols];
         let m = row_max(row);
-        y.iter_mut().zip(row).for_each(|(o, &v)| *o = (v - m).exp());
+        y.iter_mut()
+            .zip(row)
+            .for_each(|(o, &v)| *o = (v - m).exp_vec());
         let total = y.iter().fold(T::zero(), |acc, &v| acc + v);
         y.iter_mut().for_each(|v| *v = *v / total);
     })
@@ -83,7 +86,7 @@ pub fn log_softmax<T: Element>(x: &[T], cols: usize) -> Vec<T> {
         let m = row_max(row);
         let lse = row
             .iter()
-            .fold(T::zero(), |acc, &v| acc + (v - m).exp())
+            .fold(T::zero(), |acc, &v| acc + (v - m).exp_vec())
             .ln();
         y.iter_mut().zip(row).for_each(|(o, &v)| *o = v - m - lse);
     })
@@ -105,7 +108,7 @@ pub fn log_softmax_backward<T: Element>(y: &[T], gy: &[T], cols: usize) -> Vec<T
         let total = gr.iter().fold(T::zero(), |acc, &g| acc + g);
         gx.iter_mut()
             .zip(yr.iter().zip(gr))
-            .for_each(|(o, (&a, &g))| *o = g - a.exp() * total);
+            .for_each(|(o, (&a, &g))| *o = g - a.exp_vec() * total);
     })
 }
 

@@ -17,7 +17,7 @@ macro_rules! transcendental {
      $lo:literal, $hi:literal, $ln2_hi:literal, $ln2_lo:literal, $exp_terms:literal,
      $expm1_terms:literal, $tanh_limit:literal) => {
         /// `e^x`, vectorisable; `exp(±inf)` is `inf`/`0` and NaN stays NaN.
-        #[inline]
+        #[inline(always)]
         pub(crate) fn $exp(x: $t) -> $t {
             // Outside [lo, hi] e^x rounds to 0 or overflows; the clamp keeps n's bits in range.
             let x = x.clamp($lo, $hi);
@@ -42,7 +42,7 @@ macro_rules! transcendental {
         }
 
         /// `tanh x`, vectorisable; `tanh(±inf) = ±1` and NaN stays NaN.
-        #[inline]
+        #[inline(always)]
         pub(crate) fn $tanh(x: $t) -> $t {
             let a = x.abs();
             // min() would turn NaN into the limit; this keeps NaN.

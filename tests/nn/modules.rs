@@ -22,36 +22,79 @@ fn weighted(y: &Tensor<f64>) -> backflow::Result<Tensor<f64>> {
     Ok(y.try_mul(&Tensor::from_vec(w, y.shape())?)?.sum())
 }
 
-#[test]
-fn attention_with_one_head_is_the_textbook_formula() {
-    let mha = MultiHeadAttention::<f64>::new_typed(4, 1, 3);
-    let x = Tensor::<f64>::randn(&[2, 3, 4], 5);
-    let got = mha.forward(&x).unwrap();
+/// Multi-head attention written head by head from its parameters: each head's
+/// `softmax(q·kᵀ/√d_head)·v` from its own projections, the heads concatenated along the
+/// features, then the output projection. `[2, 3, d_model]` in, `[6, d_model]` out.
+fn attention_head_by_head(mha: &MultiHeadAttention<f64>, x: &Tensor<f64>) -> Tensor<f64> {
+    let (heads, d_model) = (mha.heads(), x.shape()[2]);
+    let d_head = d_model / heads;
     let params = mha.named_parameters();
-    let p = |name: &str| {
+    let p = |name: String| {
         params
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| *n == name)
             .unwrap_or_else(|| panic!("{name}"))
             .1
             .get()
     };
-    let rows = x.reshape(&[6, 4]).unwrap();
-    let proj = |w: &str, b: &str| {
-        backflow::nn::linear(&rows, &p(w), Some(&p(b)))
+    let rows = x.reshape(&[6, d_model]).unwrap();
+    let proj = |h: usize, which: &str| {
+        let (w, b) = (
+            p(format!("heads.{h}.{which}.weight")),
+            p(format!("heads.{h}.{which}.bias")),
+        );
+        backflow::nn::linear(&rows, &w, Some(&b))
             .unwrap()
-            .reshape(&[2, 3, 4])
+            .reshape(&[2, 3, d_head])
             .unwrap()
     };
-    let q = proj("heads.0.query.weight", "heads.0.query.bias");
-    let k = proj("heads.0.key.weight", "heads.0.key.bias");
-    let v = proj("heads.0.value.weight", "heads.0.value.bias");
-    // softmax(q·kᵀ/√4)·v, then the output projection.
-    let att = (q.matmul(&k.transpose(1, 2).unwrap()).unwrap() * 0.5).softmax();
-    let heads = att.matmul(&v).unwrap().reshape(&[6, 4]).unwrap();
-    let want = backflow::nn::linear(&heads, &p("out.weight"), Some(&p("out.bias"))).unwrap();
-    for (a, b) in got.data().iter().zip(want.data()) {
-        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    let outs: Vec<Tensor<f64>> = (0..heads)
+        .map(|h| {
+            let (q, k, v) = (proj(h, "query"), proj(h, "key"), proj(h, "value"));
+            let scale = 1.0 / (d_head as f64).sqrt();
+            let att = (q.matmul(&k.transpose(1, 2).unwrap()).unwrap() * scale).softmax();
+            att.matmul(&v).unwrap().reshape(&[6, d_head]).unwrap()
+        })
+        .collect();
+    let joined = Tensor::concat(&outs.iter().collect::<Vec<_>>(), 1).unwrap();
+    backflow::nn::linear(
+        &joined,
+        &p("out.weight".into()),
+        Some(&p("out.bias".into())),
+    )
+    .unwrap()
+}
+
+#[test]
+fn attention_is_the_textbook_formula_head_by_head() {
+    // The heads are computed together (stacked weights, one batched product); values and
+    // every parameter's gradient must be those of the formula written head by head.
+    for (d_model, heads) in [(4, 1), (6, 3), (8, 4)] {
+        let mha = MultiHeadAttention::<f64>::new_typed(d_model, heads, 3);
+        let x = Tensor::<f64>::randn(&[2, 3, d_model], 5);
+        let got = mha.forward(&x).unwrap();
+        let want = attention_head_by_head(&mha, &x);
+        assert_eq!(got.shape(), &[2, 3, d_model]);
+        for (a, b) in got.data().iter().zip(want.data()) {
+            assert!((a - b).abs() < 1e-12, "{heads} heads: {a} vs {b}");
+        }
+        let grads = |y: Tensor<f64>| {
+            mha.named_parameters()
+                .iter()
+                .for_each(|(_, p)| p.zero_grad());
+            weighted(&y).unwrap().backward().unwrap();
+            mha.named_parameters()
+                .into_iter()
+                .map(|(name, p)| (name, p.grad().unwrap().to_vec()))
+                .collect::<Vec<_>>()
+        };
+        let fused = grads(got);
+        let by_head = grads(attention_head_by_head(&mha, &x));
+        for ((name, a), (_, b)) in fused.iter().zip(&by_head) {
+            for (u, v) in a.iter().zip(b) {
+                assert!((u - v).abs() < 1e-12, "{heads} heads, {name}: {u} vs {v}");
+            }
+        }
     }
 }
 
