@@ -15,6 +15,9 @@ use super::module::{prefixed, Module};
 use super::{linear, Linear, Param};
 use crate::{Element, Error, Result, Tensor};
 
+/// Picks one of a head's three projections.
+type Pick<T> = fn(&Head<T>) -> &Linear<T>;
+
 /// One head's projections.
 struct Head<T: Element> {
     query: Linear<T>,
@@ -101,7 +104,7 @@ impl<T: Element> Module<T> for MultiHeadAttention<T> {
         // Every head's projection at once: the heads' weights stacked into one
         // [d_model, d_model] product, then the heads moved beside the batch,
         // [batch · heads, tokens, d_head].
-        let project = |pick: fn(&Head<T>) -> &Linear<T>| -> Result<Tensor<T>> {
+        let project = |pick: Pick<T>| -> Result<Tensor<T>> {
             let weights: Vec<Tensor<T>> = self.heads.iter().map(|h| pick(h).weight.get()).collect();
             let biases: Vec<Tensor<T>> = self
                 .heads
@@ -117,7 +120,7 @@ impl<T: Element> Module<T> for MultiHeadAttention<T> {
                 .permute(&[0, 2, 1, 3])?
                 .reshape(&[batch * heads, tokens, d_head])
         };
-        let pickers: [fn(&Head<T>) -> &Linear<T>; 3] = [|h| &h.query, |h| &h.key, |h| &h.value];
+        let pickers: [Pick<T>; 3] = [|h| &h.query, |h| &h.key, |h| &h.value];
         let [q, k, v]: [Tensor<T>; 3] = par_map(&pickers, |&pick| project(pick))?
             .try_into()
             .unwrap_or_else(|_| unreachable!("three projections"));
