@@ -2,6 +2,9 @@
 //! kernels with "same" padding, and the inception model's 1×1 reductions (40 → 16). Forward
 //! alone, and forward plus backward (input, weight and bias gradients), f32. No engine pool
 //! is running here, so the kernels' chunks run one after another on the calling thread.
+//!
+//! `max_pool2d`: the inception model's two poolings, 3×3 stride 1 "same" over 40 channels
+//! and 2×2 stride 2 over 80, forward alone and forward plus backward.
 
 use backflow::Tensor;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
@@ -51,5 +54,35 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+fn bench_pool(c: &mut Criterion) {
+    let mut group = c.benchmark_group("max_pool2d");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500));
+    for (channels, k, stride, padding) in [(40, 3, 1, 1), (80, 2, 2, 0)] {
+        let x = Tensor::<f32>::randn(&[64, channels, 8, 8], 4).requires_grad();
+        let id = format!("c{channels}_k{k}_s{stride}");
+        group.bench_with_input(BenchmarkId::new("forward", &id), &(), |bench, _| {
+            bench.iter(|| black_box(x.max_pool2d(k, stride, padding).unwrap()))
+        });
+        group.bench_with_input(
+            BenchmarkId::new("forward_backward", &id),
+            &(),
+            |bench, _| {
+                bench.iter(|| {
+                    x.max_pool2d(k, stride, padding)
+                        .unwrap()
+                        .sum()
+                        .backward()
+                        .unwrap();
+                    black_box(x.grad())
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_pool);
 criterion_main!(benches);

@@ -45,7 +45,7 @@ pub use gradcheck::numeric_gradient;
 pub use layout::{concat, concat_backward, permute, transpose};
 pub use matmul::{matmul, matmul_backward};
 pub use norm::{layer_norm, layer_norm_backward, LayerNormSaved};
-pub use pool::{avg_pool2d, avg_pool2d_backward, max_pool2d, Pool2dShape};
+pub use pool::{avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, Pool2dShape};
 pub use reduce::{sum_all, sum_axis, sum_axis_backward};
 pub use select::{gather, index_add, index_select, scatter_add};
 pub use shape::{broadcast_shapes, broadcast_to, checked_numel, numel, reduce_to, strides};

@@ -49,32 +49,140 @@ impl Pool2dShape {
 }
 
 /// The maximum of each window, and its index inside its plane (`row·w + col`) for the
-/// backward: the first maximum in row-major order, a NaN counting as the maximum.
+/// backward: the first maximum in row-major order, a NaN counting as the maximum. Planes
+/// are independent: large inputs split into chunks of planes.
 ///
 /// Precondition: `x.len() == planes·h·w`, every window overlaps the plane (`padding < k`).
 pub fn max_pool2d<T: Element>(x: &[T], s: &Pool2dShape) -> (Vec<T>, Vec<usize>) {
     let (ho, wo) = (s.ho(), s.wo());
-    let mut values = Vec::with_capacity(s.planes * ho * wo);
-    let mut index = Vec::with_capacity(s.planes * ho * wo);
-    for plane in x.chunks_exact((s.h * s.w).max(1)).take(s.planes) {
-        for oh in 0..ho {
-            for ow in 0..wo {
-                let (rows, cols) = s.window(oh, ow);
-                let (mut best, mut at) = (T::neg_infinity(), usize::MAX);
-                for r in rows {
-                    for c in cols.clone() {
-                        let v = plane[r * s.w + c];
-                        if at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
-                            (best, at) = (v, r * s.w + c);
-                        }
-                    }
+    let per = ho * wo;
+    let mut values = vec![T::zero(); s.planes * per];
+    let mut index = vec![0; s.planes * per];
+    if per == 0 || s.h * s.w == 0 {
+        return (values, index);
+    }
+    // Each plane takes the window's k² offsets in row-major order, each over every output
+    // at once (selects, no branch), keeping the first maximum (a NaN wins, ties keep the
+    // earlier): the window's first maximum in row-major order. Offset (i, j) of output
+    // (oh, ow) reads element (oh·stride + i - padding, ow·stride + j - padding), when inside
+    // the plane: which outputs it is inside for, and where they read, are the same for every
+    // plane, so they are listed once.
+    let hw = s.h * s.w;
+    let offsets: Vec<Offset> = (0..s.k * s.k)
+        .map(|t| Offset::new(s, t / s.k, t % s.k))
+        .collect();
+    let parts: Vec<(&mut [T], &mut [usize])> =
+        values.chunks_mut(per).zip(index.chunks_mut(per)).collect();
+    let chunks = split::chunks_for(s.planes, s.planes.saturating_mul(per * s.k * s.k));
+    split::for_each_part(parts, chunks, &|p, (best, at)| {
+        let plane = &x[p * hw..(p + 1) * hw];
+        best.fill(T::neg_infinity());
+        at.fill(usize::MAX);
+        for offset in &offsets {
+            offset.fold(plane, best, at);
+        }
+    });
+    (values, index)
+}
+
+/// One offset `(i, j)` of the pooling window: for every output, the element it reads there
+/// (`usize::MAX` where that falls in the padding).
+struct Offset {
+    reads: Vec<usize>,
+    /// With stride 1 and outputs as wide as the plane, output `o` reads element `o + shift`
+    /// (for the outputs `inside`), contiguously.
+    shift: Option<(isize, std::ops::Range<usize>)>,
+}
+
+impl Offset {
+    fn new(s: &Pool2dShape, i: usize, j: usize) -> Self {
+        let (ho, wo) = (s.ho(), s.wo());
+        let reads: Vec<usize> = (0..ho * wo)
+            .map(|o| {
+                let r = (o / wo * s.stride + i).wrapping_sub(s.padding);
+                let c = (o % wo * s.stride + j).wrapping_sub(s.padding);
+                if r < s.h && c < s.w {
+                    r * s.w + c
+                } else {
+                    usize::MAX
                 }
-                values.push(best);
-                index.push(at);
+            })
+            .collect();
+        let delta = (i * s.w + j) as isize - (s.padding * s.w + s.padding) as isize;
+        let shift = (s.stride == 1 && wo == s.w).then(|| {
+            let first = reads.iter().position(|&r| r != usize::MAX).unwrap_or(0);
+            let end = reads
+                .iter()
+                .rposition(|&r| r != usize::MAX)
+                .map_or(0, |e| e + 1);
+            (delta, first..end.max(first))
+        });
+        Self { reads, shift }
+    }
+
+    /// Folds this offset's element into each output's running maximum `best` (at `at`).
+    fn fold<T: Element>(&self, plane: &[T], best: &mut [T], at: &mut [usize]) {
+        let reads = &self.reads;
+        match &self.shift {
+            Some((delta, inside)) => {
+                // Contiguous reads; the window's column edges still mask some outputs.
+                let o = inside.clone();
+                let from = (o.start as isize + delta) as usize;
+                let src = &plane[from..from + o.len()];
+                let slots = best[o.clone()].iter_mut().zip(&mut at[o.clone()]);
+                for (((b, a), &v), &i) in slots.zip(src).zip(&reads[o]) {
+                    let take = i != usize::MAX && (*a == usize::MAX || beats(v, *b));
+                    *b = if take { v } else { *b };
+                    *a = if take { i } else { *a };
+                }
+            }
+            None => {
+                let last = plane.len() - 1;
+                for ((b, a), &i) in best.iter_mut().zip(at.iter_mut()).zip(reads) {
+                    let v = plane[i.min(last)];
+                    let take = i != usize::MAX && (*a == usize::MAX || beats(v, *b));
+                    *b = if take { v } else { *b };
+                    *a = if take { i } else { *a };
+                }
             }
         }
     }
-    (values, index)
+}
+
+/// Whether `v`, met after `best` in a window, replaces it as the maximum: larger, or the
+/// first NaN.
+#[inline]
+fn beats<T: Element>(v: T, best: T) -> bool {
+    v > best || (v.is_nan() && !best.is_nan())
+}
+
+/// Gradient of [`max_pool2d`] from the indices it returned: each window's upstream gradient
+/// added to its maximum's element, in output order within each plane (so overlapping windows
+/// sum in a fixed order). Planes split into chunks when large.
+///
+/// Precondition: `gy.len() == index.len() == planes·ho·wo`, every index below `h·w`.
+pub fn max_pool2d_backward<T: Element>(gy: &[T], index: &[usize], s: &Pool2dShape) -> Vec<T> {
+    let (hw, per) = (s.h * s.w, s.ho() * s.wo());
+    assert!(
+        gy.len() == index.len() && gy.len() == s.planes * per,
+        "max_pool2d_backward: {} gradients and {} indices for {} planes of {per} outputs",
+        gy.len(),
+        index.len(),
+        s.planes
+    );
+    let mut gx = vec![T::zero(); s.planes * hw];
+    if hw == 0 || per == 0 {
+        return gx;
+    }
+    split::for_each_rows(&mut gx, hw, 2 * per, &|first, part| {
+        for (p, plane) in part.chunks_exact_mut(hw).enumerate() {
+            let outputs = (first + p) * per..(first + p + 1) * per;
+            for (&g, &at) in gy[outputs.clone()].iter().zip(&index[outputs]) {
+                plane[at] = plane[at] + g;
+            }
+        }
+    });
+    gx
 }
 
 /// The mean of each `k×k` window, padding counted as zeros.
@@ -168,6 +276,36 @@ mod tests {
         }
     }
     #[test]
+    fn split_max_pool_keeps_its_bits_and_sums_overlaps_in_order() {
+        let s = Pool2dShape {
+            planes: 24,
+            h: 9,
+            w: 9,
+            k: 3,
+            stride: 1,
+            padding: 1,
+        };
+        let x = crate::gradcheck::values(s.planes * s.h * s.w, 43);
+        let gy = crate::gradcheck::values(s.planes * s.ho() * s.wo(), 44);
+        let run = |chunks| {
+            split::with_chunks(chunks, || {
+                let (y, index) = max_pool2d(&x, &s);
+                let gx = max_pool2d_backward(&gy, &index, &s);
+                (split::bits(&y), index, split::bits(&gx))
+            })
+        };
+        let whole = run(1);
+        for chunks in split::TEST_CHUNKS {
+            assert!(run(chunks) == whole, "{chunks} chunks");
+        }
+        // Overlapping windows (stride 1) send several gradients to one element: the
+        // backward is the derivative of the forward all the same.
+        let (_, index) = max_pool2d(&x, &s);
+        let gx = max_pool2d_backward(&gy, &index, &s);
+        check_vjp(|x| max_pool2d(x, &s).0, &x, &gy, &gx);
+    }
+
+    #[test]
     fn windows_with_padding() {
         // One 3×3 plane 1..9, k = 2, stride 2, padding 1: windows {1}, {2,3}, {4,7}, {5,6,8,9}.
         let x: Vec<f64> = (1..=9).map(f64::from).collect();
@@ -191,6 +329,66 @@ mod tests {
             &gy,
             &avg_pool2d_backward(&gy, &s),
         );
+    }
+
+    /// The first maximum of each window in row-major order, a NaN counting as the maximum:
+    /// the definition, window by window.
+    fn max_pool_by_definition(x: &[f32], s: &Pool2dShape) -> (Vec<f32>, Vec<usize>) {
+        let (mut values, mut index) = (Vec::new(), Vec::new());
+        for plane in x.chunks_exact(s.h * s.w) {
+            for oh in 0..s.ho() {
+                for ow in 0..s.wo() {
+                    let (rows, cols) = s.window(oh, ow);
+                    let mut found: Option<(f32, usize)> = None;
+                    for r in rows {
+                        for c in cols.clone() {
+                            let v = plane[r * s.w + c];
+                            if found.is_none_or(|(b, _)| v > b || (v.is_nan() && !b.is_nan())) {
+                                found = Some((v, r * s.w + c));
+                            }
+                        }
+                    }
+                    let (v, i) = found.unwrap_or((f32::NEG_INFINITY, usize::MAX));
+                    values.push(v);
+                    index.push(i);
+                }
+            }
+        }
+        (values, index)
+    }
+
+    #[test]
+    fn max_pool_is_the_first_maximum_of_each_window_with_ties_and_nans() {
+        // Few distinct values (many ties), some NaNs, every window geometry.
+        let x: Vec<f32> = (0..2 * 7 * 6)
+            .map(|i| {
+                if i % 17 == 5 {
+                    f32::NAN
+                } else {
+                    ((i * 7) % 4) as f32
+                }
+            })
+            .collect();
+        for (k, stride, padding) in [
+            (1, 1, 0),
+            (2, 2, 0),
+            (2, 2, 1),
+            (3, 1, 1),
+            (3, 2, 2),
+            (4, 3, 1),
+        ] {
+            let s = Pool2dShape {
+                planes: 2,
+                h: 7,
+                w: 6,
+                k,
+                stride,
+                padding,
+            };
+            let (got, want) = (max_pool2d(&x, &s), max_pool_by_definition(&x, &s));
+            assert_eq!(got.1, want.1, "k {k} stride {stride} padding {padding}");
+            assert_eq!(split::bits(&got.0), split::bits(&want.0));
+        }
     }
 
     #[test]

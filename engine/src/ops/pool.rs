@@ -8,7 +8,9 @@
 use crate::error::{Error, Result};
 use crate::sync::Arc;
 use crate::Tensor;
-use backflow_kernels::{avg_pool2d, avg_pool2d_backward, max_pool2d, Element, Pool2dShape};
+use backflow_kernels::{
+    avg_pool2d, avg_pool2d_backward, max_pool2d, max_pool2d_backward, Element, Pool2dShape,
+};
 
 impl<T: Element> Tensor<T> {
     /// The maximum of each `kernel×kernel` window of every plane of this `[n, c, h, w]`
@@ -38,8 +40,12 @@ impl<T: Element> Tensor<T> {
             values,
             out_shape,
             &[self],
-            move |gy, _| {
+            move |gy, ctx| {
                 // ∂ max(window)/∂x = 1 at the window's first maximum: gy scattered to the indices
+                if !ctx.create_graph {
+                    let gx = max_pool2d_backward(gy.data(), &index, &s);
+                    return Ok(vec![Some(Tensor::raw(gx, in_shape.clone()))]);
+                }
                 let (planes, hw, howo) = (s.planes, s.h * s.w, s.ho() * s.wo());
                 let g = gy.reshape(&[planes, howo])?.scatter_add_into(
                     &[planes, hw],
