@@ -31,27 +31,40 @@ pub fn layer_norm<T: Element>(
         x.len()
     );
     let n = T::from_f64(d as f64);
-    let mut x_hat = Vec::with_capacity(x.len());
-    let mut rstd = Vec::with_capacity(x.len() / d);
-    for row in x.chunks_exact(d) {
+    let rows = x.len() / d;
+    let (mut y, mut x_hat, mut rstd) = (
+        vec![T::zero(); x.len()],
+        vec![T::zero(); x.len()],
+        vec![T::zero(); rows],
+    );
+    // Rows are independent: large inputs split into chunks of rows.
+    let parts: Vec<_> = y
+        .chunks_exact_mut(d)
+        .zip(x_hat.chunks_exact_mut(d))
+        .zip(rstd.iter_mut())
+        .collect();
+    let chunks = split::chunks_for(rows, rows.saturating_mul(8 * d));
+    split::for_each_part(parts, chunks, &|i, ((y, x_hat), rstd)| {
+        let row = &x[i * d..(i + 1) * d];
         let mean = row.iter().fold(T::zero(), |s, &v| s + v) / n;
         let var = row
             .iter()
             .fold(T::zero(), |s, &v| s + (v - mean) * (v - mean))
             / n;
         let r = T::one() / (var + eps).sqrt();
-        rstd.push(r);
-        x_hat.extend(row.iter().map(|&v| (v - mean) * r));
-    }
-    let mut y = x_hat.clone();
-    for row in y.chunks_exact_mut(d) {
+        **rstd = r;
+        x_hat
+            .iter_mut()
+            .zip(row)
+            .for_each(|(h, &v)| *h = (v - mean) * r);
+        y.copy_from_slice(x_hat);
         if let Some(w) = weight {
-            row.iter_mut().zip(w).for_each(|(v, &w)| *v = *v * w);
+            y.iter_mut().zip(w).for_each(|(v, &w)| *v = *v * w);
         }
         if let Some(b) = bias {
-            row.iter_mut().zip(b).for_each(|(v, &b)| *v = *v + b);
+            y.iter_mut().zip(b).for_each(|(v, &b)| *v = *v + b);
         }
-    }
+    });
     (y, LayerNormSaved { x_hat, rstd })
 }
 
@@ -125,15 +138,15 @@ mod tests {
     }
 
     #[test]
-    fn split_input_gradient_keeps_its_bits() {
+    fn split_forward_and_input_gradient_keep_their_bits() {
         let (d, n) = (33, 33 * 40);
-        let (x, w, gy) = (values(n, 5), values(d, 6), values(n, 7));
-        let (_, saved) = layer_norm(&x, d, Some(&w), None, 1e-5);
+        let (x, w, b, gy) = (values(n, 5), values(d, 6), values(d, 8), values(n, 7));
         let run = |chunks| {
             split::with_chunks(chunks, || {
+                let (y, saved) = layer_norm(&x, d, Some(&w), Some(&b), 1e-5);
                 let (gx, _, _) =
                     layer_norm_backward(&saved, &gy, d, Some(&w), (true, false, false));
-                split::bits(&gx.unwrap())
+                [y, saved.x_hat, saved.rstd, gx.unwrap()].map(|v| split::bits(&v))
             })
         };
         let whole = run(1);

@@ -81,12 +81,23 @@ pub fn sum_axis<T: Element>(x: &[T], shape: &[usize], axis: usize) -> Vec<T> {
     if x.is_empty() {
         return out;
     }
-    // Rows are added in axis order, the same for every output element.
-    for (acc, block) in out.chunks_exact_mut(inner).zip(x.chunks_exact(len * inner)) {
-        for row in block.chunks_exact(inner) {
-            acc.iter_mut().zip(row).for_each(|(a, &v)| *a = *a + v);
+    // Rows are added in axis order, the same for every output element, so a large output
+    // splits into chunks of output elements: each chunk adds the rows over its own range.
+    split::for_each_block(&mut out, len, &|start, part| {
+        let mut o = start;
+        while o < start + part.len() {
+            // The outputs of one outer block from `o` on that this part holds.
+            let (b, j) = (o / inner, o % inner);
+            let end = (start + part.len()).min((b + 1) * inner);
+            let acc = &mut part[o - start..end - start];
+            let block = &x[b * len * inner..(b + 1) * len * inner];
+            for row in block.chunks_exact(inner) {
+                let row = &row[j..j + acc.len()];
+                acc.iter_mut().zip(row).for_each(|(a, &v)| *a = *a + v);
+            }
+            o = end;
         }
-    }
+    });
     out
 }
 
@@ -114,6 +125,30 @@ pub fn sum_axis_backward<T: Element>(gy: &[T], shape: &[usize], axis: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn split_sum_axis_keeps_its_bits() {
+        // Output blocks of 4096 elements that start inside an outer block, for every axis.
+        let shape = [3, 5, 4099];
+        let x = crate::gradcheck::values(numel(&shape), 9);
+        for axis in 0..3 {
+            let run =
+                |chunks| split::with_chunks(chunks, || split::bits(&sum_axis(&x, &shape, axis)));
+            let whole = run(1);
+            for chunks in split::TEST_CHUNKS {
+                assert_eq!(run(chunks), whole, "axis {axis}, {chunks} chunks");
+            }
+            // Each output element is its lane's sum in axis order.
+            let (outer, len, inner) = split_axis(&shape, axis);
+            let got = sum_axis(&x, &shape, axis);
+            for (o, &g) in got.iter().enumerate().step_by(97) {
+                let (b, j) = (o / inner, o % inner);
+                let want = (0..len).fold(0.0, |s, r| s + x[(b * len + r) * inner + j]);
+                assert_eq!(g.to_bits(), f64::to_bits(want), "axis {axis}, output {o}");
+                assert!(b < outer);
+            }
+        }
+    }
 
     #[test]
     fn a_split_sum_adds_as_the_whole_tree_does() {
