@@ -9,6 +9,7 @@
 //! dimension is never split, so the bits do not depend on the thread count.
 
 use faer::linalg::matmul::matmul;
+use faer::prelude::ReborrowMut;
 use faer::traits::ComplexField;
 use faer::{Accum, MatMut, MatRef, Par};
 
@@ -118,10 +119,42 @@ pub(crate) fn gemm<T: ComplexField + num_traits::Float + Send>(
     let (mut dense_a, mut dense_b) = (Vec::new(), Vec::new());
     let a = view(a, m, k, sa, &mut dense_a);
     let b = view(b, k, n, sb, &mut dense_b);
-    let rows = block_rows(m, k, n);
-    let chunks = split::chunks_for(m.div_ceil(rows), flops(m, k, n));
-    multiply_blocks(c, accum, a, b, rows, chunks);
+    let (rows, cols) = blocks(m, k, n);
+    let units = m.div_ceil(rows) * n.div_ceil(cols);
+    let chunks = split::chunks_for(units, flops(m, k, n));
+    multiply_blocks(c, accum, a, b, (rows, cols), chunks);
 }
+
+/// The (rows, columns) of the blocks the output of an `m×k · k×n` product is cut into:
+/// blocks of whole rows ([`block_rows`]), or, when the rows make one block (a product with
+/// few output rows and a long inner dimension, as a weight gradient `gyᵀ·x`), blocks of
+/// whole columns ([`block_cols`]).
+fn blocks(m: usize, k: usize, n: usize) -> (usize, usize) {
+    let rows = block_rows(m, k, n);
+    if rows < m {
+        (rows, n.max(1))
+    } else {
+        (rows, block_cols(m, k, n))
+    }
+}
+
+/// The columns of each block when the output is cut into blocks of columns: as
+/// [`block_rows`] for the transposed product, at least [`MIN_BLOCK_COLS`].
+fn block_cols(m: usize, k: usize, n: usize) -> usize {
+    if flops(m, k, n) < 2 * split::MIN_CHUNK_FLOPS {
+        return n.max(1);
+    }
+    let least = split::MIN_CHUNK_FLOPS.div_ceil(flops(m, k, 1).max(1));
+    least
+        .max(n.div_ceil(split::MAX_CHUNKS))
+        .max(MIN_BLOCK_COLS)
+        .next_multiple_of(8)
+        .min(n)
+}
+
+/// The fewest output columns a column block has: thinner blocks would leave faer's
+/// micro-kernels (4 to 8 columns wide per step) mostly idle.
+const MIN_BLOCK_COLS: usize = 16;
 
 /// The flops of an `m×k · k×n` product (`2·m·k·n`, saturating).
 pub(crate) fn flops(m: usize, k: usize, n: usize) -> usize {
@@ -156,13 +189,29 @@ fn multiply_blocks<T: ComplexField + num_traits::Float + Send>(
     accum: Accum,
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
-    rows: usize,
+    (rows, cols): (usize, usize),
     chunks: usize,
 ) {
     let n = b.ncols();
-    if rows >= a.nrows() {
+    if rows >= a.nrows() && cols >= n {
         let c = MatMut::from_row_major_slice_mut(c, a.nrows(), n);
         return matmul(c, accum, a, b, T::one(), Par::Seq);
+    }
+    if rows >= a.nrows() {
+        // Blocks of whole columns: each is the product of `a` with its columns of `b`.
+        let mut rest = MatMut::from_row_major_slice_mut(c, a.nrows(), n);
+        let mut parts = Vec::with_capacity(n.div_ceil(cols));
+        while rest.ncols() > 0 {
+            let width = cols.min(rest.ncols());
+            let (part, tail) = rest.split_at_col_mut(width);
+            parts.push(part);
+            rest = tail;
+        }
+        split::for_each_part(parts, chunks, &|i, part| {
+            let b = b.subcols(i * cols, part.ncols());
+            matmul(part.rb_mut(), accum, a, b, T::one(), Par::Seq);
+        });
+        return;
     }
     let parts: Vec<&mut [T]> = c.chunks_mut(rows * n).collect();
     split::for_each_part(parts, chunks, &|i, part| {
@@ -184,7 +233,7 @@ pub(crate) fn gemm_in_chunks<T: ComplexField + num_traits::Float + Send>(
     let mut c = vec![T::zero(); m * n];
     let a = MatRef::from_row_major_slice(a, m, k);
     let b = MatRef::from_row_major_slice(b, k, n);
-    multiply_blocks(&mut c, Accum::Replace, a, b, block_rows(m, k, n), chunks);
+    multiply_blocks(&mut c, Accum::Replace, a, b, blocks(m, k, n), chunks);
     c
 }
 
@@ -353,11 +402,16 @@ mod tests {
     #[test]
     fn a_product_split_over_1_2_4_and_8_chunks_gives_the_same_bits() {
         crate::split::install_test_runner();
-        let (m, k, n) = (200, 64, 48);
-        assert!(
-            super::block_rows(m, k, n) < m,
-            "the product must be cut into blocks"
-        );
+        // Blocks of rows (200 rows), and blocks of columns (a weight gradient's 64 rows over
+        // an inner dimension of 512), with a last block narrower than the rest.
+        for (m, k, n) in [(200, 64, 48), (64, 512, 72)] {
+            let (rows, cols) = super::blocks(m, k, n);
+            assert!(rows < m || cols < n, "{m}x{k}x{n} must be cut into blocks");
+            split_product_keeps_its_bits(m, k, n);
+        }
+    }
+
+    fn split_product_keeps_its_bits(m: usize, k: usize, n: usize) {
         let a: Vec<f32> = (0..m * k)
             .map(|i| ((i * 37) % 101) as f32 / 13.0 - 3.0)
             .collect();

@@ -62,6 +62,40 @@ fn split_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
     )
 }
 
+/// Lanes of a row sum: element `i` goes to running sum `i mod LANES`.
+pub(crate) const LANES: usize = 8;
+
+/// `Σ f(x_i)` in a fixed order that a loop vectorises (a single running sum is a chain of
+/// dependent additions): [`LANES`] running sums, then added as a fixed tree. The order
+/// depends on the length alone.
+#[inline]
+pub(crate) fn lane_sum<T: Element>(x: &[T], f: impl Fn(T) -> T) -> T {
+    lane_sum2(x, x, |a, _| f(a))
+}
+
+/// [`lane_sum`] of `f(a_i, b_i)` over two rows of the same length.
+#[inline]
+pub(crate) fn lane_sum2<T: Element>(a: &[T], b: &[T], f: impl Fn(T, T) -> T) -> T {
+    let mut acc = [T::zero(); LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (ca, cb) in ca.zip(cb) {
+        for i in 0..LANES {
+            acc[i] = acc[i] + f(ca[i], cb[i]);
+        }
+    }
+    for (i, (&x, &y)) in ra.iter().zip(rb).enumerate() {
+        acc[i] = acc[i] + f(x, y);
+    }
+    let half = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    (half[0] + half[2]) + (half[1] + half[3])
+}
+
 /// Sums `x` (shape `shape`) along `axis`; the result has `shape` with `axis` removed.
 ///
 /// Precondition: `axis < shape.len()` and `x.len() == numel(shape)`.
@@ -125,6 +159,20 @@ pub fn sum_axis_backward<T: Element>(gy: &[T], shape: &[usize], axis: usize) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lane_sums_add_every_element_once_in_a_fixed_tree() {
+        for len in [0, 1, 7, 8, 9, 64, 67] {
+            let x: Vec<f64> = (0..len).map(|i| (i * i) as f64).collect();
+            let want: f64 = x.iter().sum();
+            assert_eq!(lane_sum(&x, |v| v), want, "length {len}");
+        }
+        // The tree is ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)): here (2 + -1e8) + 1e8 = 0 in
+        // f32 (the 2 is lost beside 1e8), where left to right ((1 + 1e8) - 1e8) + 1 = 1.
+        let x: Vec<f32> = [1.0, 1e8, -1e8, 0.0, 1.0, 0.0, 0.0, 0.0].to_vec();
+        assert_eq!(lane_sum(&x, |v| v), 0.0);
+        assert_eq!(x.iter().fold(0.0f32, |s, &v| s + v), 1.0);
+    }
 
     #[test]
     fn split_sum_axis_keeps_its_bits() {

@@ -4,6 +4,7 @@
 //! logits cannot overflow (the shift cancels in the ratio). The exponentials are the
 //! vectorisable ones of `transcendental.rs` for f32.
 
+use crate::reduce::lane_sum;
 use crate::{split, Element};
 
 /// Rows of `cols` elements; an empty tensor (or `cols == 0`) has none.
@@ -35,21 +36,48 @@ fn map_rows<T: Element>(len: usize, cols: usize, f: impl Fn(usize, &mut [T]) + S
     y
 }
 
+/// Fills a result of the first `len` elements of `x`, a block of whole rows of `cols` (at
+/// least 1) at a time: `f(x_block, y_block)` with `y_block` holding a copy of `x_block` on
+/// entry. Large inputs split into chunks of rows.
+fn map_row_blocks<T: Element>(
+    x: &[T],
+    len: usize,
+    cols: usize,
+    f: impl Fn(&[T], &mut [T]) + Sync,
+) -> Vec<T> {
+    let mut y = x[..len].to_vec();
+    // About a dozen flops per element (an exponential among them).
+    split::for_each_rows(&mut y, cols, 12 * cols, &|first, part| {
+        f(&x[first * cols..first * cols + part.len()], part);
+    });
+    y
+}
+
 /// Softmax of each row of `cols` elements: `y_i = e^(x_i - m) / Σ_j e^(x_j - m)` with `m` the
 /// row maximum.
 ///
 /// Precondition: `x.len()` is a multiple of `cols`.
 pub fn softmax<T: Element>(x: &[T], cols: usize) -> Vec<T> {
     let n = rows(x, cols, "softmax").len() * cols;
-    map_rows(n, cols, |r, y| {
-        let row = &x[r * cols..(r + 1) * cols];
-        let m = row_max(row);
-        y.iter_mut()
-            .zip(row)
-            .for_each(|(o, &v)| *o = (v - m).exp_vec());
-        let total = y.iter().fold(T::zero(), |acc, &v| acc + v);
-        y.iter_mut().for_each(|v| *v = *v / total);
+    let cols = cols.max(1);
+    map_row_blocks(x, n, cols, |_, y| {
+        exp_shifted(y, cols);
+        for row in y.chunks_exact_mut(cols) {
+            let total = lane_sum(row, |v| v);
+            row.iter_mut().for_each(|v| *v = *v / total);
+        }
     })
+}
+
+/// Each row of `cols` elements of `y` shifted by its maximum, then every element
+/// exponentiated in one pass over the block (a loop that vectorises whatever the row
+/// length).
+fn exp_shifted<T: Element>(y: &mut [T], cols: usize) {
+    for row in y.chunks_exact_mut(cols) {
+        let m = row_max(row);
+        row.iter_mut().for_each(|v| *v = *v - m);
+    }
+    y.iter_mut().for_each(|v| *v = v.exp_vec());
 }
 
 /// Gradient of [`softmax`] from its saved output `y` and the upstream `gy`.
@@ -81,14 +109,13 @@ pub fn softmax_backward<T: Element>(y: &[T], gy: &[T], cols: usize) -> Vec<T> {
 /// Precondition: `x.len()` is a multiple of `cols`.
 pub fn log_softmax<T: Element>(x: &[T], cols: usize) -> Vec<T> {
     let n = rows(x, cols, "log_softmax").len() * cols;
-    map_rows(n, cols, |r, y| {
-        let row = &x[r * cols..(r + 1) * cols];
-        let m = row_max(row);
-        let lse = row
-            .iter()
-            .fold(T::zero(), |acc, &v| acc + (v - m).exp_vec())
-            .ln();
-        y.iter_mut().zip(row).for_each(|(o, &v)| *o = v - m - lse);
+    let cols = cols.max(1);
+    map_row_blocks(x, n, cols, |x, y| {
+        exp_shifted(y, cols);
+        for (row, out) in x.chunks_exact(cols).zip(y.chunks_exact_mut(cols)) {
+            let (m, lse) = (row_max(row), lane_sum(out, |v| v).ln());
+            out.iter_mut().zip(row).for_each(|(o, &v)| *o = v - m - lse);
+        }
     })
 }
 
