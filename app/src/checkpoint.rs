@@ -278,7 +278,7 @@ fn serialize<M: Module + ?Sized>(
         let steps: Vec<String> = adam.steps.iter().map(u64::to_string).collect();
         meta.insert("adam_steps".to_string(), steps.join(","));
     }
-    safetensors::serialize(views, Some(meta)).map_err(|e| invalid(e.to_string()))
+    crate::canonical::serialize(views, meta).map_err(invalid)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! This crate is not published: a user of backflow depends on the `backflow` crate (and on
 //! `backflow-stress` as a dev-dependency), never on this one.
 
+pub mod canonical;
 pub mod checkpoint;
 pub mod data;
 pub mod models;

@@ -186,8 +186,7 @@ pub fn save_trained<M: Module + ?Sized>(
     let plain = to_safetensors(model)?;
     let file = SafeTensors::deserialize(&plain).map_err(|e| invalid(e.to_string()))?;
     let tensors: Vec<(String, TensorView)> = file.tensors();
-    let bytes = safetensors::serialize(tensors, Some(recipe.to_metadata()))
-        .map_err(|e| invalid(e.to_string()))?;
+    let bytes = crate::canonical::serialize(tensors, recipe.to_metadata()).map_err(invalid)?;
     backflow::io::write_atomic(path, bytes).map_err(|e| Error::io("save_weights", path, &e))
 }
 

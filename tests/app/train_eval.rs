@@ -137,3 +137,25 @@ fn a_file_claiming_a_model_larger_than_train_allows_is_refused_before_building_i
     );
     std::fs::remove_file(&path).ok();
 }
+
+#[test]
+fn two_runs_with_one_seed_save_the_same_bytes() {
+    // Training is deterministic, and the file's header (the recipe's metadata included)
+    // is written in sorted order, so the two files are equal byte for byte.
+    let dir = std::env::temp_dir().join(format!("backflow-same-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let save = |name: &str, threads: &str| {
+        let path = dir.join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_backflow"))
+            .args(["train", "--branches", "3", "--hidden", "8", "--epochs", "1"])
+            .args(["--seed", "9", "--threads", threads, "--save"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        std::fs::read(path).unwrap()
+    };
+    let first = save("a.safetensors", "1");
+    assert!(first == save("b.safetensors", "2"), "files differ");
+    std::fs::remove_dir_all(&dir).ok();
+}
