@@ -4,7 +4,8 @@
 //! through here. The new contents go to a temporary file in the target's folder, are
 //! flushed to disk, and only then renamed over the target. A save that fails part way (a
 //! full disk, a file-size limit, a crash) leaves the previous file as it was, and no
-//! temporary file behind.
+//! temporary file behind; the temporary of a process killed mid-save is removed by the
+//! next save to the same path (on Linux).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -145,6 +146,7 @@ impl AtomicFile {
         std::fs::rename(temporary, &self.target)?;
         self.temporary = None;
         sync_folder(&self.target);
+        remove_stale_temporaries(&self.target);
         Ok(())
     }
 
@@ -190,8 +192,9 @@ fn resolve_links(path: &Path) -> PathBuf {
     }
 }
 
-/// A new file `.NAME.RANDOM.tmp` in `target`'s folder (hidden, and named after the target
-/// so that a stray one says where it came from).
+/// A new file `.NAME.PID-RANDOM.tmp` in `target`'s folder (hidden, named after the target
+/// so that a stray one says where it came from, and after the process writing it so that a
+/// later save can tell a killed writer's leftover from a live one's file).
 fn create_temporary(target: &Path) -> io::Result<(File, PathBuf)> {
     let name = target
         .file_name()
@@ -200,8 +203,11 @@ fn create_temporary(target: &Path) -> io::Result<(File, PathBuf)> {
         .into_owned();
     let mut last = None;
     for _ in 0..NAME_TRIES {
-        let temporary =
-            target.with_file_name(format!(".{name}.{:016x}.tmp", rand::random::<u64>()));
+        let temporary = target.with_file_name(format!(
+            ".{name}.{}-{:016x}.tmp",
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -213,6 +219,50 @@ fn create_temporary(target: &Path) -> io::Result<(File, PathBuf)> {
         }
     }
     Err(last.expect("at least one try"))
+}
+
+/// Removes what killed writers left beside `target`: temporaries `.NAME.PID-RANDOM.tmp`
+/// of this target whose process no longer runs (a save killed before its commit or drop
+/// could clean up). Linux only, where `/proc/PID` tells whether a process runs; best
+/// effort. A temporary of this process, or of a running one, is never touched: it may be a
+/// save in progress.
+fn remove_stale_temporaries(target: &Path) {
+    #[cfg(target_os = "linux")]
+    {
+        let (Some(name), Some(folder)) = (target.file_name(), target.parent()) else {
+            return;
+        };
+        let folder = if folder.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            folder
+        };
+        let prefix = format!(".{}.", name.to_string_lossy());
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(pid) = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|rest| rest.strip_suffix(".tmp"))
+                .and_then(|rest| rest.split_once('-'))
+                .filter(|(_, random)| {
+                    random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit())
+                })
+                .and_then(|(pid, _)| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let running = Path::new("/proc").join(pid.to_string()).exists();
+            if pid != std::process::id() && !running {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = target;
 }
 
 /// Flushes the folder holding `path`, so the rename itself survives a crash. Best effort:

@@ -380,3 +380,30 @@ fn a_save_that_fails_part_way_leaves_the_previous_weights_file_whole() {
     assert_eq!(files_in(&dir), ["w.safetensors"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_save_removes_what_a_killed_save_of_the_same_file_left() {
+    let dir = std::env::temp_dir().join(format!("backflow-stale-tmp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("w.bin");
+    // 4294967 is past the largest pid Linux allows (2^22): that writer is not running.
+    let stale = ".w.bin.4294967-0123456789abcdef.tmp";
+    let ours = format!(".w.bin.{}-fedcba9876543210.tmp", std::process::id());
+    let kept = [
+        ours.as_str(),
+        ".other.bin.4294967-0123456789abcdef.tmp",
+        ".w.bin.notes.tmp",
+    ];
+    for name in kept.iter().chain([&stale]) {
+        std::fs::write(dir.join(name), "left over").unwrap();
+    }
+    backflow::io::write_atomic(&path, "new").unwrap();
+    let mut want: Vec<String> = kept.iter().map(|n| n.to_string()).collect();
+    want.push("w.bin".into());
+    want.sort();
+    // Only the dead writer's temporary of this target is gone: this process's may be a
+    // save in progress, and the others are not this target's.
+    assert_eq!(files_in(&dir), want);
+    std::fs::remove_dir_all(&dir).ok();
+}
