@@ -9,9 +9,9 @@
 //!
 //! ```text
 //! epoch  10: mean loss 0.1496
-//! epoch  20: mean loss 0.2160
-//! epoch  30: mean loss 0.0773
-//! test accuracy 97.78%, weights in /tmp/wide_model.safetensors
+//! epoch  20: mean loss 0.0479
+//! epoch  30: mean loss 0.0619
+//! test accuracy 96.94%, weights in /tmp/wide_model.safetensors
 //! ```
 
 use backflow::nn::{

@@ -58,6 +58,11 @@ pub fn permute<T: Element>(x: &[T], shape: &[usize], dims: &[usize]) -> Vec<T> {
 /// permutation. Output axes that stay neighbours in `x` are walked as one, and where the
 /// last of them is contiguous in `x` whole runs are copied instead of single elements.
 fn gather_axes<T: Element>(x: &[T], shape: &[usize], dims: &[usize]) -> Vec<T> {
+    // Nothing to move; and the other axes may still be huge (`[2^64 - 1, 0, 1]`), which a
+    // walk over the outer axes of an empty run would step through one by one.
+    if x.is_empty() {
+        return Vec::new();
+    }
     let from = strides(shape);
     // (size, stride in x) of each output axis, neighbours in x merged.
     let mut axes: Vec<(usize, usize)> = Vec::with_capacity(dims.len());
@@ -235,6 +240,15 @@ mod tests {
                 assert_eq!(permute(&x, &shape, &dims), want, "{shape:?} by {dims:?}");
             }
         }
+    }
+
+    #[test]
+    fn an_empty_tensor_with_huge_axes_permutes_at_once() {
+        // The run (the last axis) is empty but the axes before it count 2^64 - 1: this
+        // looped over every one of them (found by the API fuzzer).
+        let shape = [usize::MAX, 0, 1];
+        assert!(transpose::<f32>(&[], &shape, 2, 1).is_empty());
+        assert!(permute::<f32>(&[], &shape, &[0, 2, 1]).is_empty());
     }
 
     #[test]
