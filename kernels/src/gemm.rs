@@ -141,15 +141,7 @@ fn blocks(m: usize, k: usize, n: usize) -> (usize, usize) {
 /// The columns of each block when the output is cut into blocks of columns: as
 /// [`block_rows`] for the transposed product, at least [`MIN_BLOCK_COLS`].
 fn block_cols(m: usize, k: usize, n: usize) -> usize {
-    if flops(m, k, n) < 2 * split::MIN_CHUNK_FLOPS {
-        return n.max(1);
-    }
-    let least = split::MIN_CHUNK_FLOPS.div_ceil(flops(m, k, 1).max(1));
-    least
-        .max(n.div_ceil(split::MAX_CHUNKS))
-        .max(MIN_BLOCK_COLS)
-        .next_multiple_of(8)
-        .min(n)
+    block_len(n, flops(m, k, 1), flops(m, k, n), MIN_BLOCK_COLS)
 }
 
 /// The fewest output columns a column block has: thinner blocks would leave faer's
@@ -166,15 +158,23 @@ pub(crate) fn flops(m: usize, k: usize, n: usize) -> usize {
 /// [`split::MIN_CHUNK_FLOPS`] each, at least [`MIN_BLOCK_ROWS`], a multiple of 8, and at
 /// most [`split::MAX_CHUNKS`] blocks.
 fn block_rows(m: usize, k: usize, n: usize) -> usize {
-    if flops(m, k, n) < 2 * split::MIN_CHUNK_FLOPS {
-        return m.max(1);
+    block_len(m, flops(1, k, n), flops(m, k, n), MIN_BLOCK_ROWS)
+}
+
+/// How many of a product's `len` output rows (or columns), of `per_unit` flops each and
+/// `total` in all, make a block: all while the product is under two chunks' work, else
+/// enough for [`split::MIN_CHUNK_FLOPS`] each, at least `least_len`, a multiple of 8, and
+/// at most [`split::MAX_CHUNKS`] blocks.
+fn block_len(len: usize, per_unit: usize, total: usize, least_len: usize) -> usize {
+    if total < 2 * split::MIN_CHUNK_FLOPS {
+        return len.max(1);
     }
-    let least = split::MIN_CHUNK_FLOPS.div_ceil(flops(1, k, n).max(1));
-    least
-        .max(m.div_ceil(split::MAX_CHUNKS))
-        .max(MIN_BLOCK_ROWS)
+    split::MIN_CHUNK_FLOPS
+        .div_ceil(per_unit.max(1))
+        .max(len.div_ceil(split::MAX_CHUNKS))
+        .max(least_len)
         .next_multiple_of(8)
-        .min(m)
+        .min(len)
 }
 
 /// The fewest output rows a block of a split product has: each block packs `b` again, so

@@ -252,16 +252,21 @@ mod tests {
     use super::*;
     use crate::gradcheck::{check_vjp, values};
 
-    #[test]
-    fn split_avg_pool_keeps_its_bits() {
-        let s = Pool2dShape {
+    /// 24 planes of 9×9, 3×3 windows with padding 1: enough work to split.
+    fn split_shape(stride: usize) -> Pool2dShape {
+        Pool2dShape {
             planes: 24,
             h: 9,
             w: 9,
             k: 3,
-            stride: 2,
+            stride,
             padding: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn split_avg_pool_keeps_its_bits() {
+        let s = split_shape(2);
         let x = crate::gradcheck::values(s.planes * s.h * s.w, 41);
         let gy = crate::gradcheck::values(s.planes * s.ho() * s.wo(), 42);
         let run = |chunks| {
@@ -275,16 +280,10 @@ mod tests {
             assert!(run(chunks) == whole, "{chunks} chunks");
         }
     }
+
     #[test]
     fn split_max_pool_keeps_its_bits_and_sums_overlaps_in_order() {
-        let s = Pool2dShape {
-            planes: 24,
-            h: 9,
-            w: 9,
-            k: 3,
-            stride: 1,
-            padding: 1,
-        };
+        let s = split_shape(1);
         let x = crate::gradcheck::values(s.planes * s.h * s.w, 43);
         let gy = crate::gradcheck::values(s.planes * s.ho() * s.wo(), 44);
         let run = |chunks| {
