@@ -184,57 +184,45 @@ pub fn linear<T: Element>(
                 ]
             } else {
                 let g = gy.data();
-                // The three gradients are independent: they run as a map on the executor's
-                // threads (each product may split again), in order on one thread.
-                let one = |i: &usize| -> Option<Result<Tensor<T>>> {
-                    if !need(*i) {
-                        return None;
+                let gx = need(0).then(|| {
+                    let mut gx = vec![T::zero(); n * k];
+                    T::gemm(
+                        n,
+                        out,
+                        k,
+                        g,
+                        (out, 1),
+                        ws.data(),
+                        (k, 1),
+                        &mut gx,
+                        T::zero(),
+                    );
+                    Tensor::from_vec(gx, &[n, k])
+                });
+                let gw = need(1).then(|| {
+                    // gyᵀ is [out, n]: element (j, i) at gy[i*out + j], so strides (1, out).
+                    let mut gw = vec![T::zero(); out * k];
+                    T::gemm(
+                        out,
+                        n,
+                        k,
+                        g,
+                        (1, out),
+                        xs.data(),
+                        (k, 1),
+                        &mut gw,
+                        T::zero(),
+                    );
+                    Tensor::from_vec(gw, &[out, k])
+                });
+                let gb = need(2).then(|| {
+                    let mut gb = vec![T::zero(); out];
+                    for row in g.chunks_exact(out.max(1)) {
+                        gb.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
                     }
-                    Some(match i {
-                        0 => {
-                            let mut gx = vec![T::zero(); n * k];
-                            T::gemm(
-                                n,
-                                out,
-                                k,
-                                g,
-                                (out, 1),
-                                ws.data(),
-                                (k, 1),
-                                &mut gx,
-                                T::zero(),
-                            );
-                            Tensor::from_vec(gx, &[n, k])
-                        }
-                        1 => {
-                            // gyᵀ is [out, n]: element (j, i) at gy[i*out + j], so strides (1, out).
-                            let mut gw = vec![T::zero(); out * k];
-                            T::gemm(
-                                out,
-                                n,
-                                k,
-                                g,
-                                (1, out),
-                                xs.data(),
-                                (k, 1),
-                                &mut gw,
-                                T::zero(),
-                            );
-                            Tensor::from_vec(gw, &[out, k])
-                        }
-                        _ => {
-                            let mut gb = vec![T::zero(); out];
-                            for row in g.chunks_exact(out.max(1)) {
-                                gb.iter_mut().zip(row).for_each(|(s, &v)| *s = *s + v);
-                            }
-                            Tensor::from_vec(gb, &[out])
-                        }
-                    })
-                };
-                crate::parallel_map(&[0, 1, 2], one)
-                    .into_iter()
-                    .map(Option::transpose)
-                    .collect::<Result<Vec<_>>>()?
+                    Tensor::from_vec(gb, &[out])
+                });
+                vec![gx.transpose()?, gw.transpose()?, gb.transpose()?]
             };
             grads.truncate(ctx.inputs());
             Ok(grads)
