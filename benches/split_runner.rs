@@ -2,6 +2,9 @@
 //!
 //! - `split_gemm`: a 256×256×256 product (`Tensor::matmul`, 33.5 Mflop, split into row
 //!   blocks) under `with_threads(1)` and `with_threads(2)`;
+//! - `split_small`: products from 48×48×48 (0.2 Mflop) to 192×192×192 (14 Mflop) at 1
+//!   and 2 threads: a kernel the cost model leaves whole (its helpers would join too late)
+//!   must take no longer at 2 threads than at 1;
 //! - `split_runner`: 8 chunks of about 0.2 ms each through the executor (`parallel_for`,
 //!   which borrows the chunk function across threads by erasing its lifetime: the one
 //!   `unsafe` of `engine/src/exec/split.rs`), against the safe alternative that needs no
@@ -25,6 +28,29 @@ fn split_gemm(c: &mut Criterion) {
             },
         );
     }
+    group.finish();
+}
+
+fn split_small(c: &mut Criterion) {
+    let mut group = c.benchmark_group("split_small");
+    // Some splits first, so the cost model has measured this machine's helpers.
+    let warm = Tensor::<f32>::randn(&[256, 256], 2);
+    for _ in 0..50 {
+        with_threads(2, || no_grad(|| black_box(warm.matmul(&warm).unwrap())));
+    }
+    for n in [48, 64, 96, 128, 192] {
+        let a = Tensor::<f32>::randn(&[n, n], 1);
+        for threads in [1, 2] {
+            group.bench_with_input(
+                BenchmarkId::new(format!("matmul_{n}"), threads),
+                &threads,
+                |b, &t| {
+                    b.iter(|| with_threads(t, || no_grad(|| black_box(a.matmul(&a).unwrap()))));
+                },
+            );
+        }
+    }
+    println!("split_small: {}", backflow::split_estimate());
     group.finish();
 }
 
@@ -70,6 +96,6 @@ criterion_group! {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))
         .sample_size(20);
-    targets = split_gemm, split_runner
+    targets = split_gemm, split_small, split_runner
 }
 criterion_main!(benches);

@@ -30,7 +30,9 @@ mod parallel;
 
 pub use backflow_engine::io;
 
-pub use backflow_engine::exec::{clamp_threads, default_threads, max_threads};
+pub use backflow_engine::exec::{
+    clamp_threads, default_threads, max_threads, split_estimate, SplitEstimate,
+};
 pub use backflow_engine::{
     backward, checkpoint, enable_grad, grad, is_grad_enabled, no_grad, Accumulation, BackwardCtx,
     BackwardOptions, Error, Result, Scheduler, Tensor,

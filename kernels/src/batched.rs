@@ -78,7 +78,7 @@ pub(crate) fn batched_matmul_in_chunks<T: Element>(
     b: &[T],
     plan: &BatchPlan,
     (m, k, n): (usize, usize, usize),
-    chunks: usize,
+    chunks: split::Chunks,
 ) -> Vec<T> {
     let mn = m * n;
     let mut y = vec![T::zero(); plan.a_offsets.len() * mn];
@@ -151,7 +151,7 @@ pub(crate) fn batched_matmul_backward_in_chunks<T: Element>(
     plan: &BatchPlan,
     (m, k, n): (usize, usize, usize),
     (need_a, need_b): (bool, bool),
-    chunks: usize,
+    chunks: split::Chunks,
 ) -> (Option<Vec<T>>, Option<Vec<T>>) {
     // Per entry, y = a·b gives ∂L/∂a = gy·bᵀ and ∂L/∂b = aᵀ·gy; an operand broadcast over
     // several entries receives the sum of theirs (β = 1 accumulates into its matrix), in
@@ -283,9 +283,10 @@ mod tests {
             f32::gemm(m, n, k, gi, (n, 1), bi, (1, n), &mut ga_want, 1.0);
         }
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        for chunks in crate::split::TEST_CHUNKS {
+        for n_chunks in crate::split::TEST_CHUNKS {
+            let chunks = crate::split::Chunks::exactly(n_chunks);
             let y = batched_matmul_in_chunks(&a, &b, &plan, (m, k, n), chunks);
-            assert_eq!(bits(&y), bits(&y_want), "forward, {chunks} chunks");
+            assert_eq!(bits(&y), bits(&y_want), "forward, {n_chunks} chunks");
             let (ga, gb) = batched_matmul_backward_in_chunks(
                 &a,
                 &b,
@@ -295,13 +296,20 @@ mod tests {
                 (true, true),
                 chunks,
             );
-            assert_eq!(bits(&ga.unwrap()), bits(&ga_want), "∂a, {chunks} chunks");
-            let (_, gb_one) =
-                batched_matmul_backward_in_chunks(&a, &b, &gy, &plan, (m, k, n), (false, true), 1);
+            assert_eq!(bits(&ga.unwrap()), bits(&ga_want), "∂a, {n_chunks} chunks");
+            let (_, gb_one) = batched_matmul_backward_in_chunks(
+                &a,
+                &b,
+                &gy,
+                &plan,
+                (m, k, n),
+                (false, true),
+                crate::split::Chunks::exactly(1),
+            );
             assert_eq!(
                 bits(&gb.unwrap()),
                 bits(&gb_one.unwrap()),
-                "∂b, {chunks} chunks"
+                "∂b, {n_chunks} chunks"
             );
         }
     }

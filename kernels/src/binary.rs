@@ -12,7 +12,7 @@ use crate::{split, Element};
 const FLOPS: usize = 4;
 
 /// Below this many elements a same-shape op maps directly (no zeroed buffer, no split).
-const SPLIT_LEN: usize = 2 * split::MIN_CHUNK_FLOPS / FLOPS;
+const SPLIT_LEN: usize = 2 * split::UNIT_FLOPS / FLOPS;
 
 /// An elementwise binary op.
 #[derive(Clone, Copy, Debug, PartialEq)]

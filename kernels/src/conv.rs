@@ -81,11 +81,11 @@ impl Conv2dShape {
     }
 
     /// Images per tile, from the shape alone: enough for [`TILE_COLUMNS`] columns of `cols`
-    /// and [`split::MIN_CHUNK_FLOPS`] of work, but no more than leaves [`MIN_TILES`] tiles.
+    /// and [`split::UNIT_FLOPS`] of work, but no more than leaves [`MIN_TILES`] tiles.
     fn tile(&self) -> usize {
         TILE_COLUMNS
             .div_ceil(self.plane().max(1))
-            .max(split::MIN_CHUNK_FLOPS.div_ceil(self.image_flops().max(1)))
+            .max(split::UNIT_FLOPS.div_ceil(self.image_flops().max(1)))
             .min(self.n.div_ceil(MIN_TILES))
             .max(1)
     }
@@ -97,7 +97,7 @@ impl Conv2dShape {
     }
 
     /// The chunk count for the work of the whole batch.
-    fn chunks(&self) -> usize {
+    fn chunks(&self) -> split::Chunks {
         split::chunks_for(self.tiles(), self.image_flops().saturating_mul(self.n))
     }
 
@@ -232,7 +232,7 @@ pub(crate) fn conv2d_in_chunks<T: Element>(
     w: &[T],
     b: Option<&[T]>,
     s: &Conv2dShape,
-    chunks: usize,
+    chunks: split::Chunks,
 ) -> Vec<T> {
     let (k, plane, cog, tile) = (s.k(), s.plane(), s.c_out / s.groups, s.tile());
     let mut y = vec![T::zero(); s.n * s.c_out * plane];
@@ -292,7 +292,7 @@ pub(crate) fn conv2d_input_grad_in_chunks<T: Element>(
     gy: &[T],
     w: &[T],
     s: &Conv2dShape,
-    chunks: usize,
+    chunks: split::Chunks,
 ) -> Vec<T> {
     let (k, plane, cog, tile) = (s.k(), s.plane(), s.c_out / s.groups, s.tile());
     let mut gx = vec![T::zero(); s.n * s.image()];
@@ -345,7 +345,7 @@ pub(crate) fn conv2d_weight_grad_in_chunks<T: Element>(
     x: &[T],
     gy: &[T],
     s: &Conv2dShape,
-    chunks: usize,
+    chunks: split::Chunks,
 ) -> Vec<T> {
     let (k, plane, cog, tile) = (s.k(), s.plane(), s.c_out / s.groups, s.tile());
     let mut leaves = vec![vec![T::zero(); s.c_out * k]; s.tiles().max(1)];
@@ -539,8 +539,9 @@ mod tests {
             let y = conv2d(&x, &w, Some(&b), &s);
             let gx = conv2d_input_grad(&gy, &w, &s);
             let gw = conv2d_weight_grad(&x, &gy, &s);
-            for chunks in crate::split::TEST_CHUNKS {
-                let at = format!("{s:?} in {chunks} chunks");
+            for n_chunks in crate::split::TEST_CHUNKS {
+                let at = format!("{s:?} in {n_chunks} chunks");
+                let chunks = crate::split::Chunks::exactly(n_chunks);
                 let y_c = conv2d_in_chunks(&x, &w, Some(&b), &s, chunks);
                 assert_eq!(bits(&y_c), bits(&y), "forward, {at}");
                 let gx_c = conv2d_input_grad_in_chunks(&gy, &w, &s, chunks);

@@ -155,7 +155,7 @@ pub(crate) fn flops(m: usize, k: usize, n: usize) -> usize {
 
 /// The rows of each block the output of an `m×k · k×n` product is cut into, from the shape
 /// alone: all `m` while the product is under two chunks' work, else enough rows for
-/// [`split::MIN_CHUNK_FLOPS`] each, at least [`MIN_BLOCK_ROWS`], a multiple of 8, and at
+/// [`split::UNIT_FLOPS`] each, at least [`MIN_BLOCK_ROWS`], a multiple of 8, and at
 /// most [`split::MAX_CHUNKS`] blocks.
 fn block_rows(m: usize, k: usize, n: usize) -> usize {
     block_len(m, flops(1, k, n), flops(m, k, n), MIN_BLOCK_ROWS)
@@ -163,13 +163,13 @@ fn block_rows(m: usize, k: usize, n: usize) -> usize {
 
 /// How many of a product's `len` output rows (or columns), of `per_unit` flops each and
 /// `total` in all, make a block: all while the product is under two chunks' work, else
-/// enough for [`split::MIN_CHUNK_FLOPS`] each, at least `least_len`, a multiple of 8, and
+/// enough for [`split::UNIT_FLOPS`] each, at least `least_len`, a multiple of 8, and
 /// at most [`split::MAX_CHUNKS`] blocks.
 fn block_len(len: usize, per_unit: usize, total: usize, least_len: usize) -> usize {
-    if total < 2 * split::MIN_CHUNK_FLOPS {
+    if total < 2 * split::UNIT_FLOPS {
         return len.max(1);
     }
-    split::MIN_CHUNK_FLOPS
+    split::UNIT_FLOPS
         .div_ceil(per_unit.max(1))
         .max(len.div_ceil(split::MAX_CHUNKS))
         .max(least_len)
@@ -190,7 +190,7 @@ fn multiply_blocks<T: ComplexField + num_traits::Float + Send>(
     a: MatRef<'_, T>,
     b: MatRef<'_, T>,
     (rows, cols): (usize, usize),
-    chunks: usize,
+    chunks: split::Chunks,
 ) {
     let n = b.ncols();
     if rows >= a.nrows() && cols >= n {
@@ -233,6 +233,7 @@ pub(crate) fn gemm_in_chunks<T: ComplexField + num_traits::Float + Send>(
     let mut c = vec![T::zero(); m * n];
     let a = MatRef::from_row_major_slice(a, m, k);
     let b = MatRef::from_row_major_slice(b, k, n);
+    let chunks = split::Chunks::exactly(chunks);
     multiply_blocks(&mut c, Accum::Replace, a, b, blocks(m, k, n), chunks);
     c
 }

@@ -15,9 +15,19 @@ use std::sync::OnceLock;
 pub trait ChunkRunner: Sync {
     /// Calls `f(i)` once for each `i` in `0..chunks`, in any order and on any threads, and
     /// returns once every call has returned. Nested calls (a chunk that splits again) must
-    /// be allowed and must not deadlock.
-    fn run(&self, chunks: usize, f: &(dyn Fn(usize) + Sync));
+    /// be allowed and must not deadlock. `flops` is the work of all chunks together (0 when
+    /// unknown), from which a runner may learn how fast chunks run.
+    fn run(&self, chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync));
+
+    /// The least work, in flops, worth a chunk of its own: what one thread does in the time
+    /// another takes to join. Kernels under twice this run whole on the calling thread.
+    fn least_chunk_flops(&self) -> usize {
+        DEFAULT_LEAST_CHUNK_FLOPS
+    }
 }
+
+/// [`ChunkRunner::least_chunk_flops`] of a runner that does not estimate it.
+pub const DEFAULT_LEAST_CHUNK_FLOPS: usize = 100_000;
 
 static RUNNER: OnceLock<&'static dyn ChunkRunner> = OnceLock::new();
 
@@ -27,13 +37,20 @@ pub fn set_runner(runner: &'static dyn ChunkRunner) -> bool {
     RUNNER.set(runner).is_ok()
 }
 
-/// Calls `f(i)` for each `i` in `0..chunks`, on the installed runner's threads, or in order
-/// on this thread when none is installed or there is at most one chunk.
-pub fn for_each(chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+/// Calls `f(i)` for each `i` in `0..chunks` (`flops` of work together, 0 when unknown), on
+/// the installed runner's threads, or in order on this thread when none is installed or
+/// there is at most one chunk.
+pub fn for_each(chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync)) {
     match RUNNER.get() {
-        Some(runner) if chunks > 1 => runner.run(chunks, f),
+        Some(runner) if chunks > 1 => runner.run(chunks, flops, f),
         _ => (0..chunks).for_each(f),
     }
+}
+
+/// The installed runner's [`least_chunk_flops`](ChunkRunner::least_chunk_flops), or
+/// `usize::MAX` when none is installed (chunks would run one after another anyway).
+pub fn least_chunk_flops() -> usize {
+    RUNNER.get().map_or(usize::MAX, |r| r.least_chunk_flops())
 }
 
 #[cfg(test)]
@@ -44,7 +61,7 @@ mod tests {
     #[test]
     fn without_a_runner_every_chunk_runs_once() {
         let hits: Vec<AtomicUsize> = (0..5).map(|_| AtomicUsize::new(0)).collect();
-        for_each(5, &|i| {
+        for_each(5, 0, &|i| {
             hits[i].fetch_add(1, Ordering::Relaxed);
         });
         assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));

@@ -16,7 +16,7 @@ const TOP_LEVELS: u32 = 3;
 /// `log n`, not `n`). A large sum computes the subtrees below the tree's top levels as
 /// chunks, then adds them up as the tree does: the same additions, so the same bits.
 pub fn sum_all<T: Element>(x: &[T]) -> T {
-    if x.len() < 2 * split::MIN_CHUNK_FLOPS {
+    if x.len() < 2 * split::UNIT_FLOPS {
         return pairwise(x);
     }
     let mut ranges: Vec<std::ops::Range<usize>> = std::iter::once(0..x.len()).collect();

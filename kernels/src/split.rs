@@ -8,21 +8,48 @@
 
 use std::sync::Mutex;
 
-/// The least work, in flops, that is worth a chunk of its own: below it a kernel runs whole
-/// on the calling thread, so a small kernel never pays for splitting.
-pub(crate) const MIN_CHUNK_FLOPS: usize = 100_000;
+/// The work, in flops, that the units of the products and reductions are sized by, where
+/// their shape allows: a unit's boundaries depend on the shape and this constant alone,
+/// never on the machine, so neither do the bits.
+pub(crate) const UNIT_FLOPS: usize = 100_000;
 
 /// The most chunks (and, for the weight gradient's tree, the most leaves) one kernel uses.
 pub(crate) const MAX_CHUNKS: usize = 32;
 
-/// The chunk count for `units` units of `total_flops` together: one chunk per
-/// [`MIN_CHUNK_FLOPS`], at most one per unit and at most [`MAX_CHUNKS`], at least 1.
-pub(crate) fn chunks_for(units: usize, total_flops: usize) -> usize {
+/// How a kernel's units run: grouped into `count` chunks, `flops` of work in all (0 when
+/// unknown, as for the forced counts of the split tests).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Chunks {
+    pub(crate) count: usize,
+    pub(crate) flops: usize,
+}
+
+#[cfg(test)]
+impl Chunks {
+    /// Exactly `count` chunks (clamped to the units where they run), of unknown work.
+    pub(crate) fn exactly(count: usize) -> Self {
+        Self { count, flops: 0 }
+    }
+}
+
+/// The chunks for `units` units of `total_flops` together: one chunk per
+/// [`par::least_chunk_flops`](crate::par::least_chunk_flops) of work (the runner's estimate
+/// of what is worth another thread), at most one per unit and at most [`MAX_CHUNKS`].
+pub(crate) fn chunks_for(units: usize, total_flops: usize) -> Chunks {
     #[cfg(test)]
     if let Some(forced) = FORCED_CHUNKS.with(std::cell::Cell::get) {
-        return forced.clamp(1, units.max(1));
+        return Chunks::exactly(forced.clamp(1, units.max(1)));
     }
-    (total_flops / MIN_CHUNK_FLOPS).clamp(1, units.clamp(1, MAX_CHUNKS))
+    Chunks {
+        count: count_for(units, total_flops, crate::par::least_chunk_flops()),
+        flops: total_flops,
+    }
+}
+
+/// One chunk per `least` flops of `total_flops`, at most one per unit and at most
+/// [`MAX_CHUNKS`], at least 1.
+fn count_for(units: usize, total_flops: usize, least: usize) -> usize {
+    (total_flops / least.max(1)).clamp(1, units.clamp(1, MAX_CHUNKS))
 }
 
 /// Elements per unit of the elementwise kernels: a multiple of every vector width, so a
@@ -40,7 +67,8 @@ pub(crate) fn for_each_block<T: Send>(
 ) {
     let blocks = out.len().div_ceil(BLOCK);
     let chunks = chunks_for(blocks, out.len().saturating_mul(flops_per_element));
-    for_each_span(out, BLOCK * blocks.div_ceil(chunks).max(1), f);
+    let span = BLOCK * blocks.div_ceil(chunks.count).max(1);
+    for_each_span(out, span, chunks.flops, f);
 }
 
 /// Calls `f(first_row, part)` over consecutive parts of `out`, rows of `cols` elements,
@@ -55,22 +83,27 @@ pub(crate) fn for_each_rows<T: Send>(
     let cols = cols.max(1);
     let rows = out.len() / cols;
     let chunks = chunks_for(rows, rows.saturating_mul(flops_per_row));
-    let rows_per_part = rows.div_ceil(chunks).max(1);
-    for_each_span(out, rows_per_part * cols, &|start, part| {
+    let rows_per_part = rows.div_ceil(chunks.count).max(1);
+    for_each_span(out, rows_per_part * cols, chunks.flops, &|start, part| {
         f(start / cols, part)
     });
 }
 
 /// `f(start, part)` for each part of `span` elements of `out` (the last may be shorter),
-/// the parts run as chunks; one part runs directly on this thread.
-fn for_each_span<T: Send>(out: &mut [T], span: usize, f: &(dyn Fn(usize, &mut [T]) + Sync)) {
+/// the parts run as chunks of `flops` together; one part runs directly on this thread.
+fn for_each_span<T: Send>(
+    out: &mut [T],
+    span: usize,
+    flops: usize,
+    f: &(dyn Fn(usize, &mut [T]) + Sync),
+) {
     if out.len() <= span {
         f(0, out);
         return;
     }
     let parts: Vec<&mut [T]> = out.chunks_mut(span).collect();
-    let n = parts.len();
-    for_each_part(parts, n, &|i, part| f(i * span, part));
+    let count = parts.len();
+    for_each_part(parts, Chunks { count, flops }, &|i, part| f(i * span, part));
 }
 
 /// The units `start..end` that chunk `chunk` of `chunks` covers, of `units` in all: the
@@ -80,12 +113,12 @@ fn unit_range(chunk: usize, chunks: usize, units: usize) -> std::ops::Range<usiz
 }
 
 /// Calls `f(i, part)` for each `part` of `parts` (unit `i`), grouping the units into
-/// `chunks` chunks (clamped to `1..=parts.len()`) that [`par::for_each`](crate::par::for_each)
-/// runs. Each chunk holds the only reference to its parts, so the parts are written without
+/// `chunks.count` chunks (clamped to `1..=parts.len()`) that
+/// [`par::for_each`](crate::par::for_each) runs. Each chunk holds the only reference to its parts, so the parts are written without
 /// any sharing; the lock around each chunk's group of parts is never contended.
 pub(crate) fn for_each_part<P: Send>(
     parts: Vec<P>,
-    chunks: usize,
+    chunks: Chunks,
     f: &(dyn Fn(usize, &mut P) + Sync),
 ) {
     for_each_part_with(parts, chunks, &|| (), &|i, part, _| f(i, part));
@@ -96,7 +129,7 @@ pub(crate) fn for_each_part<P: Send>(
 /// read from it depend on what an earlier unit left there.
 pub(crate) fn for_each_part_with<P: Send, S>(
     parts: Vec<P>,
-    chunks: usize,
+    Chunks { count, flops }: Chunks,
     scratch: &(dyn Fn() -> S + Sync),
     f: &(dyn Fn(usize, &mut P, &mut S) + Sync),
 ) {
@@ -104,7 +137,7 @@ pub(crate) fn for_each_part_with<P: Send, S>(
     if units == 0 {
         return;
     }
-    let chunks = chunks.clamp(1, units);
+    let chunks = count.clamp(1, units);
     if chunks == 1 {
         let mut scratch = scratch();
         for (i, mut part) in parts.into_iter().enumerate() {
@@ -124,7 +157,7 @@ pub(crate) fn for_each_part_with<P: Send, S>(
             )
         })
         .collect();
-    crate::par::for_each(chunks, &|chunk| {
+    crate::par::for_each(chunks, flops, &|chunk| {
         let mut scratch = scratch();
         // A panic in another chunk poisons nothing this chunk reads: take its parts anyway.
         let mut group = groups[chunk].lock().unwrap_or_else(|e| e.into_inner());
@@ -171,7 +204,7 @@ pub(crate) fn bits<T: crate::Element>(v: &[T]) -> Vec<u64> {
 pub(crate) fn install_test_runner() {
     struct Threads;
     impl crate::par::ChunkRunner for Threads {
-        fn run(&self, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+        fn run(&self, chunks: usize, _flops: usize, f: &(dyn Fn(usize) + Sync)) {
             std::thread::scope(|s| {
                 for i in 0..chunks {
                     s.spawn(move || f(i));
@@ -200,10 +233,30 @@ mod tests {
 
     #[test]
     fn small_work_is_one_chunk_and_large_work_is_capped() {
-        assert_eq!(chunks_for(100, MIN_CHUNK_FLOPS - 1), 1);
-        assert_eq!(chunks_for(3, 100 * MIN_CHUNK_FLOPS), 3);
-        assert_eq!(chunks_for(1000, 1000 * MIN_CHUNK_FLOPS), MAX_CHUNKS);
-        assert_eq!(chunks_for(0, 0), 1);
+        let least = 250_000;
+        assert_eq!(count_for(100, 2 * least - 1, least), 1);
+        assert_eq!(count_for(100, 2 * least, least), 2);
+        assert_eq!(count_for(3, 100 * least, least), 3);
+        assert_eq!(count_for(1000, 1000 * least, least), MAX_CHUNKS);
+        assert_eq!(count_for(0, 0, least), 1);
+        // Without a runner nothing is worth a chunk; a runner that knows nothing says 0.
+        assert_eq!(count_for(1000, usize::MAX, usize::MAX), 1);
+        assert_eq!(count_for(5, 7, 0), 5);
+    }
+
+    #[test]
+    fn a_kernel_splits_by_the_runners_estimate() {
+        install_test_runner();
+        let least = crate::par::least_chunk_flops();
+        assert_eq!(least, crate::par::DEFAULT_LEAST_CHUNK_FLOPS);
+        let chunks = chunks_for(100, 10 * least);
+        assert_eq!(
+            chunks,
+            Chunks {
+                count: 10,
+                flops: 10 * least
+            }
+        );
     }
 
     #[test]
@@ -212,7 +265,7 @@ mod tests {
         for chunks in [0, 1, 3, 7, 50] {
             let mut out = vec![0usize; 7];
             let parts: Vec<&mut usize> = out.iter_mut().collect();
-            for_each_part(parts, chunks, &|i, p| **p += i + 1);
+            for_each_part(parts, Chunks::exactly(chunks), &|i, p| **p += i + 1);
             assert_eq!(out, (1..=7).collect::<Vec<_>>());
         }
     }

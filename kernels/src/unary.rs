@@ -12,7 +12,7 @@ use crate::{split, Element};
 const FLOPS: usize = 20;
 
 /// Below this many elements the forward collects directly (no zeroed buffer, no split).
-const SPLIT_LEN: usize = 2 * split::MIN_CHUNK_FLOPS / FLOPS;
+const SPLIT_LEN: usize = 2 * split::UNIT_FLOPS / FLOPS;
 
 /// An elementwise unary op.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -34,10 +34,31 @@ fn threads_that_ran(run: impl Fn(&(dyn Fn(usize) + Sync))) -> HashSet<ThreadId> 
 fn a_split_kernel_runs_on_an_idle_helper() {
     watchdog("kernel chunks", 120, || {
         let seen = with_threads(2, || {
-            threads_that_ran(|f| backflow_kernels::par::for_each(8, f))
+            threads_that_ran(|f| backflow_kernels::par::for_each(8, 0, f))
         });
         assert!(seen.len() >= 2, "chunks ran on {} thread(s)", seen.len());
     });
+}
+
+#[test]
+fn split_kernels_teach_the_cost_model_their_speed() {
+    // Before any split the model assumes 10 Gflop/s; a 512³ product (268 Mflop) splits
+    // into chunks whose measured speed replaces that guess.
+    let a = Tensor::<f32>::randn(&[512, 512], 3);
+    let first_guess = 1e10;
+    for _ in 0..20 {
+        with_threads(2, || backflow::no_grad(|| a.matmul(&a).unwrap()));
+        if backflow::split_estimate().flops_per_second != first_guess {
+            break;
+        }
+    }
+    let e = backflow::split_estimate();
+    assert_ne!(e.flops_per_second, first_guess, "{e}");
+    assert!(
+        e.flops_per_second > 0.0 && e.helper_arrival > Duration::ZERO,
+        "{e}"
+    );
+    assert!((100_000..=20_000_000).contains(&e.least_chunk_flops), "{e}");
 }
 
 #[test]

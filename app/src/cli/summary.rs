@@ -45,6 +45,7 @@ pub fn results(report: &TrainReport, steps: &str) {
         "backward time : {:.2} s",
         report.backward_time.as_secs_f64()
     );
+    println!("kernel splits : {}", backflow::split_estimate());
 }
 
 /// The files a run writes.

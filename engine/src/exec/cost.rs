@@ -1,9 +1,16 @@
-//! Whether a pass is worth sharing between threads: its node count times the recent cost of
-//! a node, learnt from the passes this process has run (an exponential moving average, as
-//! TensorFlow's executor keeps per node). A pass estimated under [`ALONE_BELOW`] runs on
-//! the calling thread alone, since waking helpers would cost more than it saves; a small
-//! graph of expensive nodes (convolutions) is still shared, a small graph of cheap ones is
-//! not. The estimate only picks a path: both give the same bits.
+//! What sharing work between threads costs, learnt from what this process has run
+//! (exponential moving averages, as TensorFlow's executor keeps per node). Each estimate only
+//! picks between paths that give the same bits.
+//!
+//! - Passes: whether a pass is worth sharing is its node count times the recent cost of a
+//!   node. A pass estimated under [`ALONE_BELOW`] runs on the calling thread alone, since
+//!   waking helpers would cost more than it saves; a small graph of expensive nodes
+//!   (convolutions) is still shared, a small graph of cheap ones is not.
+//! - Kernel splits: a chunk is worth offering when it holds at least what one thread
+//!   computes while a helper takes to join a split ([`least_chunk_flops`]), so a helper that
+//!   arrives late finds no less than that left to do. Both factors are measured by the
+//!   splits themselves: the time from the offer to the first helper's claim, and the speed
+//!   of the chunks the caller runs.
 
 use crate::sync::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -44,6 +51,78 @@ fn averaged(old: usize, measured: usize) -> usize {
     (old - old / 8 + measured / 8).max(1)
 }
 
+/// The time assumed, before any split has been measured, for a helper to join one.
+const FIRST_ARRIVAL_NS: usize = 10_000;
+
+/// The kernel speed assumed before any chunk has been measured, in flops per µs.
+const FIRST_FLOPS_PER_US: usize = 10_000;
+
+/// Bounds of [`least_chunk_flops`]: never less work per chunk than the runner's default
+/// (what the splits were tuned with before they were measured), and never so much that a
+/// long kernel stays on one thread because of a stale estimate.
+const LEAST_CHUNK_FLOPS: std::ops::RangeInclusive<usize> =
+    backflow_kernels::par::DEFAULT_LEAST_CHUNK_FLOPS..=20_000_000;
+
+/// Recent time from a split's offer to the first helper's claim, in nanoseconds.
+static ARRIVAL_NS: AtomicUsize = AtomicUsize::new(FIRST_ARRIVAL_NS);
+
+/// Recent speed of the chunks of split kernels, in flops per microsecond.
+static FLOPS_PER_US: AtomicUsize = AtomicUsize::new(FIRST_FLOPS_PER_US);
+
+/// The least work worth a chunk of its own: the flops one thread computes in the time a
+/// helper recently took to join a split, within [`LEAST_CHUNK_FLOPS`].
+pub(super) fn least_chunk_flops() -> usize {
+    // Relaxed: heuristics, as in `too_small_to_share`.
+    chunk_flops(
+        ARRIVAL_NS.load(Ordering::Relaxed),
+        FLOPS_PER_US.load(Ordering::Relaxed),
+    )
+}
+
+/// The flops done at `flops_per_us` in `arrival_ns`, within [`LEAST_CHUNK_FLOPS`].
+fn chunk_flops(arrival_ns: usize, flops_per_us: usize) -> usize {
+    let flops = arrival_ns as u128 * flops_per_us as u128 / 1_000;
+    flops.clamp(
+        *LEAST_CHUNK_FLOPS.start() as u128,
+        *LEAST_CHUNK_FLOPS.end() as u128,
+    ) as usize
+}
+
+/// Folds in how long a split's first helper took to arrive after the offer (or, when none
+/// arrived before the caller had claimed every chunk, that time: a lower bound).
+pub(super) fn record_arrival(elapsed: Duration) {
+    fold(&ARRIVAL_NS, elapsed.as_nanos());
+}
+
+/// Folds in the speed of `flops` of chunks that took `elapsed` on one thread.
+pub(super) fn record_speed(flops: usize, elapsed: Duration) {
+    let micros = elapsed.as_nanos().max(1) as f64 / 1_000.0;
+    fold(&FLOPS_PER_US, (flops as f64 / micros) as u128);
+}
+
+/// Folds `measured` into the moving average `at` (weight 1/8).
+fn fold(at: &AtomicUsize, measured: u128) {
+    let measured = measured.min(usize::MAX as u128) as usize;
+    // Relaxed: a lost update between two splits costs nothing.
+    at.store(
+        averaged(at.load(Ordering::Relaxed), measured),
+        Ordering::Relaxed,
+    );
+}
+
+/// The current estimates, for reports: (helper arrival, chunk speed in flops per µs, least
+/// flops per chunk).
+pub(crate) fn split_estimates() -> (Duration, usize, usize) {
+    // Relaxed: a report of heuristics.
+    let arrival = ARRIVAL_NS.load(Ordering::Relaxed);
+    let speed = FLOPS_PER_US.load(Ordering::Relaxed);
+    (
+        Duration::from_nanos(arrival as u64),
+        speed,
+        chunk_flops(arrival, speed),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,5 +144,39 @@ mod tests {
         assert!(!short(16, per_node));
         // Before any measurement, a 64-node pass is shared and a 7-node one is not.
         assert!(!short(64, FIRST_GUESS_NS) && short(7, FIRST_GUESS_NS));
+    }
+
+    #[test]
+    fn a_chunk_holds_what_one_thread_does_while_a_helper_arrives() {
+        // Before any measurement: the kernels' default.
+        assert_eq!(
+            chunk_flops(FIRST_ARRIVAL_NS, FIRST_FLOPS_PER_US),
+            backflow_kernels::par::DEFAULT_LEAST_CHUNK_FLOPS
+        );
+        // Helpers taking 30 µs, chunks running at 40 flops/ns: 1.2 Mflop per chunk.
+        assert_eq!(chunk_flops(30_000, 40_000), 1_200_000);
+        // Within the bounds whatever was measured.
+        assert_eq!(chunk_flops(1, 1), *LEAST_CHUNK_FLOPS.start());
+        assert_eq!(
+            chunk_flops(usize::MAX, usize::MAX),
+            *LEAST_CHUNK_FLOPS.end()
+        );
+    }
+
+    #[test]
+    fn measurements_move_the_estimates() {
+        // Local averages, as `record_arrival` and `record_speed` fold into the process's.
+        let (arrival, speed) = (
+            AtomicUsize::new(FIRST_ARRIVAL_NS),
+            AtomicUsize::new(FIRST_FLOPS_PER_US),
+        );
+        for _ in 0..100 {
+            fold(&arrival, Duration::from_micros(40).as_nanos());
+            fold(&speed, 30_000);
+        }
+        let (arrival, speed) = (arrival.into_inner(), speed.into_inner());
+        assert!((39_000..=40_000).contains(&arrival), "{arrival}");
+        assert!((29_000..=30_000).contains(&speed), "{speed}");
+        assert!((1_170_000..=1_200_000).contains(&chunk_flops(arrival, speed)));
     }
 }

@@ -162,28 +162,32 @@ pub(super) fn unregister(id: usize) {
 
 /// A pass has work and a free slot: wakes an idle helper, or starts one while fewer than
 /// [`helper_cap`] exist. The caller has pushed the work, then issued a `SeqCst` fence.
-pub(super) fn want_helper() {
+/// Returns whether a sleeping helper is on its way (woken now, or by an earlier call).
+pub(super) fn want_helper() -> bool {
     let exec = executor();
     // SeqCst: pairs with the fence in `helper_loop` (Dekker): either that helper's second look
     // sees the caller's work, or the caller sees it idle here and wakes it.
     if exec.idle.load(Ordering::SeqCst) > 0 {
         // Relaxed: a hint (see `waking`); a helper on its way will look at every pass.
         if exec.waking.load(Ordering::Relaxed) {
-            return;
+            return true;
         }
         let _state = exec.state.lock();
         // Under the lock, `idle` counts only helpers inside `wait_for`: one of them wakes,
         // and clears `waking` once it holds the lock again.
         // Relaxed: the lock orders these with the helpers' updates.
-        if exec.idle.load(Ordering::Relaxed) > 0 && !exec.waking.swap(true, Ordering::Relaxed) {
+        if exec.idle.load(Ordering::Relaxed) == 0 {
+            return false;
+        }
+        if !exec.waking.swap(true, Ordering::Relaxed) {
             exec.wake.notify_one();
         }
-        return;
+        return true;
     }
     // Relaxed: the counter only bounds how many threads start; no data is published by it.
     let n = exec.spawned.load(Ordering::Relaxed);
     if n >= helper_cap() || exec.spawn_failed.load(Ordering::Relaxed) {
-        return;
+        return false;
     }
     // Relaxed: as above; the CAS only keeps concurrent starters within the cap.
     if exec
@@ -191,7 +195,7 @@ pub(super) fn want_helper() {
         .compare_exchange(n, n + 1, Ordering::Relaxed, Ordering::Relaxed)
         .is_err()
     {
-        return;
+        return false;
     }
     match spawn(format!("backflow-helper-{}", n + 1), helper_loop) {
         Ok(handle) => {
@@ -207,6 +211,7 @@ pub(super) fn want_helper() {
             exec.spawned.fetch_sub(1, Ordering::Relaxed);
         }
     }
+    false
 }
 
 /// Queues on the calling thread's rayon pool a job that helps pass `id` once (if it still

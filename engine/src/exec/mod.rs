@@ -263,14 +263,62 @@ fn seed_slots(plan: &Plan) -> Vec<u32> {
 #[cfg(not(loom))]
 pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
     install_runner();
-    split::run(&budget::current(), n, f);
+    split::run(&budget::current(), n, 0, f);
 }
 
 /// [`parallel_for`] with an explicit number of threads, for the loom models (which cannot use
 /// the thread-local budget): `threads` counts the caller.
 #[cfg(loom)]
 pub fn parallel_for_on(threads: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
-    split::run(&budget::Budget::new(threads), n, f);
+    split::run(&budget::Budget::new(threads), n, 0, f);
+}
+
+/// What the executor has learnt about splitting kernels, from the splits this process ran:
+/// a kernel is split into chunks of at least [`least_chunk_flops`](Self::least_chunk_flops),
+/// what one thread computes in the time a helper takes to join, so splitting never leaves a
+/// small kernel waiting for a helper that arrives after it could have finished alone.
+///
+/// ```
+/// use backflow::{split_estimate, Tensor};
+/// let a = Tensor::<f32>::ones(&[256, 256]);
+/// let _ = a.matmul(&a).unwrap();
+/// let e = split_estimate();
+/// assert!(e.least_chunk_flops >= 100_000);
+/// println!("{e}");
+/// ```
+#[cfg(not(loom))]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SplitEstimate {
+    /// Recent time from a split's offer to the first helper joining it.
+    pub helper_arrival: std::time::Duration,
+    /// Recent speed of split kernels' chunks on one thread, in flops per second.
+    pub flops_per_second: f64,
+    /// The least work, in flops, a chunk of a split kernel holds.
+    pub least_chunk_flops: usize,
+}
+
+#[cfg(not(loom))]
+impl std::fmt::Display for SplitEstimate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "helpers join in {:.1} µs, chunks run at {:.1} Gflop/s: a chunk holds at least {} kflop",
+            self.helper_arrival.as_secs_f64() * 1e6,
+            self.flops_per_second / 1e9,
+            self.least_chunk_flops / 1000
+        )
+    }
+}
+
+/// The executor's current [`SplitEstimate`].
+#[cfg(not(loom))]
+pub fn split_estimate() -> SplitEstimate {
+    let (helper_arrival, flops_per_us, least_chunk_flops) = cost::split_estimates();
+    SplitEstimate {
+        helper_arrival,
+        flops_per_second: flops_per_us as f64 * 1e6,
+        least_chunk_flops,
+    }
 }
 
 /// The kernels' chunk runner: the executor, within the calling thread's budget.
@@ -279,8 +327,12 @@ struct Runner;
 
 #[cfg(not(loom))]
 impl backflow_kernels::par::ChunkRunner for Runner {
-    fn run(&self, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
-        split::run(&budget::current(), chunks, f);
+    fn run(&self, chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync)) {
+        split::run(&budget::current(), chunks, flops, f);
+    }
+
+    fn least_chunk_flops(&self) -> usize {
+        cost::least_chunk_flops()
     }
 }
 

@@ -11,6 +11,10 @@
 //! splits again makes its thread the caller of the inner split, which ends by the same
 //! argument, so nesting cannot deadlock. A chunk that panics is caught where it runs; the
 //! caller resumes the first panic once every chunk has finished.
+//!
+//! Each split also measures what the cost model ([`cost`](super::cost)) sizes chunks by: how
+//! long the first helper took to arrive after the offer, and how fast the caller's chunks
+//! ran.
 
 use super::budget::Budget;
 use super::executor::{self, Pass};
@@ -39,14 +43,21 @@ struct Split {
     budget: Arc<Budget>,
     /// The first panic of a chunk, resumed by the caller.
     panic: Mutex<Option<Box<dyn Any + Send>>>,
+    /// When the split was offered to the helpers.
+    #[cfg(not(loom))]
+    offered: std::time::Instant,
+    /// Nanoseconds from the offer to the first helper's join; `usize::MAX` until one joins.
+    #[cfg(not(loom))]
+    arrived_ns: AtomicUsize,
     lock: Mutex<()>,
     finished: Condvar,
 }
 
-/// Calls `f(i)` once for each `i` in `0..chunks`, on the calling thread and on idle helpers
-/// of the executor, at most as many threads at once as `budget` allows; returns once every
-/// call has returned (resuming the first panic, if any).
-pub(crate) fn run(budget: &Arc<Budget>, chunks: usize, f: &(dyn Fn(usize) + Sync)) {
+/// Calls `f(i)` once for each `i` in `0..chunks` (`flops` of work together, 0 when
+/// unknown), on the calling thread and on idle helpers of the executor, at most as many
+/// threads at once as `budget` allows; returns once every call has returned (resuming the
+/// first panic, if any).
+pub(crate) fn run(budget: &Arc<Budget>, chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync)) {
     if chunks <= 1 || budget.is_one() {
         (0..chunks).for_each(f);
         return;
@@ -68,16 +79,24 @@ pub(crate) fn run(budget: &Arc<Budget>, chunks: usize, f: &(dyn Fn(usize) + Sync
         panic: Mutex::new(None),
         lock: Mutex::new(()),
         finished: Condvar::new(),
+        #[cfg(not(loom))]
+        offered: std::time::Instant::now(),
+        #[cfg(not(loom))]
+        arrived_ns: AtomicUsize::new(usize::MAX),
     });
     // Registered even when the budget is full: a thread of it that falls idle (the owner of
     // the pass this kernel runs in) may still take chunks.
     let id = executor::register(Arc::new(Box::new(Arc::clone(&split))));
+    let mut woke = false;
     if budget.has_room() {
         // SeqCst: `want_helper` expects the offer published, then a fence (see there).
         fence(Ordering::SeqCst);
-        executor::want_helper();
+        woke = executor::want_helper();
     }
-    split.work();
+    #[cfg(not(loom))]
+    split.work_measured(flops, woke);
+    #[cfg(loom)]
+    let _ = (split.work(), flops, woke);
     if executor::split_waits() {
         split.wait();
     }
@@ -89,15 +108,17 @@ pub(crate) fn run(budget: &Arc<Budget>, chunks: usize, f: &(dyn Fn(usize) + Sync
 }
 
 impl Split {
-    /// Claims and runs chunks until none is left.
-    fn work(&self) {
+    /// Claims and runs chunks until none is left; returns how many this thread ran.
+    fn work(&self) -> usize {
+        let mut ran = 0;
         loop {
             // Relaxed: the counter only hands out indices; `f` and its data were published
             // to this thread by the registry's lock (helpers) or are its own (the caller).
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             if i >= self.chunks {
-                return;
+                return ran;
             }
+            ran += 1;
             let f = self.f;
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(i))) {
                 let mut first = self.panic.lock();
@@ -112,6 +133,41 @@ impl Split {
                 self.finished.notify_one();
             }
         }
+    }
+
+    /// The caller's [`work`](Self::work), measured for the cost model: the speed of its
+    /// chunks (when `flops` is known), and when the first helper arrived, or, if none did
+    /// before every chunk was claimed, that time as a lower bound (recorded only when a
+    /// helper was on its way (`woke`) or came anyway: a busy pool says nothing of arrivals).
+    #[cfg(not(loom))]
+    fn work_measured(&self, flops: usize, woke: bool) {
+        let start = std::time::Instant::now();
+        let ran = self.work();
+        let claimed = self.offered.elapsed();
+        if ran > 0 && flops > 0 {
+            super::cost::record_speed(flops / self.chunks * ran, start.elapsed());
+        }
+        // Relaxed: a measurement; the value is whatever a helper stored, or none.
+        let arrived = self.arrived_ns.load(Ordering::Relaxed);
+        if arrived != usize::MAX {
+            super::cost::record_arrival(claimed.min(Duration::from_nanos(arrived as u64)));
+        } else if woke {
+            super::cost::record_arrival(claimed);
+        }
+    }
+
+    /// Notes, once, how long after the offer the first helper joined.
+    #[cfg(not(loom))]
+    fn note_arrival(&self) {
+        let ns = self
+            .offered
+            .elapsed()
+            .as_nanos()
+            .min(usize::MAX as u128 - 1) as usize;
+        // Relaxed: a measurement (see `work_measured`); only the first join is kept.
+        let _ =
+            self.arrived_ns
+                .compare_exchange(usize::MAX, ns, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Waits until every chunk has finished (all are claimed by now).
@@ -150,6 +206,8 @@ impl Pass for Arc<Split> {
         if !self.budget.try_join() {
             return;
         }
+        #[cfg(not(loom))]
+        self.note_arrival();
         if self.wants_more() {
             // SeqCst: as before the caller's `want_helper`.
             fence(Ordering::SeqCst);
@@ -158,7 +216,7 @@ impl Pass for Arc<Split> {
         #[cfg(not(loom))]
         super::budget::scoped(Arc::clone(&self.budget), || self.work());
         #[cfg(loom)]
-        self.work();
+        let _ = self.work();
         self.budget.leave();
     }
 
@@ -176,6 +234,8 @@ impl Pass for Arc<Split> {
     #[cfg(not(loom))]
     fn help_within(&self) {
         // The caller holds a unit of this budget already: no join.
+        #[cfg(not(loom))]
+        self.note_arrival();
         self.work();
     }
 }
