@@ -1,9 +1,10 @@
 //! Splitting one kernel into chunks that other threads may run.
 //!
 //! The kernels know nothing of threads. A kernel that is large enough calls [`for_each`]
-//! with a number of chunks and a function of the chunk index; whoever installed a
-//! [`ChunkRunner`] (the engine installs its executor's pool) decides which threads run which
-//! chunks. Without one, the chunks run in order on the calling thread.
+//! with a number of chunks, their work in flops and a function of the chunk index; whoever
+//! installed a [`ChunkRunner`] (the engine installs its executor's pool) decides which
+//! threads run which chunks, and how much work a kernel must hold to be worth splitting at
+//! all ([`least_split_flops`]). Without one, nothing splits.
 //!
 //! Determinism is the kernel's side of the contract: each chunk writes its own disjoint part
 //! of the output, and a chunk's arithmetic must not depend on how many chunks there are or
@@ -19,15 +20,15 @@ pub trait ChunkRunner: Sync {
     /// unknown), from which a runner may learn how fast chunks run.
     fn run(&self, chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync));
 
-    /// The least work, in flops, worth a chunk of its own: what one thread does in the time
-    /// another takes to join. Kernels under twice this run whole on the calling thread.
-    fn least_chunk_flops(&self) -> usize {
-        DEFAULT_LEAST_CHUNK_FLOPS
+    /// The least work, in flops, worth splitting: kernels under it run whole on the calling
+    /// thread, since the threads that would take their chunks would join too late to help.
+    fn least_split_flops(&self) -> usize {
+        DEFAULT_LEAST_SPLIT_FLOPS
     }
 }
 
-/// [`ChunkRunner::least_chunk_flops`] of a runner that does not estimate it.
-pub const DEFAULT_LEAST_CHUNK_FLOPS: usize = 100_000;
+/// [`ChunkRunner::least_split_flops`] of a runner that does not estimate it.
+pub const DEFAULT_LEAST_SPLIT_FLOPS: usize = 200_000;
 
 static RUNNER: OnceLock<&'static dyn ChunkRunner> = OnceLock::new();
 
@@ -47,10 +48,10 @@ pub fn for_each(chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
-/// The installed runner's [`least_chunk_flops`](ChunkRunner::least_chunk_flops), or
+/// The installed runner's [`least_split_flops`](ChunkRunner::least_split_flops), or
 /// `usize::MAX` when none is installed (chunks would run one after another anyway).
-pub fn least_chunk_flops() -> usize {
-    RUNNER.get().map_or(usize::MAX, |r| r.least_chunk_flops())
+pub fn least_split_flops() -> usize {
+    RUNNER.get().map_or(usize::MAX, |r| r.least_split_flops())
 }
 
 #[cfg(test)]

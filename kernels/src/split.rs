@@ -32,24 +32,28 @@ impl Chunks {
     }
 }
 
-/// The chunks for `units` units of `total_flops` together: one chunk per
-/// [`par::least_chunk_flops`](crate::par::least_chunk_flops) of work (the runner's estimate
-/// of what is worth another thread), at most one per unit and at most [`MAX_CHUNKS`].
+/// The chunks for `units` units of `total_flops` together: one, when the work is under
+/// [`par::least_split_flops`](crate::par::least_split_flops) (the runner's estimate of what
+/// is worth splitting), else one per [`UNIT_FLOPS`], at most one per unit and at most
+/// [`MAX_CHUNKS`]: fine chunks, so that threads joining late still share the rest evenly.
 pub(crate) fn chunks_for(units: usize, total_flops: usize) -> Chunks {
     #[cfg(test)]
     if let Some(forced) = FORCED_CHUNKS.with(std::cell::Cell::get) {
         return Chunks::exactly(forced.clamp(1, units.max(1)));
     }
     Chunks {
-        count: count_for(units, total_flops, crate::par::least_chunk_flops()),
+        count: count_for(units, total_flops, crate::par::least_split_flops()),
         flops: total_flops,
     }
 }
 
-/// One chunk per `least` flops of `total_flops`, at most one per unit and at most
-/// [`MAX_CHUNKS`], at least 1.
-fn count_for(units: usize, total_flops: usize, least: usize) -> usize {
-    (total_flops / least.max(1)).clamp(1, units.clamp(1, MAX_CHUNKS))
+/// 1 under `least_split` flops, else one chunk per [`UNIT_FLOPS`] of `total_flops`, at
+/// most one per unit and at most [`MAX_CHUNKS`], at least 1.
+fn count_for(units: usize, total_flops: usize, least_split: usize) -> usize {
+    if total_flops < least_split {
+        return 1;
+    }
+    (total_flops / UNIT_FLOPS).clamp(1, units.clamp(1, MAX_CHUNKS))
 }
 
 /// Elements per unit of the elementwise kernels: a multiple of every vector width, so a
@@ -114,8 +118,9 @@ fn unit_range(chunk: usize, chunks: usize, units: usize) -> std::ops::Range<usiz
 
 /// Calls `f(i, part)` for each `part` of `parts` (unit `i`), grouping the units into
 /// `chunks.count` chunks (clamped to `1..=parts.len()`) that
-/// [`par::for_each`](crate::par::for_each) runs. Each chunk holds the only reference to its parts, so the parts are written without
-/// any sharing; the lock around each chunk's group of parts is never contended.
+/// [`par::for_each`](crate::par::for_each) runs. Each chunk holds the only reference to its
+/// parts, so the parts are written without any sharing; the lock around each chunk's group
+/// of parts is never contended.
 pub(crate) fn for_each_part<P: Send>(
     parts: Vec<P>,
     chunks: Chunks,
@@ -233,28 +238,31 @@ mod tests {
 
     #[test]
     fn small_work_is_one_chunk_and_large_work_is_capped() {
-        let least = 250_000;
-        assert_eq!(count_for(100, 2 * least - 1, least), 1);
-        assert_eq!(count_for(100, 2 * least, least), 2);
+        let least = 2_500_000;
+        assert_eq!(count_for(100, least - 1, least), 1);
+        // From the threshold on, one chunk per unit of work.
+        assert_eq!(count_for(100, least, least), 25);
         assert_eq!(count_for(3, 100 * least, least), 3);
         assert_eq!(count_for(1000, 1000 * least, least), MAX_CHUNKS);
         assert_eq!(count_for(0, 0, least), 1);
-        // Without a runner nothing is worth a chunk; a runner that knows nothing says 0.
-        assert_eq!(count_for(1000, usize::MAX, usize::MAX), 1);
-        assert_eq!(count_for(5, 7, 0), 5);
+        // Without a runner nothing splits; a runner that knows nothing says 0.
+        assert_eq!(count_for(1000, usize::MAX - 1, usize::MAX), 1);
+        assert_eq!(count_for(5, 7 * UNIT_FLOPS, 0), 5);
     }
 
     #[test]
     fn a_kernel_splits_by_the_runners_estimate() {
         install_test_runner();
-        let least = crate::par::least_chunk_flops();
-        assert_eq!(least, crate::par::DEFAULT_LEAST_CHUNK_FLOPS);
-        let chunks = chunks_for(100, 10 * least);
+        let least = crate::par::least_split_flops();
+        assert_eq!(least, crate::par::DEFAULT_LEAST_SPLIT_FLOPS);
+        assert_eq!(chunks_for(100, least - 1).count, 1);
+        let chunks = chunks_for(100, least);
+        let count = least / UNIT_FLOPS;
         assert_eq!(
             chunks,
             Chunks {
-                count: 10,
-                flops: 10 * least
+                count,
+                flops: least
             }
         );
     }

@@ -6,11 +6,12 @@
 //!   node. A pass estimated under [`ALONE_BELOW`] runs on the calling thread alone, since
 //!   waking helpers would cost more than it saves; a small graph of expensive nodes
 //!   (convolutions) is still shared, a small graph of cheap ones is not.
-//! - Kernel splits: a chunk is worth offering when it holds at least what one thread
-//!   computes while a helper takes to join a split ([`least_chunk_flops`]), so a helper that
-//!   arrives late finds no less than that left to do. Both factors are measured by the
-//!   splits themselves: the time from the offer to the first helper's claim, and the speed
-//!   of the chunks the caller runs.
+//! - Kernel splits: a kernel is worth splitting when it takes at least twice as long as a
+//!   helper takes to join a split ([`least_split_flops`]). A helper joining after time `L`
+//!   then shares the rest, which ends a kernel of `T ≥ 2L` by `(T + L) / 2 ≤ 0.75·T`, while
+//!   a shorter kernel, which a helper could shorten little or not at all, runs whole. Both
+//!   factors are measured by the splits themselves: the time from the offer to the first
+//!   helper's join, and the speed of the chunks the caller runs.
 
 use crate::sync::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -57,11 +58,11 @@ const FIRST_ARRIVAL_NS: usize = 10_000;
 /// The kernel speed assumed before any chunk has been measured, in flops per µs.
 const FIRST_FLOPS_PER_US: usize = 10_000;
 
-/// Bounds of [`least_chunk_flops`]: never less work per chunk than the runner's default
-/// (what the splits were tuned with before they were measured), and never so much that a
-/// long kernel stays on one thread because of a stale estimate.
-const LEAST_CHUNK_FLOPS: std::ops::RangeInclusive<usize> =
-    backflow_kernels::par::DEFAULT_LEAST_CHUNK_FLOPS..=20_000_000;
+/// Bounds of [`least_split_flops`]: never less than the runner's default (what the splits
+/// were tuned with before they were measured), and never so much that a long kernel stays
+/// on one thread because of a stale estimate.
+const LEAST_SPLIT_FLOPS: std::ops::RangeInclusive<usize> =
+    backflow_kernels::par::DEFAULT_LEAST_SPLIT_FLOPS..=40_000_000;
 
 /// Recent time from a split's offer to the first helper's claim, in nanoseconds.
 static ARRIVAL_NS: AtomicUsize = AtomicUsize::new(FIRST_ARRIVAL_NS);
@@ -69,22 +70,22 @@ static ARRIVAL_NS: AtomicUsize = AtomicUsize::new(FIRST_ARRIVAL_NS);
 /// Recent speed of the chunks of split kernels, in flops per microsecond.
 static FLOPS_PER_US: AtomicUsize = AtomicUsize::new(FIRST_FLOPS_PER_US);
 
-/// The least work worth a chunk of its own: the flops one thread computes in the time a
-/// helper recently took to join a split, within [`LEAST_CHUNK_FLOPS`].
-pub(super) fn least_chunk_flops() -> usize {
+/// The least work worth splitting: the flops one thread computes in twice the time a helper
+/// recently took to join a split, within [`LEAST_SPLIT_FLOPS`].
+pub(super) fn least_split_flops() -> usize {
     // Relaxed: heuristics, as in `too_small_to_share`.
-    chunk_flops(
+    split_flops(
         ARRIVAL_NS.load(Ordering::Relaxed),
         FLOPS_PER_US.load(Ordering::Relaxed),
     )
 }
 
-/// The flops done at `flops_per_us` in `arrival_ns`, within [`LEAST_CHUNK_FLOPS`].
-fn chunk_flops(arrival_ns: usize, flops_per_us: usize) -> usize {
-    let flops = arrival_ns as u128 * flops_per_us as u128 / 1_000;
+/// The flops done at `flops_per_us` in twice `arrival_ns`, within [`LEAST_SPLIT_FLOPS`].
+fn split_flops(arrival_ns: usize, flops_per_us: usize) -> usize {
+    let flops = 2 * arrival_ns as u128 * flops_per_us as u128 / 1_000;
     flops.clamp(
-        *LEAST_CHUNK_FLOPS.start() as u128,
-        *LEAST_CHUNK_FLOPS.end() as u128,
+        *LEAST_SPLIT_FLOPS.start() as u128,
+        *LEAST_SPLIT_FLOPS.end() as u128,
     ) as usize
 }
 
@@ -111,7 +112,7 @@ fn fold(at: &AtomicUsize, measured: u128) {
 }
 
 /// The current estimates, for reports: (helper arrival, chunk speed in flops per µs, least
-/// flops per chunk).
+/// flops split).
 pub(crate) fn split_estimates() -> (Duration, usize, usize) {
     // Relaxed: a report of heuristics.
     let arrival = ARRIVAL_NS.load(Ordering::Relaxed);
@@ -119,7 +120,7 @@ pub(crate) fn split_estimates() -> (Duration, usize, usize) {
     (
         Duration::from_nanos(arrival as u64),
         speed,
-        chunk_flops(arrival, speed),
+        split_flops(arrival, speed),
     )
 }
 
@@ -147,19 +148,19 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_holds_what_one_thread_does_while_a_helper_arrives() {
+    fn a_split_kernel_takes_twice_what_a_helper_takes_to_arrive() {
         // Before any measurement: the kernels' default.
         assert_eq!(
-            chunk_flops(FIRST_ARRIVAL_NS, FIRST_FLOPS_PER_US),
-            backflow_kernels::par::DEFAULT_LEAST_CHUNK_FLOPS
+            split_flops(FIRST_ARRIVAL_NS, FIRST_FLOPS_PER_US),
+            backflow_kernels::par::DEFAULT_LEAST_SPLIT_FLOPS
         );
-        // Helpers taking 30 µs, chunks running at 40 flops/ns: 1.2 Mflop per chunk.
-        assert_eq!(chunk_flops(30_000, 40_000), 1_200_000);
+        // Helpers taking 30 µs, chunks running at 40 flops/ns: 2.4 Mflop (60 µs of work).
+        assert_eq!(split_flops(30_000, 40_000), 2_400_000);
         // Within the bounds whatever was measured.
-        assert_eq!(chunk_flops(1, 1), *LEAST_CHUNK_FLOPS.start());
+        assert_eq!(split_flops(1, 1), *LEAST_SPLIT_FLOPS.start());
         assert_eq!(
-            chunk_flops(usize::MAX, usize::MAX),
-            *LEAST_CHUNK_FLOPS.end()
+            split_flops(usize::MAX, usize::MAX),
+            *LEAST_SPLIT_FLOPS.end()
         );
     }
 
@@ -177,6 +178,6 @@ mod tests {
         let (arrival, speed) = (arrival.into_inner(), speed.into_inner());
         assert!((39_000..=40_000).contains(&arrival), "{arrival}");
         assert!((29_000..=30_000).contains(&speed), "{speed}");
-        assert!((1_170_000..=1_200_000).contains(&chunk_flops(arrival, speed)));
+        assert!((2_340_000..=2_400_000).contains(&split_flops(arrival, speed)));
     }
 }

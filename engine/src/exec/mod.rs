@@ -274,16 +274,16 @@ pub fn parallel_for_on(threads: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
 }
 
 /// What the executor has learnt about splitting kernels, from the splits this process ran:
-/// a kernel is split into chunks of at least [`least_chunk_flops`](Self::least_chunk_flops),
-/// what one thread computes in the time a helper takes to join, so splitting never leaves a
-/// small kernel waiting for a helper that arrives after it could have finished alone.
+/// a kernel splits only from [`least_split_flops`](Self::least_split_flops) on, the work of
+/// twice the time a helper takes to join, so a small kernel never waits for a helper that
+/// would arrive too late to shorten it.
 ///
 /// ```
 /// use backflow::{split_estimate, Tensor};
 /// let a = Tensor::<f32>::ones(&[256, 256]);
 /// let _ = a.matmul(&a).unwrap();
 /// let e = split_estimate();
-/// assert!(e.least_chunk_flops >= 100_000);
+/// assert!(e.least_split_flops >= 200_000);
 /// println!("{e}");
 /// ```
 #[cfg(not(loom))]
@@ -293,8 +293,8 @@ pub struct SplitEstimate {
     pub helper_arrival: std::time::Duration,
     /// Recent speed of split kernels' chunks on one thread, in flops per second.
     pub flops_per_second: f64,
-    /// The least work, in flops, a chunk of a split kernel holds.
-    pub least_chunk_flops: usize,
+    /// The least work, in flops, of a kernel that splits.
+    pub least_split_flops: usize,
 }
 
 #[cfg(not(loom))]
@@ -302,10 +302,10 @@ impl std::fmt::Display for SplitEstimate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "helpers join in {:.1} µs, chunks run at {:.1} Gflop/s: a chunk holds at least {} kflop",
+            "helpers join in {:.1} µs, chunks run at {:.1} Gflop/s: kernels of {:.2} Mflop and more split",
             self.helper_arrival.as_secs_f64() * 1e6,
             self.flops_per_second / 1e9,
-            self.least_chunk_flops / 1000
+            self.least_split_flops as f64 / 1e6
         )
     }
 }
@@ -313,11 +313,11 @@ impl std::fmt::Display for SplitEstimate {
 /// The executor's current [`SplitEstimate`].
 #[cfg(not(loom))]
 pub fn split_estimate() -> SplitEstimate {
-    let (helper_arrival, flops_per_us, least_chunk_flops) = cost::split_estimates();
+    let (helper_arrival, flops_per_us, least_split_flops) = cost::split_estimates();
     SplitEstimate {
         helper_arrival,
         flops_per_second: flops_per_us as f64 * 1e6,
-        least_chunk_flops,
+        least_split_flops,
     }
 }
 
@@ -331,8 +331,8 @@ impl backflow_kernels::par::ChunkRunner for Runner {
         split::run(&budget::current(), chunks, flops, f);
     }
 
-    fn least_chunk_flops(&self) -> usize {
-        cost::least_chunk_flops()
+    fn least_split_flops(&self) -> usize {
+        cost::least_split_flops()
     }
 }
 
