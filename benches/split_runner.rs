@@ -1,7 +1,7 @@
 //! Kernel splitting on the executor's threads, at 1 and 2 threads (same-run ratios only):
 //!
 //! - `split_gemm`: a 256×256×256 product (`Tensor::matmul`, 33.5 Mflop, split into row
-//!   blocks) under `with_threads(1)` and `with_threads(2)`;
+//!   blocks) under `with_threads(1)`, `with_threads(2)` and, on a larger machine, every core;
 //! - `split_small`: products from 48×48×48 (0.2 Mflop) to 192×192×192 (14 Mflop) at 1
 //!   and 2 threads: a kernel the cost model leaves whole (its helpers would join too late)
 //!   must take no longer at 2 threads than at 1;
@@ -19,7 +19,11 @@ use std::time::Duration;
 fn split_gemm(c: &mut Criterion) {
     let a = Tensor::<f32>::randn(&[256, 256], 1);
     let mut group = c.benchmark_group("split_gemm");
-    for threads in [1, 2] {
+    let mut counts = vec![1, 2];
+    if backflow::max_threads() > 2 {
+        counts.push(backflow::max_threads());
+    }
+    for threads in counts {
         group.bench_with_input(
             BenchmarkId::new("matmul_256", threads),
             &threads,
