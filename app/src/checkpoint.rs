@@ -285,6 +285,7 @@ fn serialize<M: Module + ?Sized>(
 mod tests {
     use super::*;
     use backflow::nn::Linear;
+    use backflow_stress::limits::{rerun_with_file_size_limit, LIMITED_CHILD_DIR};
 
     /// The names in `dir`, sorted.
     fn files_in(dir: &Path) -> Vec<String> {
@@ -294,38 +295,6 @@ mod tests {
             .collect();
         names.sort();
         names
-    }
-
-    /// Where the parent of a test re-run under a file-size limit hands the child its
-    /// folder; a test that finds it set is the child.
-    const LIMITED_CHILD_DIR: &str = "BACKFLOW_TEST_LIMITED_CHILD_DIR";
-
-    /// Runs this binary's test `test` again in a child whose files cannot grow past 1 or
-    /// 2 KiB (`ulimit -f 2`), with `SIGXFSZ` ignored so that a write past the limit fails
-    /// with `EFBIG` instead of killing the child. Fails unless the child's test passed
-    /// within two minutes.
-    fn rerun_with_file_size_limit(test: &str, dir: &Path) {
-        let mut child = std::process::Command::new("sh");
-        child
-            .args(["-c", r#"trap "" XFSZ; ulimit -f 2 && exec "$@""#, "sh"])
-            .arg(std::env::current_exe().unwrap())
-            .args(["--exact", test, "--nocapture", "--test-threads=1"])
-            .env(LIMITED_CHILD_DIR, dir);
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || tx.send(child.output()));
-        let out = rx
-            .recv_timeout(std::time::Duration::from_secs(120))
-            .expect("the child finished within two minutes")
-            .expect("start the child");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "the child under the file-size limit failed:\n{text}"
-        );
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! - [`reentrant`]: graphs whose hooks, `on_grad_ready` callbacks and custom ops run
 //!   nested backward passes; [`unequal`]: an independent caller that must progress while
 //!   another's slow branch blocks;
-//! - [`watchdog`]: deadlines and hang dumps; [`runner`], [`report`]: the whole run;
+//! - [`watchdog`]: deadlines and hang dumps; [`limits`]: a test re-run under a file-size
+//!   limit; [`runner`], [`report`]: the whole run;
 //! - [`user_graph`]: [`check_graph`], the same scrutiny for a graph of your own (custom
 //!   ops included).
 //!
@@ -29,6 +30,7 @@ pub mod callers;
 pub mod exec_graph;
 pub mod exec_oracle;
 pub mod faults;
+pub mod limits;
 pub mod op;
 pub mod oracle;
 pub mod recipe;

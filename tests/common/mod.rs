@@ -52,41 +52,5 @@ pub fn watchdog<R: Send + 'static>(
     }
 }
 
-/// The environment variable through which [`rerun_with_file_size_limit`] hands the child
-/// its folder; a test that finds it set is the child.
-#[allow(dead_code)]
-pub const LIMITED_CHILD_DIR: &str = "BACKFLOW_TEST_LIMITED_CHILD_DIR";
-
-/// Runs this test binary's test `test` again in a child process whose files cannot grow
-/// past 1 KiB or 2 KiB (`ulimit -f 2`, in the shell's blocks), with `SIGXFSZ` ignored so
-/// that a write past the limit fails with `EFBIG` instead of killing the child. The child
-/// finds `dir` in [`LIMITED_CHILD_DIR`]. Fails the test if the child's test did not pass,
-/// or (as a watchdog) if it has not finished within two minutes.
-#[allow(dead_code)]
-pub fn rerun_with_file_size_limit(test: &str, dir: &std::path::Path) {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    // In a grouped test binary the test's full name has its module in front
-    // (`trace::name`); the harness names the test's thread with it.
-    let test = std::thread::current()
-        .name()
-        .filter(|full| full.ends_with(test))
-        .unwrap_or(test)
-        .to_string();
-    let test = test.as_str();
-    let mut child = std::process::Command::new("sh");
-    child
-        .args(["-c", r#"trap "" XFSZ; ulimit -f 2 && exec "$@""#, "sh"])
-        .arg(exe)
-        .args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .env(LIMITED_CHILD_DIR, dir);
-    let out = watchdog(test, 120, move || child.output()).expect("start the child");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "the child under the file-size limit failed:\n{text}"
-    );
-}
+#[allow(unused_imports)]
+pub use backflow_stress::limits::{rerun_with_file_size_limit, LIMITED_CHILD_DIR};
