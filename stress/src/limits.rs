@@ -11,7 +11,7 @@
 //!
 //! fn a_failed_save_keeps_the_old_file() {
 //!     if let Some(dir) = std::env::var_os(LIMITED_CHILD_DIR) {
-//!         // The child: writes past 2 KiB fail with EFBIG here.
+//!         // The child: writes past 1 KiB fail with EFBIG here.
 //!         let big = vec![0u8; 1 << 20];
 //!         assert!(std::fs::write(std::path::Path::new(&dir).join("f"), big).is_err());
 //!         return;
@@ -22,19 +22,25 @@
 //! }
 //! ```
 
-use crate::watchdog::run_with_deadline;
+use std::io::Read;
 use std::path::Path;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The environment variable through which [`rerun_with_file_size_limit`] hands the child
 /// its folder; a test that finds it set is the child.
 pub const LIMITED_CHILD_DIR: &str = "BACKFLOW_TEST_LIMITED_CHILD_DIR";
 
+/// How long the child may run before it is killed and the calling test fails.
+const CHILD_DEADLINE: Duration = Duration::from_secs(120);
+
 /// Runs this test binary's test `test` again in a child process whose files cannot grow
-/// past 1 KiB or 2 KiB (`ulimit -f 2`, in the shell's blocks), with `SIGXFSZ` ignored so
-/// that a write past the limit fails with `EFBIG` instead of killing the child. The child
-/// finds `dir` in [`LIMITED_CHILD_DIR`]. Panics (failing the calling test) if the child's
-/// test did not pass, or, as a watchdog, if it has not finished within two minutes.
+/// past 1 KiB or 2 KiB (`ulimit -f 2`, in the blocks of the system's `sh`: 512 bytes in
+/// dash, 1 KiB in bash), with `SIGXFSZ` ignored so that a write past the limit fails with
+/// `EFBIG` instead of killing the child. The child finds `dir` in [`LIMITED_CHILD_DIR`],
+/// and runs the test even when it is `#[ignore]`d. Panics (failing the calling test) if the
+/// child's test did not pass, or, as a watchdog, if it has not finished within two minutes
+/// (the child is then killed).
 ///
 /// In a test binary that groups modules, `test` may be the bare name: the full name
 /// (`module::name`) is taken from the test thread's name, which the harness sets to it.
@@ -45,24 +51,45 @@ pub fn rerun_with_file_size_limit(test: &str, dir: &Path) {
         .filter(|full| full.ends_with(test))
         .unwrap_or(test)
         .to_string();
-    let mut child = std::process::Command::new("sh");
-    child
+    let mut child = Command::new("sh")
         .args(["-c", r#"trap "" XFSZ; ulimit -f 2 && exec "$@""#, "sh"])
         .arg(exe)
-        .args(["--exact", &test, "--nocapture", "--test-threads=1"])
-        .env(LIMITED_CHILD_DIR, dir);
-    let out = run_with_deadline(&test, Duration::from_secs(120), None, move || {
-        child.output()
-    })
-    .unwrap_or_else(|hang| panic!("the child under the file-size limit: {hang}"))
-    .expect("start the child");
+        .args(["--exact", &test, "--include-ignored", "--nocapture"])
+        .arg("--test-threads=1")
+        .env(LIMITED_CHILD_DIR, dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the child");
+    // The output is read on threads of its own, so a chatty child never blocks on a pipe.
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = read(Box::new(child.stderr.take().expect("piped stderr")));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if start.elapsed() > CHILD_DEADLINE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{test}: the child under the file-size limit ran past {CHILD_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     let text = format!(
         "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        stdout.join().unwrap_or_default(),
+        stderr.join().unwrap_or_default()
     );
     assert!(
-        out.status.success() && text.contains("1 passed"),
+        status.success() && text.contains("1 passed"),
         "the child under the file-size limit failed:\n{text}"
     );
 }
