@@ -62,7 +62,11 @@ pub fn batched_matmul<T: Element>(
     k: usize,
     n: usize,
 ) -> Vec<T> {
-    let chunks = split::chunks_for(plan.a_offsets.len(), work(plan, m, k, n));
+    let chunks = split::chunks_for(
+        crate::par::Kind::Product,
+        plan.a_offsets.len(),
+        work(plan, m, k, n),
+    );
     batched_matmul_in_chunks(a, b, plan, (m, k, n), chunks)
 }
 
@@ -137,7 +141,11 @@ pub fn batched_matmul_backward<T: Element>(
     need_a: bool,
     need_b: bool,
 ) -> (Option<Vec<T>>, Option<Vec<T>>) {
-    let chunks = split::chunks_for(plan.a_offsets.len(), work(plan, m, k, n));
+    let chunks = split::chunks_for(
+        crate::par::Kind::Product,
+        plan.a_offsets.len(),
+        work(plan, m, k, n),
+    );
     batched_matmul_backward_in_chunks(a, b, gy, plan, (m, k, n), (need_a, need_b), chunks)
 }
 

@@ -54,12 +54,17 @@ fn broadcast_map<T: Element>(
     );
     if a_shape == b_shape && a.len() >= SPLIT_LEN {
         let mut y = vec![T::zero(); a.len()];
-        split::for_each_block(&mut y, FLOPS, &|start, part| {
-            let pairs = a[start..].iter().zip(&b[start..]);
-            for (k, (o, (&x, &v))) in part.iter_mut().zip(pairs).enumerate() {
-                *o = f(start + k, x, v);
-            }
-        });
+        split::for_each_block(
+            crate::par::Kind::Elementwise,
+            &mut y,
+            FLOPS,
+            &|start, part| {
+                let pairs = a[start..].iter().zip(&b[start..]);
+                for (k, (o, (&x, &v))) in part.iter_mut().zip(pairs).enumerate() {
+                    *o = f(start + k, x, v);
+                }
+            },
+        );
         return y;
     }
     if a_shape == b_shape {

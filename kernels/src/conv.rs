@@ -98,7 +98,11 @@ impl Conv2dShape {
 
     /// The chunk count for the work of the whole batch.
     fn chunks(&self) -> split::Chunks {
-        split::chunks_for(self.tiles(), self.image_flops().saturating_mul(self.n))
+        split::chunks_for(
+            crate::par::Kind::Product,
+            self.tiles(),
+            self.image_flops().saturating_mul(self.n),
+        )
     }
 
     /// Fills `buf` with the `[k, images·ho·wo]` matrix `cols` of group `g` of the `images`

@@ -11,10 +11,15 @@ const FLOPS: usize = 30;
 /// `f(x)` for every element of `x`, split into chunks when large.
 fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
     let mut y = vec![T::zero(); x.len()];
-    split::for_each_block(&mut y, FLOPS, &|start, part| {
-        let x = &x[start..start + part.len()];
-        part.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
-    });
+    split::for_each_block(
+        crate::par::Kind::Elementwise,
+        &mut y,
+        FLOPS,
+        &|start, part| {
+            let x = &x[start..start + part.len()];
+            part.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+        },
+    );
     y
 }
 
@@ -22,13 +27,18 @@ fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
 fn map2<T: Element>(x: &[T], gy: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     assert_eq!(x.len(), gy.len(), "gelu backward: x and gy lengths differ");
     let mut g = vec![T::zero(); x.len()];
-    split::for_each_block(&mut g, FLOPS, &|start, part| {
-        let end = start + part.len();
-        let pairs = x[start..end].iter().zip(&gy[start..end]);
-        part.iter_mut()
-            .zip(pairs)
-            .for_each(|(o, (&v, &g))| *o = f(v, g));
-    });
+    split::for_each_block(
+        crate::par::Kind::Elementwise,
+        &mut g,
+        FLOPS,
+        &|start, part| {
+            let end = start + part.len();
+            let pairs = x[start..end].iter().zip(&gy[start..end]);
+            part.iter_mut()
+                .zip(pairs)
+                .for_each(|(o, (&v, &g))| *o = f(v, g));
+        },
+    );
     g
 }
 

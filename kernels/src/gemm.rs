@@ -121,7 +121,7 @@ pub(crate) fn gemm<T: ComplexField + num_traits::Float + Send>(
     let b = view(b, k, n, sb, &mut dense_b);
     let (rows, cols) = blocks(m, k, n);
     let units = m.div_ceil(rows) * n.div_ceil(cols);
-    let chunks = split::chunks_for(units, flops(m, k, n));
+    let chunks = split::chunks_for(crate::par::Kind::Product, units, flops(m, k, n));
     multiply_blocks(c, accum, a, b, (rows, cols), chunks);
 }
 

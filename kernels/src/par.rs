@@ -16,15 +16,36 @@ use std::sync::OnceLock;
 pub trait ChunkRunner: Sync {
     /// Calls `f(i)` once for each `i` in `0..chunks`, in any order and on any threads, and
     /// returns once every call has returned. Nested calls (a chunk that splits again) must
-    /// be allowed and must not deadlock. `flops` is the work of all chunks together (0 when
-    /// unknown), from which a runner may learn how fast chunks run.
-    fn run(&self, chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync));
+    /// be allowed and must not deadlock. `work` is the work of all chunks together (0 flops
+    /// when unknown), from which a runner may learn how fast chunks of its kind run.
+    fn run(&self, chunks: usize, work: Work, f: &(dyn Fn(usize) + Sync));
 
     /// The least work, in flops, worth splitting: kernels under it run whole on the calling
     /// thread, since the threads that would take their chunks would join too late to help.
-    fn least_split_flops(&self) -> usize {
+    fn least_split_flops(&self, kind: Kind) -> usize {
+        let _ = kind;
         DEFAULT_LEAST_SPLIT_FLOPS
     }
+}
+
+/// What a split kernel's flops count, so that a runner keeps a speed per kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// Products and reductions (GEMM, batched GEMM, convolutions, pooling, sums): their
+    /// flops are the arithmetic they do.
+    Product,
+    /// Elementwise and row kernels (unary and binary ops, GELU, softmax, layer norm): a
+    /// nominal cost per element, for sizing (memory-bound, or transcendental).
+    Elementwise,
+}
+
+/// The work of a split kernel: its flops (0 when unknown) and what they count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Work {
+    /// Flops of all chunks together; 0 when unknown.
+    pub flops: usize,
+    /// What the flops count.
+    pub kind: Kind,
 }
 
 /// [`ChunkRunner::least_split_flops`] of a runner that does not estimate it.
@@ -38,20 +59,27 @@ pub fn set_runner(runner: &'static dyn ChunkRunner) -> bool {
     RUNNER.set(runner).is_ok()
 }
 
-/// Calls `f(i)` for each `i` in `0..chunks` (`flops` of work together, 0 when unknown), on
-/// the installed runner's threads, or in order on this thread when none is installed or
-/// there is at most one chunk.
-pub fn for_each(chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync)) {
+/// Calls `f(i)` for each `i` in `0..chunks` (`work` together), on the installed runner's
+/// threads, or in order on this thread when none is installed or there is at most one
+/// chunk.
+pub fn for_each(chunks: usize, work: Work, f: &(dyn Fn(usize) + Sync)) {
     match RUNNER.get() {
-        Some(runner) if chunks > 1 => runner.run(chunks, flops, f),
+        Some(runner) if chunks > 1 => runner.run(chunks, work, f),
         _ => (0..chunks).for_each(f),
     }
 }
 
 /// The installed runner's [`least_split_flops`](ChunkRunner::least_split_flops), or
 /// `usize::MAX` when none is installed (chunks would run one after another anyway).
-pub fn least_split_flops() -> usize {
-    RUNNER.get().map_or(usize::MAX, |r| r.least_split_flops())
+pub fn least_split_flops(kind: Kind) -> usize {
+    RUNNER
+        .get()
+        .map_or(usize::MAX, |r| r.least_split_flops(kind))
+}
+
+/// Whether a runner is installed (else every kernel runs whole).
+pub fn has_runner() -> bool {
+    RUNNER.get().is_some()
 }
 
 #[cfg(test)]
@@ -62,7 +90,11 @@ mod tests {
     #[test]
     fn without_a_runner_every_chunk_runs_once() {
         let hits: Vec<AtomicUsize> = (0..5).map(|_| AtomicUsize::new(0)).collect();
-        for_each(5, 0, &|i| {
+        let work = Work {
+            flops: 0,
+            kind: Kind::Product,
+        };
+        for_each(5, work, &|i| {
             hits[i].fetch_add(1, Ordering::Relaxed);
         });
         assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));

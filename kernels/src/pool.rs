@@ -73,7 +73,11 @@ pub fn max_pool2d<T: Element>(x: &[T], s: &Pool2dShape) -> (Vec<T>, Vec<usize>) 
         .collect();
     let parts: Vec<(&mut [T], &mut [usize])> =
         values.chunks_mut(per).zip(index.chunks_mut(per)).collect();
-    let chunks = split::chunks_for(s.planes, s.planes.saturating_mul(per * s.k * s.k));
+    let chunks = split::chunks_for(
+        crate::par::Kind::Product,
+        s.planes,
+        s.planes.saturating_mul(per * s.k * s.k),
+    );
     split::for_each_part(parts, chunks, &|p, (best, at)| {
         let plane = &x[p * hw..(p + 1) * hw];
         best.fill(T::neg_infinity());
@@ -174,14 +178,20 @@ pub fn max_pool2d_backward<T: Element>(gy: &[T], index: &[usize], s: &Pool2dShap
     if hw == 0 || per == 0 {
         return gx;
     }
-    split::for_each_rows(&mut gx, hw, 2 * per, &|first, part| {
-        for (p, plane) in part.chunks_exact_mut(hw).enumerate() {
-            let outputs = (first + p) * per..(first + p + 1) * per;
-            for (&g, &at) in gy[outputs.clone()].iter().zip(&index[outputs]) {
-                plane[at] = plane[at] + g;
+    split::for_each_rows(
+        crate::par::Kind::Product,
+        &mut gx,
+        hw,
+        2 * per,
+        &|first, part| {
+            for (p, plane) in part.chunks_exact_mut(hw).enumerate() {
+                let outputs = (first + p) * per..(first + p + 1) * per;
+                for (&g, &at) in gy[outputs.clone()].iter().zip(&index[outputs]) {
+                    plane[at] = plane[at] + g;
+                }
             }
-        }
-    });
+        },
+    );
     gx
 }
 
@@ -196,23 +206,29 @@ pub fn avg_pool2d<T: Element>(x: &[T], s: &Pool2dShape) -> Vec<T> {
         return y;
     }
     // Planes are independent: large inputs split into chunks of planes.
-    split::for_each_rows(&mut y, ho * wo, s.k * s.k * ho * wo, &|first, part| {
-        for (p, out) in part.chunks_exact_mut(ho * wo).enumerate() {
-            let plane = &x[(first + p) * s.h * s.w..(first + p + 1) * s.h * s.w];
-            for oh in 0..ho {
-                for ow in 0..wo {
-                    let (rows, cols) = s.window(oh, ow);
-                    let mut total = T::zero();
-                    for r in rows {
-                        total = plane[r * s.w + cols.start..r * s.w + cols.end]
-                            .iter()
-                            .fold(total, |a, &v| a + v);
+    split::for_each_rows(
+        crate::par::Kind::Product,
+        &mut y,
+        ho * wo,
+        s.k * s.k * ho * wo,
+        &|first, part| {
+            for (p, out) in part.chunks_exact_mut(ho * wo).enumerate() {
+                let plane = &x[(first + p) * s.h * s.w..(first + p + 1) * s.h * s.w];
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let (rows, cols) = s.window(oh, ow);
+                        let mut total = T::zero();
+                        for r in rows {
+                            total = plane[r * s.w + cols.start..r * s.w + cols.end]
+                                .iter()
+                                .fold(total, |a, &v| a + v);
+                        }
+                        out[oh * wo + ow] = total / area;
                     }
-                    out[oh * wo + ow] = total / area;
                 }
             }
-        }
-    });
+        },
+    );
     y
 }
 
@@ -228,22 +244,28 @@ pub fn avg_pool2d_backward<T: Element>(gy: &[T], s: &Pool2dShape) -> Vec<T> {
         return gx;
     }
     // Planes are independent: large gradients split into chunks of planes.
-    split::for_each_rows(&mut gx, s.h * s.w, s.k * s.k * ho * wo, &|first, part| {
-        for (p, plane) in part.chunks_exact_mut(s.h * s.w).enumerate() {
-            let g = &gy[(first + p) * ho * wo..(first + p + 1) * ho * wo];
-            for oh in 0..ho {
-                for ow in 0..wo {
-                    let (rows, cols) = s.window(oh, ow);
-                    let share = g[oh * wo + ow] / area;
-                    for r in rows {
-                        for v in &mut plane[r * s.w + cols.start..r * s.w + cols.end] {
-                            *v = *v + share;
+    split::for_each_rows(
+        crate::par::Kind::Product,
+        &mut gx,
+        s.h * s.w,
+        s.k * s.k * ho * wo,
+        &|first, part| {
+            for (p, plane) in part.chunks_exact_mut(s.h * s.w).enumerate() {
+                let g = &gy[(first + p) * ho * wo..(first + p + 1) * ho * wo];
+                for oh in 0..ho {
+                    for ow in 0..wo {
+                        let (rows, cols) = s.window(oh, ow);
+                        let share = g[oh * wo + ow] / area;
+                        for r in rows {
+                            for v in &mut plane[r * s.w + cols.start..r * s.w + cols.end] {
+                                *v = *v + share;
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        },
+    );
     gx
 }
 

@@ -28,11 +28,17 @@ fn map_rows<T: Element>(len: usize, cols: usize, f: impl Fn(usize, &mut [T]) + S
     let cols = cols.max(1);
     let mut y = vec![T::zero(); len];
     // About a dozen flops per element (an exponential among them).
-    split::for_each_rows(&mut y, cols, 12 * cols, &|first, part| {
-        for (k, out) in part.chunks_exact_mut(cols).enumerate() {
-            f(first + k, out);
-        }
-    });
+    split::for_each_rows(
+        crate::par::Kind::Elementwise,
+        &mut y,
+        cols,
+        12 * cols,
+        &|first, part| {
+            for (k, out) in part.chunks_exact_mut(cols).enumerate() {
+                f(first + k, out);
+            }
+        },
+    );
     y
 }
 
@@ -47,9 +53,15 @@ fn map_row_blocks<T: Element>(
 ) -> Vec<T> {
     let mut y = x[..len].to_vec();
     // About a dozen flops per element (an exponential among them).
-    split::for_each_rows(&mut y, cols, 12 * cols, &|first, part| {
-        f(&x[first * cols..first * cols + part.len()], part);
-    });
+    split::for_each_rows(
+        crate::par::Kind::Elementwise,
+        &mut y,
+        cols,
+        12 * cols,
+        &|first, part| {
+            f(&x[first * cols..first * cols + part.len()], part);
+        },
+    );
     y
 }
 

@@ -6,6 +6,7 @@
 //! alone. The chunk count only decides which units run together, so the bits never depend
 //! on it, nor on the thread that runs a chunk.
 
+use crate::par::{Kind, Work};
 use std::sync::Mutex;
 
 /// The work, in flops, that the units of the products and reductions are sized by, where
@@ -16,34 +17,41 @@ pub(crate) const UNIT_FLOPS: usize = 100_000;
 /// The most chunks (and, for the weight gradient's tree, the most leaves) one kernel uses.
 pub(crate) const MAX_CHUNKS: usize = 32;
 
-/// How a kernel's units run: grouped into `count` chunks, `flops` of work in all (0 when
+/// How a kernel's units run: grouped into `count` chunks, `work` in all (0 flops when
 /// unknown, as for the forced counts of the split tests).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Chunks {
     pub(crate) count: usize,
-    pub(crate) flops: usize,
+    pub(crate) work: Work,
 }
 
 #[cfg(test)]
 impl Chunks {
     /// Exactly `count` chunks (clamped to the units where they run), of unknown work.
     pub(crate) fn exactly(count: usize) -> Self {
-        Self { count, flops: 0 }
+        let work = Work {
+            flops: 0,
+            kind: Kind::Product,
+        };
+        Self { count, work }
     }
 }
 
-/// The chunks for `units` units of `total_flops` together: one, when the work is under
-/// [`par::least_split_flops`](crate::par::least_split_flops) (the runner's estimate of what
-/// is worth splitting), else one per [`UNIT_FLOPS`], at most one per unit and at most
+/// The chunks for `units` units of `total_flops` of `kind` together: one, when the work is
+/// under [`par::least_split_flops`](crate::par::least_split_flops) (the runner's estimate of
+/// what is worth splitting), else one per [`UNIT_FLOPS`], at most one per unit and at most
 /// [`MAX_CHUNKS`]: fine chunks, so that threads joining late still share the rest evenly.
-pub(crate) fn chunks_for(units: usize, total_flops: usize) -> Chunks {
+pub(crate) fn chunks_for(kind: Kind, units: usize, total_flops: usize) -> Chunks {
     #[cfg(test)]
     if let Some(forced) = FORCED_CHUNKS.with(std::cell::Cell::get) {
         return Chunks::exactly(forced.clamp(1, units.max(1)));
     }
     Chunks {
-        count: count_for(units, total_flops, crate::par::least_split_flops()),
-        flops: total_flops,
+        count: count_for(units, total_flops, crate::par::least_split_flops(kind)),
+        work: Work {
+            flops: total_flops,
+            kind,
+        },
     }
 }
 
@@ -65,20 +73,22 @@ const BLOCK: usize = 4096;
 /// the work (`flops_per_element` each). For elementwise kernels, where every element's
 /// value depends on its own inputs only.
 pub(crate) fn for_each_block<T: Send>(
+    kind: Kind,
     out: &mut [T],
     flops_per_element: usize,
     f: &(dyn Fn(usize, &mut [T]) + Sync),
 ) {
     let blocks = out.len().div_ceil(BLOCK);
-    let chunks = chunks_for(blocks, out.len().saturating_mul(flops_per_element));
+    let chunks = chunks_for(kind, blocks, out.len().saturating_mul(flops_per_element));
     let span = BLOCK * blocks.div_ceil(chunks.count).max(1);
-    for_each_span(out, span, chunks.flops, f);
+    for_each_span(out, span, chunks.work, f);
 }
 
 /// Calls `f(first_row, part)` over consecutive parts of `out`, rows of `cols` elements,
 /// split into chunks of whole rows by the work (`flops_per_row` each). For kernels whose
 /// rows are independent (softmax, layer norm).
 pub(crate) fn for_each_rows<T: Send>(
+    kind: Kind,
     out: &mut [T],
     cols: usize,
     flops_per_row: usize,
@@ -86,19 +96,19 @@ pub(crate) fn for_each_rows<T: Send>(
 ) {
     let cols = cols.max(1);
     let rows = out.len() / cols;
-    let chunks = chunks_for(rows, rows.saturating_mul(flops_per_row));
+    let chunks = chunks_for(kind, rows, rows.saturating_mul(flops_per_row));
     let rows_per_part = rows.div_ceil(chunks.count).max(1);
-    for_each_span(out, rows_per_part * cols, chunks.flops, &|start, part| {
+    for_each_span(out, rows_per_part * cols, chunks.work, &|start, part| {
         f(start / cols, part)
     });
 }
 
 /// `f(start, part)` for each part of `span` elements of `out` (the last may be shorter),
-/// the parts run as chunks of `flops` together; one part runs directly on this thread.
+/// the parts run as chunks of `work` together; one part runs directly on this thread.
 fn for_each_span<T: Send>(
     out: &mut [T],
     span: usize,
-    flops: usize,
+    work: Work,
     f: &(dyn Fn(usize, &mut [T]) + Sync),
 ) {
     if out.len() <= span {
@@ -107,7 +117,7 @@ fn for_each_span<T: Send>(
     }
     let parts: Vec<&mut [T]> = out.chunks_mut(span).collect();
     let count = parts.len();
-    for_each_part(parts, Chunks { count, flops }, &|i, part| f(i * span, part));
+    for_each_part(parts, Chunks { count, work }, &|i, part| f(i * span, part));
 }
 
 /// The units `start..end` that chunk `chunk` of `chunks` covers, of `units` in all: the
@@ -134,7 +144,7 @@ pub(crate) fn for_each_part<P: Send>(
 /// read from it depend on what an earlier unit left there.
 pub(crate) fn for_each_part_with<P: Send, S>(
     parts: Vec<P>,
-    Chunks { count, flops }: Chunks,
+    Chunks { count, work }: Chunks,
     scratch: &(dyn Fn() -> S + Sync),
     f: &(dyn Fn(usize, &mut P, &mut S) + Sync),
 ) {
@@ -162,7 +172,7 @@ pub(crate) fn for_each_part_with<P: Send, S>(
             )
         })
         .collect();
-    crate::par::for_each(chunks, flops, &|chunk| {
+    crate::par::for_each(chunks, work, &|chunk| {
         let mut scratch = scratch();
         // A panic in another chunk poisons nothing this chunk reads: take its parts anyway.
         let mut group = groups[chunk].lock().unwrap_or_else(|e| e.into_inner());
@@ -209,7 +219,7 @@ pub(crate) fn bits<T: crate::Element>(v: &[T]) -> Vec<u64> {
 pub(crate) fn install_test_runner() {
     struct Threads;
     impl crate::par::ChunkRunner for Threads {
-        fn run(&self, chunks: usize, _flops: usize, f: &(dyn Fn(usize) + Sync)) {
+        fn run(&self, chunks: usize, _work: crate::par::Work, f: &(dyn Fn(usize) + Sync)) {
             std::thread::scope(|s| {
                 for i in 0..chunks {
                     s.spawn(move || f(i));
@@ -253,18 +263,14 @@ mod tests {
     #[test]
     fn a_kernel_splits_by_the_runners_estimate() {
         install_test_runner();
-        let least = crate::par::least_split_flops();
+        let kind = Kind::Elementwise;
+        let least = crate::par::least_split_flops(kind);
         assert_eq!(least, crate::par::DEFAULT_LEAST_SPLIT_FLOPS);
-        assert_eq!(chunks_for(100, least - 1).count, 1);
-        let chunks = chunks_for(100, least);
+        assert_eq!(chunks_for(kind, 100, least - 1).count, 1);
+        let chunks = chunks_for(kind, 100, least);
         let count = least / UNIT_FLOPS;
-        assert_eq!(
-            chunks,
-            Chunks {
-                count,
-                flops: least
-            }
-        );
+        let work = Work { flops: least, kind };
+        assert_eq!(chunks, Chunks { count, work });
     }
 
     #[test]

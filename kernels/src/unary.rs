@@ -71,7 +71,7 @@ macro_rules! unary_ops {
                 };
             }
             let mut y = vec![T::zero(); x.len()];
-            split::for_each_block(&mut y, FLOPS, &|start, part| {
+            split::for_each_block(crate::par::Kind::Elementwise, &mut y, FLOPS, &|start, part| {
                 let x = &x[start..start + part.len()];
                 match op {
                     $($op => part.iter_mut().zip(x).for_each(|(o, &$x)| *o = $forward),)*
@@ -103,7 +103,7 @@ macro_rules! unary_ops {
                 y.len(),
                 g.len()
             );
-            split::for_each_block(g, FLOPS, &|start, g| {
+            split::for_each_block(crate::par::Kind::Elementwise, g, FLOPS, &|start, g| {
                 let end = start + g.len();
                 let triples = x[start..end].iter().zip(&y[start..end]).zip(g.iter_mut());
                 match op {

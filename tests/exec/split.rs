@@ -34,7 +34,11 @@ fn threads_that_ran(run: impl Fn(&(dyn Fn(usize) + Sync))) -> HashSet<ThreadId> 
 fn a_split_kernel_runs_on_an_idle_helper() {
     watchdog("kernel chunks", 120, || {
         let seen = with_threads(2, || {
-            threads_that_ran(|f| backflow_kernels::par::for_each(8, 0, f))
+            let work = backflow_kernels::par::Work {
+                flops: 0,
+                kind: backflow_kernels::par::Kind::Product,
+            };
+            threads_that_ran(|f| backflow_kernels::par::for_each(8, work, f))
         });
         assert!(seen.len() >= 2, "chunks ran on {} thread(s)", seen.len());
     });
@@ -46,13 +50,15 @@ fn split_kernels_teach_the_cost_model_their_speed() {
     // into chunks whose measured speed replaces that guess.
     let a = Tensor::<f32>::randn(&[512, 512], 3);
     let first_guess = 1e10;
-    for _ in 0..20 {
+    for _ in 0..50 {
         with_threads(2, || backflow::no_grad(|| a.matmul(&a).unwrap()));
-        if backflow::split_estimate().flops_per_second != first_guess {
+        let e = backflow::split_estimate();
+        if e.measured && e.flops_per_second != first_guess {
             break;
         }
     }
     let e = backflow::split_estimate();
+    assert!(e.splitting && e.measured, "{e}");
     assert_ne!(e.flops_per_second, first_guess, "{e}");
     assert!(
         e.flops_per_second > 0.0 && e.helper_arrival > Duration::ZERO,

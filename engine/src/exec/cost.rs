@@ -11,9 +11,14 @@
 //!   then shares the rest, which ends a kernel of `T ≥ 2L` by `(T + L) / 2 ≤ 0.75·T`, while
 //!   a shorter kernel, which a helper could shorten little or not at all, runs whole. Both
 //!   factors are measured by the splits themselves: the time from the offer to the first
-//!   helper's join, and the speed of the chunks the caller runs.
+//!   helper's join, and the speed of the chunks the caller runs, kept per [`Kind`] (a
+//!   product's flops are arithmetic, an elementwise kernel's a nominal cost per element).
+//!   Since only splits measure, one call in [`EXPLORE_EVERY`] lowers the threshold to half,
+//!   so kernels just under it still split now and then and a stale estimate recovers.
 
-use crate::sync::{AtomicUsize, Ordering};
+use crate::sync::{AtomicBool, AtomicUsize, Ordering};
+use backflow_kernels::par::Kind;
+use std::cell::Cell;
 use std::time::Duration;
 
 /// Passes estimated shorter than this run alone.
@@ -67,17 +72,59 @@ const LEAST_SPLIT_FLOPS: std::ops::RangeInclusive<usize> =
 /// Recent time from a split's offer to the first helper's claim, in nanoseconds.
 static ARRIVAL_NS: AtomicUsize = AtomicUsize::new(FIRST_ARRIVAL_NS);
 
-/// Recent speed of the chunks of split kernels, in flops per microsecond.
-static FLOPS_PER_US: AtomicUsize = AtomicUsize::new(FIRST_FLOPS_PER_US);
+/// Recent speed of the chunks of split kernels, in flops per microsecond, per [`Kind`].
+static FLOPS_PER_US: [AtomicUsize; 2] = [
+    AtomicUsize::new(FIRST_FLOPS_PER_US),
+    AtomicUsize::new(FIRST_FLOPS_PER_US),
+];
 
-/// The least work worth splitting: the flops one thread computes in twice the time a helper
-/// recently took to join a split, within [`LEAST_SPLIT_FLOPS`].
-pub(super) fn least_split_flops() -> usize {
+/// Whether any split has measured a helper's arrival yet.
+static MEASURED: AtomicBool = AtomicBool::new(false);
+
+/// One call of [`least_split_flops`] in this many (per thread) answers half the threshold.
+const EXPLORE_EVERY: usize = 16;
+
+thread_local! {
+    /// Calls of [`least_split_flops`] on this thread, for [`EXPLORE_EVERY`].
+    static CALLS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The index of `kind` in [`FLOPS_PER_US`].
+fn slot(kind: Kind) -> usize {
+    match kind {
+        Kind::Product => 0,
+        Kind::Elementwise => 1,
+    }
+}
+
+/// The least work of `kind` worth splitting: the flops one thread computes in twice the
+/// time a helper recently took to join a split, within [`LEAST_SPLIT_FLOPS`]; on one call
+/// in [`EXPLORE_EVERY`], half of it.
+pub(super) fn least_split_flops(kind: Kind) -> usize {
+    let call = CALLS.with(|c| {
+        c.set(c.get().wrapping_add(1));
+        c.get()
+    });
+    explore(call, threshold(kind))
+}
+
+/// The threshold for `kind` from the current estimates.
+fn threshold(kind: Kind) -> usize {
     // Relaxed: heuristics, as in `too_small_to_share`.
     split_flops(
         ARRIVAL_NS.load(Ordering::Relaxed),
-        FLOPS_PER_US.load(Ordering::Relaxed),
+        FLOPS_PER_US[slot(kind)].load(Ordering::Relaxed),
     )
+}
+
+/// `least` on most calls; half of it (not under the lower bound) on every
+/// [`EXPLORE_EVERY`]-th.
+fn explore(call: usize, least: usize) -> usize {
+    if call % EXPLORE_EVERY == 0 {
+        (least / 2).max(*LEAST_SPLIT_FLOPS.start())
+    } else {
+        least
+    }
 }
 
 /// The flops done at `flops_per_us` in twice `arrival_ns`, within [`LEAST_SPLIT_FLOPS`].
@@ -92,13 +139,22 @@ fn split_flops(arrival_ns: usize, flops_per_us: usize) -> usize {
 /// Folds in how long a split's first helper took to arrive after the offer (or, when none
 /// arrived before the caller had claimed every chunk, that time: a lower bound).
 pub(super) fn record_arrival(elapsed: Duration) {
+    if !MEASURED.load(Ordering::Relaxed) {
+        // Relaxed: a report flag. The first measurement replaces the first guess.
+        MEASURED.store(true, Ordering::Relaxed);
+        ARRIVAL_NS.store(
+            elapsed.as_nanos().min(usize::MAX as u128) as usize,
+            Ordering::Relaxed,
+        );
+        return;
+    }
     fold(&ARRIVAL_NS, elapsed.as_nanos());
 }
 
-/// Folds in the speed of `flops` of chunks that took `elapsed` on one thread.
-pub(super) fn record_speed(flops: usize, elapsed: Duration) {
+/// Folds in the speed of `flops` of chunks of `kind` that took `elapsed` on one thread.
+pub(super) fn record_speed(kind: Kind, flops: usize, elapsed: Duration) {
     let micros = elapsed.as_nanos().max(1) as f64 / 1_000.0;
-    fold(&FLOPS_PER_US, (flops as f64 / micros) as u128);
+    fold(&FLOPS_PER_US[slot(kind)], (flops as f64 / micros) as u128);
 }
 
 /// Folds `measured` into the moving average `at` (weight 1/8).
@@ -111,16 +167,19 @@ fn fold(at: &AtomicUsize, measured: u128) {
     );
 }
 
-/// The current estimates, for reports: (helper arrival, chunk speed in flops per µs, least
-/// flops split).
-pub(crate) fn split_estimates() -> (Duration, usize, usize) {
+/// The current estimates, for reports: the helper arrival, whether it was measured, and
+/// per kind (products, elementwise) the chunk speed in flops per µs and the threshold.
+pub(crate) fn split_estimates() -> (Duration, bool, [(usize, usize); 2]) {
     // Relaxed: a report of heuristics.
     let arrival = ARRIVAL_NS.load(Ordering::Relaxed);
-    let speed = FLOPS_PER_US.load(Ordering::Relaxed);
+    let per_kind = [Kind::Product, Kind::Elementwise].map(|kind| {
+        let speed = FLOPS_PER_US[slot(kind)].load(Ordering::Relaxed);
+        (speed, split_flops(arrival, speed))
+    });
     (
         Duration::from_nanos(arrival as u64),
-        speed,
-        split_flops(arrival, speed),
+        MEASURED.load(Ordering::Relaxed),
+        per_kind,
     )
 }
 
@@ -162,6 +221,16 @@ mod tests {
             split_flops(usize::MAX, usize::MAX),
             *LEAST_SPLIT_FLOPS.end()
         );
+    }
+
+    #[test]
+    fn one_call_in_sixteen_explores_half_the_threshold() {
+        let least = 10_000_000;
+        let answers: Vec<usize> = (1..=64).map(|call| explore(call, least)).collect();
+        assert_eq!(answers.iter().filter(|&&a| a == least / 2).count(), 4);
+        assert_eq!(answers.iter().filter(|&&a| a == least).count(), 60);
+        // Never under the lower bound.
+        assert_eq!(explore(16, 300_000), *LEAST_SPLIT_FLOPS.start());
     }
 
     #[test]

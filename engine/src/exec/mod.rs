@@ -263,63 +263,100 @@ fn seed_slots(plan: &Plan) -> Vec<u32> {
 #[cfg(not(loom))]
 pub fn parallel_for(n: usize, f: &(dyn Fn(usize) + Sync)) {
     install_runner();
-    split::run(&budget::current(), n, 0, f);
+    split::run(&budget::current(), n, NO_WORK, f);
 }
 
 /// [`parallel_for`] with an explicit number of threads, for the loom models (which cannot use
 /// the thread-local budget): `threads` counts the caller.
 #[cfg(loom)]
 pub fn parallel_for_on(threads: usize, n: usize, f: &(dyn Fn(usize) + Sync)) {
-    split::run(&budget::Budget::new(threads), n, 0, f);
+    split::run(&budget::Budget::new(threads), n, NO_WORK, f);
 }
 
 /// What the executor has learnt about splitting kernels, from the splits this process ran:
-/// a kernel splits only from [`least_split_flops`](Self::least_split_flops) on, the work of
-/// twice the time a helper takes to join, so a small kernel never waits for a helper that
-/// would arrive too late to shorten it.
+/// a kernel splits only from [`least_split_flops`](Self::least_split_flops) on (for its
+/// kind), the work of twice the time a helper takes to join, so a small kernel never waits
+/// for a helper that would arrive too late to shorten it. (One call in 16 tries half the
+/// threshold, so that the estimates keep being measured; above 40 Mflop a kernel always
+/// splits.)
 ///
 /// ```
 /// use backflow::{split_estimate, Tensor};
 /// let a = Tensor::<f32>::ones(&[256, 256]);
 /// let _ = a.matmul(&a).unwrap();
 /// let e = split_estimate();
+/// assert!(e.splitting, "the executor runs the kernels' chunks");
 /// assert!(e.least_split_flops >= 200_000);
 /// println!("{e}");
 /// ```
 #[cfg(not(loom))]
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SplitEstimate {
-    /// Recent time from a split's offer to the first helper joining it.
+    /// Whether kernels split at all (`false` under `BACKFLOW_SPLIT=0`).
+    pub splitting: bool,
+    /// Whether any split has measured a helper's arrival yet; until then the figures below
+    /// are first guesses.
+    pub measured: bool,
+    /// Recent time from a split's offer to the first helper joining it (or, for a split
+    /// that no woken helper joined before every chunk was claimed, that time: a lower
+    /// bound), a moving average.
     pub helper_arrival: std::time::Duration,
-    /// Recent speed of split kernels' chunks on one thread, in flops per second.
+    /// Recent speed of products' chunks (GEMM, convolutions, pooling, sums) on one thread,
+    /// in flops per second.
     pub flops_per_second: f64,
-    /// The least work, in flops, of a kernel that splits.
+    /// The least work, in flops, of a product that splits.
     pub least_split_flops: usize,
+    /// Recent speed of elementwise and row kernels' chunks on one thread, in their nominal
+    /// flops (a fixed cost per element) per second.
+    pub elementwise_flops_per_second: f64,
+    /// The least nominal work of an elementwise or row kernel that splits.
+    pub least_split_elementwise_flops: usize,
 }
 
 #[cfg(not(loom))]
 impl std::fmt::Display for SplitEstimate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.splitting {
+            return write!(f, "off: every kernel runs whole (BACKFLOW_SPLIT=0)");
+        }
         write!(
             f,
-            "helpers join in {:.1} µs, chunks run at {:.1} Gflop/s: kernels of {:.2} Mflop and more split",
+            "helpers join in {:.0} µs; products split from {:.2} Mflop ({:.0} Gflop/s), \
+             elementwise kernels from {:.2} Mflop ({:.0} nominal Gflop/s)",
             self.helper_arrival.as_secs_f64() * 1e6,
+            self.least_split_flops as f64 / 1e6,
             self.flops_per_second / 1e9,
-            self.least_split_flops as f64 / 1e6
-        )
+            self.least_split_elementwise_flops as f64 / 1e6,
+            self.elementwise_flops_per_second / 1e9,
+        )?;
+        if !self.measured {
+            write!(f, " (first guesses: no split measured yet)")?;
+        }
+        Ok(())
     }
 }
 
 /// The executor's current [`SplitEstimate`].
 #[cfg(not(loom))]
 pub fn split_estimate() -> SplitEstimate {
-    let (helper_arrival, flops_per_us, least_split_flops) = cost::split_estimates();
+    install_runner();
+    let (helper_arrival, measured, [products, elementwise]) = cost::split_estimates();
     SplitEstimate {
+        splitting: backflow_kernels::par::has_runner(),
+        measured,
         helper_arrival,
-        flops_per_second: flops_per_us as f64 * 1e6,
-        least_split_flops,
+        flops_per_second: products.0 as f64 * 1e6,
+        least_split_flops: products.1,
+        elementwise_flops_per_second: elementwise.0 as f64 * 1e6,
+        least_split_elementwise_flops: elementwise.1,
     }
 }
+
+/// The work of a [`parallel_for`]'s items: unknown, so it teaches no speed.
+const NO_WORK: backflow_kernels::par::Work = backflow_kernels::par::Work {
+    flops: 0,
+    kind: backflow_kernels::par::Kind::Product,
+};
 
 /// The kernels' chunk runner: the executor, within the calling thread's budget.
 #[cfg(not(loom))]
@@ -327,12 +364,12 @@ struct Runner;
 
 #[cfg(not(loom))]
 impl backflow_kernels::par::ChunkRunner for Runner {
-    fn run(&self, chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync)) {
-        split::run(&budget::current(), chunks, flops, f);
+    fn run(&self, chunks: usize, work: backflow_kernels::par::Work, f: &(dyn Fn(usize) + Sync)) {
+        split::run(&budget::current(), chunks, work, f);
     }
 
-    fn least_split_flops(&self) -> usize {
-        cost::least_split_flops()
+    fn least_split_flops(&self, kind: backflow_kernels::par::Kind) -> usize {
+        cost::least_split_flops(kind)
     }
 }
 

@@ -19,6 +19,7 @@
 use super::budget::Budget;
 use super::executor::{self, Pass};
 use crate::sync::{fence, Arc, AtomicUsize, Condvar, Mutex, Ordering};
+use backflow_kernels::par::Work;
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
@@ -53,11 +54,11 @@ struct Split {
     finished: Condvar,
 }
 
-/// Calls `f(i)` once for each `i` in `0..chunks` (`flops` of work together, 0 when
+/// Calls `f(i)` once for each `i` in `0..chunks` (`work` together, 0 flops when
 /// unknown), on the calling thread and on idle helpers of the executor, at most as many
 /// threads at once as `budget` allows; returns once every call has returned (resuming the
 /// first panic, if any).
-pub(crate) fn run(budget: &Arc<Budget>, chunks: usize, flops: usize, f: &(dyn Fn(usize) + Sync)) {
+pub(crate) fn run(budget: &Arc<Budget>, chunks: usize, work: Work, f: &(dyn Fn(usize) + Sync)) {
     if chunks <= 1 || budget.is_one() {
         (0..chunks).for_each(f);
         return;
@@ -94,9 +95,9 @@ pub(crate) fn run(budget: &Arc<Budget>, chunks: usize, flops: usize, f: &(dyn Fn
         woke = executor::want_helper();
     }
     #[cfg(not(loom))]
-    split.work_measured(flops, woke);
+    split.work_measured(work, woke);
     #[cfg(loom)]
-    let _ = (split.work(), flops, woke);
+    let _ = (split.work(), work, woke);
     if executor::split_waits() {
         split.wait();
     }
@@ -136,16 +137,16 @@ impl Split {
     }
 
     /// The caller's [`work`](Self::work), measured for the cost model: the speed of its
-    /// chunks (when `flops` is known), and when the first helper arrived, or, if none did
+    /// chunks (when their flops are known), and when the first helper arrived, or, if none did
     /// before every chunk was claimed, that time as a lower bound (recorded only when a
     /// helper was on its way (`woke`) or came anyway: a busy pool says nothing of arrivals).
     #[cfg(not(loom))]
-    fn work_measured(&self, flops: usize, woke: bool) {
+    fn work_measured(&self, Work { flops, kind }: Work, woke: bool) {
         let start = std::time::Instant::now();
         let ran = self.work();
         let claimed = self.offered.elapsed();
         if ran > 0 && flops > 0 {
-            super::cost::record_speed(flops / self.chunks * ran, start.elapsed());
+            super::cost::record_speed(kind, flops / self.chunks * ran, start.elapsed());
         }
         // Relaxed: a measurement; the value is whatever a helper stored, or none.
         let arrived = self.arrived_ns.load(Ordering::Relaxed);
