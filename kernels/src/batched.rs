@@ -5,6 +5,7 @@
 //! A broadcast operand is read through a zero batch stride, so it is never copied; its
 //! gradient sums the contributions of every batch entry that read it (gemm with β = 1).
 
+use crate::par::Kind;
 use crate::shape::{broadcast_strides, numel, walk};
 use crate::{gemm, split, Element};
 
@@ -62,11 +63,7 @@ pub fn batched_matmul<T: Element>(
     k: usize,
     n: usize,
 ) -> Vec<T> {
-    let chunks = split::chunks_for(
-        crate::par::Kind::Product,
-        plan.a_offsets.len(),
-        work(plan, m, k, n),
-    );
+    let chunks = split::chunks_for(Kind::Product, plan.a_offsets.len(), work(plan, m, k, n));
     batched_matmul_in_chunks(a, b, plan, (m, k, n), chunks)
 }
 
@@ -141,11 +138,7 @@ pub fn batched_matmul_backward<T: Element>(
     need_a: bool,
     need_b: bool,
 ) -> (Option<Vec<T>>, Option<Vec<T>>) {
-    let chunks = split::chunks_for(
-        crate::par::Kind::Product,
-        plan.a_offsets.len(),
-        work(plan, m, k, n),
-    );
+    let chunks = split::chunks_for(Kind::Product, plan.a_offsets.len(), work(plan, m, k, n));
     batched_matmul_backward_in_chunks(a, b, gy, plan, (m, k, n), (need_a, need_b), chunks)
 }
 

@@ -4,6 +4,7 @@
 //! The backward computes each partial over the broadcast output shape, then sums it back to
 //! the input's shape with [`reduce_to`](crate::reduce_to).
 
+use crate::par::Kind;
 use crate::shape::{broadcast_shapes, broadcast_strides, numel, reduce_owned, walk};
 use crate::{split, Element};
 
@@ -54,17 +55,12 @@ fn broadcast_map<T: Element>(
     );
     if a_shape == b_shape && a.len() >= SPLIT_LEN {
         let mut y = vec![T::zero(); a.len()];
-        split::for_each_block(
-            crate::par::Kind::Elementwise,
-            &mut y,
-            FLOPS,
-            &|start, part| {
-                let pairs = a[start..].iter().zip(&b[start..]);
-                for (k, (o, (&x, &v))) in part.iter_mut().zip(pairs).enumerate() {
-                    *o = f(start + k, x, v);
-                }
-            },
-        );
+        split::for_each_block(Kind::Elementwise, &mut y, FLOPS, &|start, part| {
+            let pairs = a[start..].iter().zip(&b[start..]);
+            for (k, (o, (&x, &v))) in part.iter_mut().zip(pairs).enumerate() {
+                *o = f(start + k, x, v);
+            }
+        });
         return y;
     }
     if a_shape == b_shape {

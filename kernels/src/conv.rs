@@ -14,6 +14,7 @@
 
 use std::ops::Range;
 
+use crate::par::Kind;
 use crate::{gemm, split, Element};
 
 /// The sizes of a convolution: input `[n, c_in, h, w]`, weight `[c_out, c_in/groups, kh,
@@ -99,7 +100,7 @@ impl Conv2dShape {
     /// The chunk count for the work of the whole batch.
     fn chunks(&self) -> split::Chunks {
         split::chunks_for(
-            crate::par::Kind::Product,
+            Kind::Product,
             self.tiles(),
             self.image_flops().saturating_mul(self.n),
         )

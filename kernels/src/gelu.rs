@@ -3,6 +3,7 @@
 //! - the tanh approximation (`approximate='tanh'`): `gelu_tanh(x) = ½ x (1 + tanh(u))` with
 //!   `u = √(2/π) (x + 0.044715 x³)`.
 
+use crate::par::Kind;
 use crate::{split, Element};
 
 /// Flops one element of a GELU kernel is taken to cost, for sizing its chunks.
@@ -11,15 +12,10 @@ const FLOPS: usize = 30;
 /// `f(x)` for every element of `x`, split into chunks when large.
 fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
     let mut y = vec![T::zero(); x.len()];
-    split::for_each_block(
-        crate::par::Kind::Elementwise,
-        &mut y,
-        FLOPS,
-        &|start, part| {
-            let x = &x[start..start + part.len()];
-            part.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
-        },
-    );
+    split::for_each_block(Kind::Elementwise, &mut y, FLOPS, &|start, part| {
+        let x = &x[start..start + part.len()];
+        part.iter_mut().zip(x).for_each(|(o, &v)| *o = f(v));
+    });
     y
 }
 
@@ -27,18 +23,13 @@ fn map<T: Element>(x: &[T], f: impl Fn(T) -> T + Sync) -> Vec<T> {
 fn map2<T: Element>(x: &[T], gy: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     assert_eq!(x.len(), gy.len(), "gelu backward: x and gy lengths differ");
     let mut g = vec![T::zero(); x.len()];
-    split::for_each_block(
-        crate::par::Kind::Elementwise,
-        &mut g,
-        FLOPS,
-        &|start, part| {
-            let end = start + part.len();
-            let pairs = x[start..end].iter().zip(&gy[start..end]);
-            part.iter_mut()
-                .zip(pairs)
-                .for_each(|(o, (&v, &g))| *o = f(v, g));
-        },
-    );
+    split::for_each_block(Kind::Elementwise, &mut g, FLOPS, &|start, part| {
+        let end = start + part.len();
+        let pairs = x[start..end].iter().zip(&gy[start..end]);
+        part.iter_mut()
+            .zip(pairs)
+            .for_each(|(o, (&v, &g))| *o = f(v, g));
+    });
     g
 }
 

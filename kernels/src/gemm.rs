@@ -13,6 +13,7 @@ use faer::prelude::ReborrowMut;
 use faer::traits::ComplexField;
 use faer::{Accum, MatMut, MatRef, Par};
 
+use crate::par::Kind;
 use crate::split;
 
 /// Checks that every index the strided `rows×cols` view touches lies inside `len`, with
@@ -121,7 +122,7 @@ pub(crate) fn gemm<T: ComplexField + num_traits::Float + Send>(
     let b = view(b, k, n, sb, &mut dense_b);
     let (rows, cols) = blocks(m, k, n);
     let units = m.div_ceil(rows) * n.div_ceil(cols);
-    let chunks = split::chunks_for(crate::par::Kind::Product, units, flops(m, k, n));
+    let chunks = split::chunks_for(Kind::Product, units, flops(m, k, n));
     multiply_blocks(c, accum, a, b, (rows, cols), chunks);
 }
 

@@ -5,6 +5,7 @@
 //! (the means) run in 8 lanes added as a fixed tree, so they vectorise and their order
 //! depends on the row length alone.
 
+use crate::par::Kind;
 use crate::reduce::{lane_sum, lane_sum2};
 use crate::{split, Element};
 
@@ -46,11 +47,7 @@ pub fn layer_norm<T: Element>(
         .zip(x_hat.chunks_exact_mut(d))
         .zip(rstd.iter_mut())
         .collect();
-    let chunks = split::chunks_for(
-        crate::par::Kind::Elementwise,
-        rows,
-        rows.saturating_mul(8 * d),
-    );
+    let chunks = split::chunks_for(Kind::Elementwise, rows, rows.saturating_mul(8 * d));
     split::for_each_part(parts, chunks, &|i, ((y, x_hat), rstd)| {
         let row = &x[i * d..(i + 1) * d];
         let mean = lane_sum(row, |v| v) / n;
@@ -91,28 +88,22 @@ pub fn layer_norm_backward<T: Element>(
     let gx = need_x.then(|| {
         // Rows are independent: large inputs split into chunks of rows.
         let mut gx = vec![T::zero(); gy.len()];
-        split::for_each_rows(
-            crate::par::Kind::Elementwise,
-            &mut gx,
-            d,
-            8 * d,
-            &|first, part| {
-                let mut g = vec![T::zero(); d];
-                for (k, out) in part.chunks_exact_mut(d).enumerate() {
-                    let row = first + k;
-                    let (xh, r) = (&saved.x_hat[row * d..(row + 1) * d], saved.rstd[row]);
-                    g.copy_from_slice(&gy[row * d..(row + 1) * d]);
-                    if let Some(w) = weight {
-                        g.iter_mut().zip(w).for_each(|(g, &w)| *g = *g * w);
-                    }
-                    let mean_g = lane_sum(&g, |v| v) / n;
-                    let mean_gx = lane_sum2(&g, xh, |a, b| a * b) / n;
-                    out.iter_mut()
-                        .zip(g.iter().zip(xh))
-                        .for_each(|(o, (&g, &xh))| *o = r * (g - mean_g - xh * mean_gx));
+        split::for_each_rows(Kind::Elementwise, &mut gx, d, 8 * d, &|first, part| {
+            let mut g = vec![T::zero(); d];
+            for (k, out) in part.chunks_exact_mut(d).enumerate() {
+                let row = first + k;
+                let (xh, r) = (&saved.x_hat[row * d..(row + 1) * d], saved.rstd[row]);
+                g.copy_from_slice(&gy[row * d..(row + 1) * d]);
+                if let Some(w) = weight {
+                    g.iter_mut().zip(w).for_each(|(g, &w)| *g = *g * w);
                 }
-            },
-        );
+                let mean_g = lane_sum(&g, |v| v) / n;
+                let mean_gx = lane_sum2(&g, xh, |a, b| a * b) / n;
+                out.iter_mut()
+                    .zip(g.iter().zip(xh))
+                    .for_each(|(o, (&g, &xh))| *o = r * (g - mean_g - xh * mean_gx));
+            }
+        });
         gx
     });
     let gw = need_w.then(|| {

@@ -4,6 +4,7 @@
 //! Max pooling ignores the padding; average pooling counts it as zeros (PyTorch's default
 //! `count_include_pad=True`), so every window divides by `k²`.
 
+use crate::par::Kind;
 use crate::{split, Element};
 
 /// The sizes of a pooling: input `[n, c, h, w]` (as `planes = n·c` planes of `h×w`),
@@ -74,7 +75,7 @@ pub fn max_pool2d<T: Element>(x: &[T], s: &Pool2dShape) -> (Vec<T>, Vec<usize>) 
     let parts: Vec<(&mut [T], &mut [usize])> =
         values.chunks_mut(per).zip(index.chunks_mut(per)).collect();
     let chunks = split::chunks_for(
-        crate::par::Kind::Product,
+        Kind::Product,
         s.planes,
         s.planes.saturating_mul(per * s.k * s.k),
     );
@@ -178,20 +179,14 @@ pub fn max_pool2d_backward<T: Element>(gy: &[T], index: &[usize], s: &Pool2dShap
     if hw == 0 || per == 0 {
         return gx;
     }
-    split::for_each_rows(
-        crate::par::Kind::Product,
-        &mut gx,
-        hw,
-        2 * per,
-        &|first, part| {
-            for (p, plane) in part.chunks_exact_mut(hw).enumerate() {
-                let outputs = (first + p) * per..(first + p + 1) * per;
-                for (&g, &at) in gy[outputs.clone()].iter().zip(&index[outputs]) {
-                    plane[at] = plane[at] + g;
-                }
+    split::for_each_rows(Kind::Product, &mut gx, hw, 2 * per, &|first, part| {
+        for (p, plane) in part.chunks_exact_mut(hw).enumerate() {
+            let outputs = (first + p) * per..(first + p + 1) * per;
+            for (&g, &at) in gy[outputs.clone()].iter().zip(&index[outputs]) {
+                plane[at] = plane[at] + g;
             }
-        },
-    );
+        }
+    });
     gx
 }
 
@@ -207,7 +202,7 @@ pub fn avg_pool2d<T: Element>(x: &[T], s: &Pool2dShape) -> Vec<T> {
     }
     // Planes are independent: large inputs split into chunks of planes.
     split::for_each_rows(
-        crate::par::Kind::Product,
+        Kind::Product,
         &mut y,
         ho * wo,
         s.k * s.k * ho * wo,
@@ -245,7 +240,7 @@ pub fn avg_pool2d_backward<T: Element>(gy: &[T], s: &Pool2dShape) -> Vec<T> {
     }
     // Planes are independent: large gradients split into chunks of planes.
     split::for_each_rows(
-        crate::par::Kind::Product,
+        Kind::Product,
         &mut gx,
         s.h * s.w,
         s.k * s.k * ho * wo,

@@ -3,6 +3,7 @@
 //! Summation order is fixed by the data layout alone, so results are bit-for-bit
 //! reproducible across runs and thread counts.
 
+use crate::par::Kind;
 use crate::shape::numel;
 use crate::{split, Element};
 
@@ -30,7 +31,7 @@ pub fn sum_all<T: Element>(x: &[T]) -> T {
             .collect();
     }
     let mut sums = vec![T::zero(); ranges.len()];
-    let chunks = split::chunks_for(crate::par::Kind::Product, ranges.len(), x.len());
+    let chunks = split::chunks_for(Kind::Product, ranges.len(), x.len());
     split::for_each_part(sums.iter_mut().collect(), chunks, &|i, s| {
         **s = pairwise(&x[ranges[i].clone()]);
     });
@@ -117,7 +118,7 @@ pub fn sum_axis<T: Element>(x: &[T], shape: &[usize], axis: usize) -> Vec<T> {
     }
     // Rows are added in axis order, the same for every output element, so a large output
     // splits into chunks of output elements: each chunk adds the rows over its own range.
-    split::for_each_block(crate::par::Kind::Product, &mut out, len, &|start, part| {
+    split::for_each_block(Kind::Product, &mut out, len, &|start, part| {
         let mut o = start;
         while o < start + part.len() {
             // The outputs of one outer block from `o` on that this part holds.

@@ -4,6 +4,7 @@
 //! logits cannot overflow (the shift cancels in the ratio). The exponentials are the
 //! vectorisable ones of `transcendental.rs` for f32.
 
+use crate::par::Kind;
 use crate::reduce::lane_sum;
 use crate::{split, Element};
 
@@ -29,7 +30,7 @@ fn map_rows<T: Element>(len: usize, cols: usize, f: impl Fn(usize, &mut [T]) + S
     let mut y = vec![T::zero(); len];
     // About a dozen flops per element (an exponential among them).
     split::for_each_rows(
-        crate::par::Kind::Elementwise,
+        Kind::Elementwise,
         &mut y,
         cols,
         12 * cols,
@@ -54,7 +55,7 @@ fn map_row_blocks<T: Element>(
     let mut y = x[..len].to_vec();
     // About a dozen flops per element (an exponential among them).
     split::for_each_rows(
-        crate::par::Kind::Elementwise,
+        Kind::Elementwise,
         &mut y,
         cols,
         12 * cols,

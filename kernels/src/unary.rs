@@ -5,6 +5,7 @@
 //! and reuses `y` wherever the derivative is cheaper in terms of it. `exp`, `tanh` and the
 //! sigmoid use the vectorisable kernels of `transcendental.rs`.
 
+use crate::par::Kind;
 use crate::{split, Element};
 
 /// Flops an elementwise op is taken to cost per element, for sizing its chunks (a
@@ -71,7 +72,7 @@ macro_rules! unary_ops {
                 };
             }
             let mut y = vec![T::zero(); x.len()];
-            split::for_each_block(crate::par::Kind::Elementwise, &mut y, FLOPS, &|start, part| {
+            split::for_each_block(Kind::Elementwise, &mut y, FLOPS, &|start, part| {
                 let x = &x[start..start + part.len()];
                 match op {
                     $($op => part.iter_mut().zip(x).for_each(|(o, &$x)| *o = $forward),)*
@@ -103,7 +104,7 @@ macro_rules! unary_ops {
                 y.len(),
                 g.len()
             );
-            split::for_each_block(crate::par::Kind::Elementwise, g, FLOPS, &|start, g| {
+            split::for_each_block(Kind::Elementwise, g, FLOPS, &|start, g| {
                 let end = start + g.len();
                 let triples = x[start..end].iter().zip(&y[start..end]).zip(g.iter_mut());
                 match op {

@@ -62,15 +62,8 @@ pub fn rerun_with_file_size_limit(test: &str, dir: &Path) {
         .spawn()
         .expect("start the child");
     // The output is read on threads of its own, so a chatty child never blocks on a pipe.
-    let read = |mut pipe: Box<dyn Read + Send>| {
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        })
-    };
-    let stdout = read(Box::new(child.stdout.take().expect("piped stdout")));
-    let stderr = read(Box::new(child.stderr.take().expect("piped stderr")));
+    let stdout = drain(child.stdout.take().expect("piped stdout"));
+    let stderr = drain(child.stderr.take().expect("piped stderr"));
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().expect("wait for the child") {
@@ -92,4 +85,13 @@ pub fn rerun_with_file_size_limit(test: &str, dir: &Path) {
         status.success() && text.contains("1 passed"),
         "the child under the file-size limit failed:\n{text}"
     );
+}
+
+/// Reads `pipe` to its end on a thread of its own; the thread returns the text.
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = pipe.read_to_string(&mut text);
+        text
+    })
 }

@@ -46,10 +46,7 @@ pub(super) fn record(nodes: usize, elapsed: Duration) {
     if nodes == 0 {
         return;
     }
-    let measured = (elapsed.as_nanos() / nodes as u128).min(usize::MAX as u128) as usize;
-    // Relaxed: see `too_small_to_share`; a lost update between two passes costs nothing.
-    let old = NS_PER_NODE.load(Ordering::Relaxed);
-    NS_PER_NODE.store(averaged(old, measured), Ordering::Relaxed);
+    fold(&NS_PER_NODE, elapsed.as_nanos() / nodes as u128);
 }
 
 /// The moving average after one more measurement (weight 1/8), at least 1 ns.
