@@ -12,7 +12,7 @@
 //! argument, so nesting cannot deadlock. A chunk that panics is caught where it runs; the
 //! caller resumes the first panic once every chunk has finished.
 //!
-//! Each split also measures what the cost model ([`cost`](super::cost)) sizes chunks by: how
+//! Each split also measures what the cost model ([`cost`](super::cost)) decides splits by: how
 //! long the first helper took to arrive after the offer, and how fast the caller's chunks
 //! ran.
 
