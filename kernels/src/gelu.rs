@@ -68,25 +68,33 @@ pub fn gelu_backward<T: Element>(x: &[T], gy: &[T]) -> Vec<T> {
     })
 }
 
+/// `e^(-2u)` with `u = √(2/π) (x + 0.044715 x³)`: the tanh approximation written as a
+/// logistic, `½ (1 + tanh u) = 1 / (1 + e^(-2u))`. One exponential instead of a tanh (whose
+/// vectorisable form takes an `expm1` series and an exponential both), and no `1 + tanh u`
+/// that cancels to nothing for negative `x`.
 #[inline(always)]
-fn tanh_u<T: Element>(x: T) -> T {
-    let (c, a) = (T::from_f64(GELU_SQRT_2_OVER_PI), T::from_f64(GELU_CUBIC));
-    (c * (x + a * x * x * x)).tanh_vec()
+fn exp_minus_2u<T: Element>(x: T) -> T {
+    let (c, a) = (
+        T::from_f64(-2.0 * GELU_SQRT_2_OVER_PI),
+        T::from_f64(GELU_CUBIC),
+    );
+    (c * (x + a * x * x * x)).exp_vec()
 }
 
-/// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, elementwise: the tanh approximation.
+/// `½ x (1 + tanh(√(2/π) (x + 0.044715 x³)))`, elementwise: the tanh approximation,
+/// computed as `x / (1 + e^(-2u))`.
 pub fn gelu_tanh<T: Element>(x: &[T]) -> Vec<T> {
-    let half = T::from_f64(0.5);
-    map(x, |v| half * v * (T::one() + tanh_u(v)))
+    map(x, |v| v / (T::one() + exp_minus_2u(v)))
 }
 
 /// Gradient of [`gelu_tanh`] given the input `x` and upstream `gy`.
 pub fn gelu_tanh_backward<T: Element>(x: &[T], gy: &[T]) -> Vec<T> {
-    // With t = tanh(u): d/dx = ½(1 + t) + ½ x (1 - t²) √(2/π) (1 + 3·0.044715 x²)
-    let (c, a3, half) = (
-        T::from_f64(GELU_SQRT_2_OVER_PI),
+    // With t = tanh(u): d/dx = ½(1 + t) + ½ x (1 - t²) √(2/π) (1 + 3·0.044715 x²). With
+    // s = ½(1 + t) = 1/(1 + e) and e = e^(-2u): ½(1 - t²) = 2 s (1 - s) and 1 - s = e·s, so
+    // d/dx = s + 2 x s (e s) √(2/π) (1 + 3·0.044715 x²).
+    let (c2, a3) = (
+        T::from_f64(2.0 * GELU_SQRT_2_OVER_PI),
         T::from_f64(3.0 * GELU_CUBIC),
-        T::from_f64(0.5),
     );
     map2(x, gy, |v, g| {
         // the same derivative past the bound, without overflow (NaN stays NaN)
@@ -98,8 +106,11 @@ pub fn gelu_tanh_backward<T: Element>(x: &[T], gy: &[T]) -> Vec<T> {
         } else {
             v
         };
-        let t = tanh_u(v);
-        let d = half * (T::one() + t) + half * v * (T::one() - t * t) * c * (T::one() + a3 * v * v);
+        let e = exp_minus_2u(v);
+        let s = T::one() / (T::one() + e);
+        // 1 - s; where e overflows s is 0 and 1 - s is 1 (e·s would be ∞·0).
+        let rest = if s == T::zero() { T::one() } else { e * s };
+        let d = s + c2 * v * s * rest * (T::one() + a3 * v * v);
         g * d
     })
 }
@@ -166,6 +177,47 @@ mod tests {
         for chunks in split::TEST_CHUNKS {
             assert!(run(chunks) == whole, "{chunks} chunks");
         }
+    }
+
+    #[test]
+    fn tanh_form_as_a_logistic_matches_its_closed_form() {
+        // ½x(1 + tanh u) and ½(1 + t) + ½x(1 − t²)√(2/π)(1 + 3·0.044715x²), in f64, over
+        // [-12, 12]: the logistic form gives the same values to rounding.
+        let x: Vec<f64> = (-4800..=4800).map(|i| f64::from(i) / 400.0).collect();
+        let gy = vec![1.0; x.len()];
+        let (y, d) = (gelu_tanh(&x), gelu_tanh_backward(&x, &gy));
+        for ((&v, &y), &d) in x.iter().zip(&y).zip(&d) {
+            let t = (GELU_SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)).tanh();
+            let want_y = 0.5 * v * (1.0 + t);
+            let want_d = 0.5 * (1.0 + t)
+                + 0.5 * v * (1.0 - t * t) * GELU_SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_CUBIC * v * v);
+            let eps = f64::EPSILON;
+            assert!(
+                (y - want_y).abs() <= 8.0 * eps * (1.0 + v.abs()),
+                "at {v}: {y} against {want_y}"
+            );
+            assert!(
+                (d - want_d).abs() <= 64.0 * eps * (1.0 + v * v),
+                "at {v}: {d} against {want_d}"
+            );
+        }
+    }
+
+    #[test]
+    fn tanh_form_saturates_exactly_and_keeps_nan() {
+        // Where e^(-2u) overflows or vanishes: gelu is x or 0, its derivative 1 or 0, exactly.
+        for far in [12.0f32, 1e4, 1e6, 1e30, f32::MAX] {
+            assert_eq!(gelu_tanh(&[far, -far]), [far, 0.0], "at ±{far}");
+            assert_eq!(
+                gelu_tanh_backward(&[far, -far], &[1.0, 1.0]),
+                [1.0, 0.0],
+                "at ±{far}"
+            );
+        }
+        assert_eq!(gelu_tanh(&[f32::INFINITY]), [f32::INFINITY]);
+        assert!(gelu_tanh(&[f32::NAN])[0].is_nan());
+        assert!(gelu_tanh_backward(&[f32::NAN], &[1.0])[0].is_nan());
+        assert!(gelu_tanh_backward(&[1.0f32], &[f32::NAN])[0].is_nan());
     }
 
     #[test]

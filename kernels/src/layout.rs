@@ -73,19 +73,41 @@ fn gather_axes<T: Element>(x: &[T], shape: &[usize], dims: &[usize]) -> Vec<T> {
         }
     }
     let mut y = Vec::with_capacity(x.len());
-    match axes.split_last() {
-        Some((&(run, 1), outer)) => {
-            let (sizes, read): (Vec<usize>, Vec<usize>) = outer.iter().copied().unzip();
-            walk(&sizes, [&read], |_, [o]| {
-                y.extend_from_slice(&x[o..o + run])
-            });
-        }
-        _ => {
-            let (sizes, read): (Vec<usize>, Vec<usize>) = axes.into_iter().unzip();
-            walk(&sizes, [&read], |_, [o]| y.push(x[o]));
-        }
+    let Some((&(run, step), outer)) = axes.split_last() else {
+        // A scalar: nothing to reorder.
+        y.extend_from_slice(x);
+        return y;
+    };
+    // The last output axis is walked as a run: copied whole where it is contiguous in `x`
+    // (with a fixed length for the short runs of attention's heads, where a `memcpy` call
+    // a run cost more than the copy), gathered with its stride where it is not.
+    let (sizes, read): (Vec<usize>, Vec<usize>) = outer.iter().copied().unzip();
+    match (run, step) {
+        (2, 1) => copy_runs::<T, 2>(x, &sizes, &read, &mut y),
+        (4, 1) => copy_runs::<T, 4>(x, &sizes, &read, &mut y),
+        (8, 1) => copy_runs::<T, 8>(x, &sizes, &read, &mut y),
+        (16, 1) => copy_runs::<T, 16>(x, &sizes, &read, &mut y),
+        (_, 1) => walk(&sizes, [&read], |_, [o]| {
+            y.extend_from_slice(&x[o..o + run])
+        }),
+        _ => walk(&sizes, [&read], |_, [o]| {
+            y.extend((0..run).map(|j| x[o + j * step]))
+        }),
     }
     y
+}
+
+/// Appends to `y` the run of `R` elements of `x` at every offset of the walk over `sizes`
+/// with strides `read`.
+fn copy_runs<T: Element, const R: usize>(x: &[T], sizes: &[usize], read: &[usize], y: &mut Vec<T>) {
+    let start = y.len();
+    y.resize(start + numel(sizes) * R, T::zero());
+    let out = &mut y[start..];
+    walk(sizes, [read], |i, [o]| {
+        let run: &[T; R] = x[o..o + R].try_into().expect("a run of R elements");
+        let to: &mut [T; R] = (&mut out[i * R..i * R + R]).try_into().expect("R elements");
+        *to = *run;
+    });
 }
 
 /// Splits `shape` around `axis` into (elements before it, elements after it).
@@ -219,8 +241,16 @@ mod tests {
 
     #[test]
     fn every_permutation_matches_an_element_by_element_walk() {
-        // Merged neighbour axes and copied runs must give what visiting each index does.
-        for shape in [[2, 3, 4, 5], [1, 3, 1, 2], [2, 0, 3, 1]] {
+        // Merged neighbour axes and copied runs must give what visiting each index does:
+        // runs of every fixed length (2, 4, 8, 16, also merged: 2·8), of others, and strided.
+        for shape in [
+            [2, 3, 4, 5],
+            [1, 3, 1, 2],
+            [2, 0, 3, 1],
+            [3, 2, 2, 8],
+            [2, 3, 4, 16],
+            [3, 1, 5, 4],
+        ] {
             let x: Vec<f64> = (0..numel(&shape)).map(|v| v as f64).collect();
             let from = strides(&shape);
             for p in 0..24 {
@@ -240,6 +270,14 @@ mod tests {
                 assert_eq!(permute(&x, &shape, &dims), want, "{shape:?} by {dims:?}");
             }
         }
+    }
+
+    #[test]
+    fn scalars_and_vectors_permute_to_themselves() {
+        assert_eq!(permute(&[7.0f32], &[], &[]), [7.0]);
+        let x: Vec<f32> = (0..9).map(|v| v as f32).collect();
+        assert_eq!(permute(&x, &[9], &[0]), x);
+        assert_eq!(permute(&x[..8], &[8], &[0]), x[..8]);
     }
 
     #[test]

@@ -69,83 +69,156 @@ pub fn max_pool2d<T: Element>(x: &[T], s: &Pool2dShape) -> (Vec<T>, Vec<usize>) 
     // the plane: which outputs it is inside for, and where they read, are the same for every
     // plane, so they are listed once.
     let hw = s.h * s.w;
-    let offsets: Vec<Offset> = (0..s.k * s.k)
-        .map(|t| Offset::new(s, t / s.k, t % s.k))
-        .collect();
-    let parts: Vec<(&mut [T], &mut [usize])> =
-        values.chunks_mut(per).zip(index.chunks_mut(per)).collect();
-    let chunks = split::chunks_for(
-        Kind::Product,
-        s.planes,
-        s.planes.saturating_mul(per * s.k * s.k),
-    );
-    split::for_each_part(parts, chunks, &|p, (best, at)| {
-        let plane = &x[p * hw..(p + 1) * hw];
-        best.fill(T::neg_infinity());
-        at.fill(usize::MAX);
-        for offset in &offsets {
-            offset.fold(plane, best, at);
-        }
-    });
+    // Planes are folded a group at a time, so that a small plane (8×8: 64 outputs) does
+    // not pay a pass's setup per offset and plane. Outputs of a group index their element
+    // within the group (`q·h·w + row·w + col` for its plane `q`) until the end, in 32 bits
+    // where the group's elements allow (twice the lanes of `usize` in a vector).
+    let group = (GROUP_OUTPUTS / per).clamp(1, s.planes);
+    if group.saturating_mul(hw) < u32::MAX as usize {
+        max_pool_groups::<T, u32>(x, s, group, &mut values, &mut index);
+    } else {
+        max_pool_groups::<T, usize>(x, s, group, &mut values, &mut index);
+    }
     (values, index)
 }
 
-/// One offset `(i, j)` of the pooling window: for every output, the element it reads there
-/// (`usize::MAX` where that falls in the padding).
-struct Offset {
-    reads: Vec<usize>,
+/// Outputs a max-pooling pass folds at once (a group of whole planes, at least one).
+const GROUP_OUTPUTS: usize = 1024;
+
+/// [`max_pool2d`] over groups of `group` planes, indexing the group's elements by `I`.
+fn max_pool_groups<T: Element, I: Slot>(
+    x: &[T],
+    s: &Pool2dShape,
+    group: usize,
+    values: &mut [T],
+    index: &mut [usize],
+) {
+    let (hw, per) = (s.h * s.w, s.ho() * s.wo());
+    let offsets: Vec<Offset<I>> = (0..s.k * s.k)
+        .map(|t| Offset::new(s, t / s.k, t % s.k, group))
+        .collect();
+    let parts: Vec<(&mut [T], &mut [usize])> = values
+        .chunks_mut(group * per)
+        .zip(index.chunks_mut(group * per))
+        .collect();
+    let chunks = split::chunks_for(
+        Kind::Product,
+        parts.len(),
+        s.planes.saturating_mul(per * s.k * s.k),
+    );
+    split::for_each_part(parts, chunks, &|g, (best, index)| {
+        let planes = best.len() / per;
+        let x = &x[g * group * hw..(g * group + planes) * hw];
+        best.fill(T::neg_infinity());
+        let mut at = vec![I::NONE; best.len()];
+        for offset in &offsets {
+            offset.fold(x, planes, best, &mut at);
+        }
+        for (q, (index, at)) in index.chunks_mut(per).zip(at.chunks(per)).enumerate() {
+            for (i, &a) in index.iter_mut().zip(at) {
+                *i = if a == I::NONE {
+                    usize::MAX
+                } else {
+                    a.get() - q * hw
+                };
+            }
+        }
+    });
+}
+
+/// An index into a group of planes: `u32` where it fits, else `usize`.
+trait Slot: Copy + Eq + Send + Sync {
+    /// No element (the padding; no maximum yet).
+    const NONE: Self;
+    /// `i`, known to fit.
+    fn of(i: usize) -> Self;
+    /// As a `usize`.
+    fn get(self) -> usize;
+}
+
+impl Slot for u32 {
+    const NONE: Self = u32::MAX;
+    fn of(i: usize) -> Self {
+        u32::try_from(i).expect("a group's element index fits in 32 bits")
+    }
+    fn get(self) -> usize {
+        self as usize
+    }
+}
+
+impl Slot for usize {
+    const NONE: Self = usize::MAX;
+    fn of(i: usize) -> Self {
+        i
+    }
+    fn get(self) -> usize {
+        self
+    }
+}
+
+/// One offset `(i, j)` of the pooling window: for every output of a group of planes, the
+/// element of the group it reads there (`NONE` where that falls in the padding).
+struct Offset<I> {
+    reads: Vec<I>,
+    /// Outputs per plane.
+    per: usize,
     /// With stride 1 and outputs as wide as the plane, output `o` reads element `o + shift`
-    /// (for the outputs `inside`), contiguously.
+    /// (for the outputs from the first to the last inside the plane: `inside`, of the first
+    /// plane), contiguously.
     shift: Option<(isize, std::ops::Range<usize>)>,
 }
 
-impl Offset {
-    fn new(s: &Pool2dShape, i: usize, j: usize) -> Self {
+impl<I: Slot> Offset<I> {
+    fn new(s: &Pool2dShape, i: usize, j: usize, group: usize) -> Self {
         let (ho, wo) = (s.ho(), s.wo());
-        let reads: Vec<usize> = (0..ho * wo)
+        let per = ho * wo;
+        let plane: Vec<Option<usize>> = (0..per)
             .map(|o| {
                 let r = (o / wo * s.stride + i).wrapping_sub(s.padding);
                 let c = (o % wo * s.stride + j).wrapping_sub(s.padding);
-                if r < s.h && c < s.w {
-                    r * s.w + c
-                } else {
-                    usize::MAX
-                }
+                (r < s.h && c < s.w).then_some(r * s.w + c)
+            })
+            .collect();
+        let hw = s.h * s.w;
+        let reads = (0..group)
+            .flat_map(|q| {
+                plane
+                    .iter()
+                    .map(move |r| r.map_or(I::NONE, |r| I::of(r + q * hw)))
             })
             .collect();
         let delta = (i * s.w + j) as isize - (s.padding * s.w + s.padding) as isize;
         let shift = (s.stride == 1 && wo == s.w).then(|| {
-            let first = reads.iter().position(|&r| r != usize::MAX).unwrap_or(0);
-            let end = reads
-                .iter()
-                .rposition(|&r| r != usize::MAX)
-                .map_or(0, |e| e + 1);
+            let first = plane.iter().position(Option::is_some).unwrap_or(0);
+            let end = plane.iter().rposition(Option::is_some).map_or(0, |e| e + 1);
             (delta, first..end.max(first))
         });
-        Self { reads, shift }
+        Self { reads, per, shift }
     }
 
-    /// Folds this offset's element into each output's running maximum `best` (at `at`).
-    fn fold<T: Element>(&self, plane: &[T], best: &mut [T], at: &mut [usize]) {
-        let reads = &self.reads;
+    /// Folds this offset's element into each output's running maximum `best` (at `at`), for
+    /// the first `planes` planes of the group, whose data is `x`.
+    fn fold<T: Element>(&self, x: &[T], planes: usize, best: &mut [T], at: &mut [I]) {
+        let reads = &self.reads[..planes * self.per];
         match &self.shift {
             Some((delta, inside)) => {
-                // Contiguous reads; the window's column edges still mask some outputs.
-                let o = inside.clone();
+                // Contiguous reads, from the first plane's first output inside to the last
+                // plane's last; the planes' edges still mask some outputs.
+                let o = inside.start..(planes - 1) * self.per + inside.end;
                 let from = (o.start as isize + delta) as usize;
-                let src = &plane[from..from + o.len()];
+                let src = &x[from..from + o.len()];
                 let slots = best[o.clone()].iter_mut().zip(&mut at[o.clone()]);
                 for (((b, a), &v), &i) in slots.zip(src).zip(&reads[o]) {
-                    let take = i != usize::MAX && (*a == usize::MAX || beats(v, *b));
+                    let take = i != I::NONE && (*a == I::NONE || beats(v, *b));
                     *b = if take { v } else { *b };
                     *a = if take { i } else { *a };
                 }
             }
             None => {
-                let last = plane.len() - 1;
                 for ((b, a), &i) in best.iter_mut().zip(at.iter_mut()).zip(reads) {
-                    let v = plane[i.min(last)];
-                    let take = i != usize::MAX && (*a == usize::MAX || beats(v, *b));
+                    // (a masked read: NONE is past the end)
+                    let v = x.get(i.get()).copied().unwrap_or(T::zero());
+                    let take = i != I::NONE && (*a == I::NONE || beats(v, *b));
                     *b = if take { v } else { *b };
                     *a = if take { i } else { *a };
                 }

@@ -4,7 +4,7 @@
 //!
 //! - `exp`: Cody–Waite range reduction `x = n·ln2 + r`, `|r| ≤ ln2/2`, with `n` rounded by
 //!   the add-and-subtract-1.5·2^p trick; `e^r` by its Taylor polynomial (the remainder is
-//!   below half an ulp); `2^n` built from the exponent bits in two halves so that
+//!   below half an ulp), by Horner's rule, fused multiply-adds where the target has them; `2^n` built from the exponent bits in two halves so that
 //!   subnormal and near-overflow results scale exactly.
 //! - `tanh x = sign(x) · m / (m + 2)` with `m = expm1(2|x|)`: the Taylor series of `expm1`
 //!   below 1, `e^y − 1` above (where the subtraction loses under one bit), and `|x|`
@@ -16,6 +16,38 @@ macro_rules! transcendental {
     ($exp:ident, $tanh:ident, $t:ty, $int:ty, $bits:ty, $mant:literal, $bias:literal,
      $lo:literal, $hi:literal, $ln2_hi:literal, $ln2_lo:literal, $exp_terms:literal,
      $expm1_terms:literal, $tanh_limit:literal) => {
+        /// `a·b + c`: fused where the target has FMA (one instruction), a multiply and an add
+        /// where it has not (a user's default build, where `mul_add` is a libm call).
+        #[inline(always)]
+        fn mul_add(a: $t, b: $t, c: $t) -> $t {
+            if cfg!(target_feature = "fma") {
+                a.mul_add(b, c)
+            } else {
+                a * b + c
+            }
+        }
+
+        /// `[1/first!, 1/(first + 1)!, ...]`, for the Taylor series.
+        const fn inverse_factorials<const N: usize>(first: usize) -> [$t; N] {
+            let mut c = [1.0; N];
+            let mut f: $t = 1.0;
+            let mut i = 2;
+            while i < first {
+                f *= i as $t;
+                i += 1;
+            }
+            let mut k = 0;
+            while k < N {
+                let i = first + k;
+                if i > 1 {
+                    f *= i as $t;
+                }
+                c[k] = 1.0 / f;
+                k += 1;
+            }
+            c
+        }
+
         /// `e^x`, vectorisable; `exp(±inf)` is `inf`/`0` and NaN stays NaN.
         #[inline(always)]
         pub(crate) fn $exp(x: $t) -> $t {
@@ -26,13 +58,13 @@ macro_rules! transcendental {
             let t = x * std::f64::consts::LOG2_E as $t + magic;
             let n = t - magic;
             let r = x - n * $ln2_hi - n * $ln2_lo;
-            // Taylor: 1 + r(1 + r/2(1 + r/3(...))).
-            let mut p: $t = 1.0;
+            // Taylor, by Horner's rule over the coefficients 1/i!.
+            const INV_FACTORIAL: [$t; $exp_terms + 1] = inverse_factorials(0);
+            let mut p: $t = INV_FACTORIAL[$exp_terms];
             let mut i = $exp_terms;
             while i > 0 {
-                // 1/i folds to a constant once the loop unrolls; a division would not.
-                p = 1.0 + r * p * (1.0 / i as $t);
                 i -= 1;
+                p = mul_add(p, r, INV_FACTORIAL[i]);
             }
             let ni = (t.to_bits() as $int).wrapping_sub(magic.to_bits() as $int);
             let n1 = ni >> 1;
@@ -48,12 +80,13 @@ macro_rules! transcendental {
             // min() would turn NaN into the limit; this keeps NaN.
             let a = if a > $tanh_limit { $tanh_limit } else { a };
             let y = 2.0 * a;
-            // expm1(y) = y(1 + y/2(1 + y/3(...))) below 1.
-            let mut s: $t = 1.0;
-            let mut i = $expm1_terms;
-            while i > 1 {
-                s = 1.0 + y * s * (1.0 / i as $t);
+            // expm1(y) = y(1 + y/2! + y²/3! + ...) below 1, by Horner's rule.
+            const SERIES: [$t; $expm1_terms] = inverse_factorials(1);
+            let mut s: $t = SERIES[$expm1_terms - 1];
+            let mut i = $expm1_terms - 1;
+            while i > 0 {
                 i -= 1;
+                s = mul_add(s, y, SERIES[i]);
             }
             let m = if y < 1.0 { y * s } else { $exp(y) - 1.0 };
             (m / (m + 2.0)).copysign(x)
