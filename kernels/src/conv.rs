@@ -129,6 +129,17 @@ impl Conv2dShape {
                 row % self.kw,
             );
             let (ohs, ows) = (self.valid(self.ho(), i, self.h), self.valid(wo, j, self.w));
+            if let Some((span, delta)) = self.shift(&ohs, &ows, i, j) {
+                // One copy a plane: output o reads element o + delta; the columns that
+                // wrapped around to the other edge are padding, zero again.
+                let from = span.start.wrapping_add_signed(delta);
+                for (n, dst) in images.clone().zip(dst.chunks_exact_mut(plane)) {
+                    let src = &x[(n * self.c_in + g * cg + c) * hw..][..hw];
+                    dst[span.clone()].copy_from_slice(&src[from..from + span.len()]);
+                    self.clear_wrapped(dst, &ohs, &ows);
+                }
+                continue;
+            }
             for (n, dst) in images.clone().zip(dst.chunks_exact_mut(plane)) {
                 let src = &x[(n * self.c_in + g * cg + c) * hw..][..hw];
                 for oh in ohs.clone() {
@@ -137,7 +148,7 @@ impl Conv2dShape {
                     let (out, src) = (&mut dst[oh * wo..][..wo], &src[r * self.w..][..self.w]);
                     if self.stride == 1 {
                         let q = ows.start + j - self.padding;
-                        out[ows.clone()].copy_from_slice(&src[q..q + ows.len()]);
+                        copy_short(&mut out[ows.clone()], &src[q..q + ows.len()]);
                     } else {
                         for ow in ows.clone() {
                             out[ow] = src[ow * self.stride + j - self.padding];
@@ -165,6 +176,39 @@ impl Conv2dShape {
         }
     }
 
+    /// For a stride-1 convolution whose output rows are as wide as the input's, where kernel
+    /// offset `(i, j)` reads inside the image at all: output position `o` (in its plane)
+    /// reads input element `o + delta`, for the contiguous span of positions from the first
+    /// inside (row `ohs.start`, column `ows.start`) to the last; the span's positions in
+    /// columns outside `ows` wrapped around to the other edge and read padding.
+    fn shift(
+        &self,
+        ohs: &Range<usize>,
+        ows: &Range<usize>,
+        i: usize,
+        j: usize,
+    ) -> Option<(Range<usize>, isize)> {
+        let wo = self.wo();
+        if self.stride != 1 || wo != self.w || ohs.is_empty() || ows.is_empty() {
+            return None;
+        }
+        let span = ohs.start * wo + ows.start..(ohs.end - 1) * wo + ows.end;
+        let delta = (i * self.w + j) as isize - (self.padding * self.w + self.padding) as isize;
+        Some((span, delta))
+    }
+
+    /// Zeroes the columns outside `ows` of the rows `ohs` of one output plane.
+    fn clear_wrapped<T: Element>(&self, plane: &mut [T], ohs: &Range<usize>, ows: &Range<usize>) {
+        let wo = self.wo();
+        if ows.len() == wo {
+            return;
+        }
+        for row in plane[ohs.start * wo..ohs.end * wo].chunks_exact_mut(wo) {
+            row[..ows.start].iter_mut().for_each(|v| *v = T::zero());
+            row[ows.end..].iter_mut().for_each(|v| *v = T::zero());
+        }
+    }
+
     /// The output positions `o` in `0..out` whose window, at kernel offset `i`, reads inside
     /// an input of `len` (`0 <= o·stride + i - padding < len`): a range, maybe empty.
     fn valid(&self, out: usize, i: usize, len: usize) -> Range<usize> {
@@ -179,7 +223,8 @@ impl Conv2dShape {
     /// Adds the `[k, images·ho·wo]` gradient `gcols` of group `g` back into `gx`, the
     /// gradient of those `images` (`[images, c_in, h, w]`): the adjoint of
     /// [`fill_cols`](Self::fill_cols), each input element receiving every window's share.
-    fn col2im_add<T: Element>(&self, gcols: &[T], images: usize, g: usize, gx: &mut [T]) {
+    /// `gcols` is scratch: the entries over the padding may be zeroed.
+    fn col2im_add<T: Element>(&self, gcols: &mut [T], images: usize, g: usize, gx: &mut [T]) {
         let (cg, hw, wo, plane) = (
             self.c_in / self.groups,
             self.h * self.w,
@@ -190,21 +235,43 @@ impl Conv2dShape {
         if ld == 0 {
             return;
         }
-        for (row, src) in gcols.chunks_exact(ld).enumerate() {
+        for (row, src) in gcols.chunks_exact_mut(ld).enumerate() {
             let (c, i, j) = (
                 row / (self.kh * self.kw),
                 row / self.kw % self.kh,
                 row % self.kw,
             );
             let (ohs, ows) = (self.valid(self.ho(), i, self.h), self.valid(wo, j, self.w));
+            if let Some((span, delta)) = self.shift(&ohs, &ows, i, j) {
+                // One sum a plane, the adjoint of fill_cols' copy: the entries over the
+                // wrapped-around columns (padding) are zeroed first, so they add nothing.
+                let to = span.start.wrapping_add_signed(delta);
+                for (n, src) in src.chunks_exact_mut(plane).enumerate() {
+                    self.clear_wrapped(src, &ohs, &ows);
+                    let dst = &mut gx[(n * self.c_in + g * cg + c) * hw..][..hw];
+                    let dst = &mut dst[to..to + span.len()];
+                    for (d, &v) in dst.iter_mut().zip(&src[span.clone()]) {
+                        *d = *d + v;
+                    }
+                }
+                continue;
+            }
             for (n, src) in src.chunks_exact(plane).enumerate() {
                 let dst = &mut gx[(n * self.c_in + g * cg + c) * hw..][..hw];
                 for oh in ohs.clone() {
                     let r = oh * self.stride + i - self.padding;
                     let (vals, dst) = (&src[oh * wo..][..wo], &mut dst[r * self.w..][..self.w]);
-                    for ow in ows.clone() {
-                        let q = ow * self.stride + j - self.padding;
-                        dst[q] = dst[q] + vals[ow];
+                    if self.stride == 1 {
+                        let q = ows.start + j - self.padding;
+                        let dst = &mut dst[q..q + ows.len()];
+                        for (d, &v) in dst.iter_mut().zip(&vals[ows.clone()]) {
+                            *d = *d + v;
+                        }
+                    } else {
+                        for ow in ows.clone() {
+                            let q = ow * self.stride + j - self.padding;
+                            dst[q] = dst[q] + vals[ow];
+                        }
                     }
                 }
             }
@@ -387,6 +454,34 @@ pub fn conv2d_bias_grad<T: Element>(gy: &[T], s: &Conv2dShape) -> Vec<T> {
     gb
 }
 
+/// `dst.copy_from_slice(src)` for the short rows of small images: up to 16 elements as two
+/// overlapping copies of a fixed length (moves in registers), where `copy_from_slice` of a
+/// length known only at run time is a `memcpy` call that costs more than the copy.
+///
+/// # Panics
+///
+/// If the lengths differ.
+fn copy_short<T: Copy>(dst: &mut [T], src: &[T]) {
+    let n = dst.len();
+    assert_eq!(n, src.len(), "copy_short: lengths differ");
+    match n {
+        8..=16 => {
+            dst[..8].copy_from_slice(&src[..8]);
+            dst[n - 8..].copy_from_slice(&src[n - 8..]);
+        }
+        4..8 => {
+            dst[..4].copy_from_slice(&src[..4]);
+            dst[n - 4..].copy_from_slice(&src[n - 4..]);
+        }
+        2..4 => {
+            dst[..2].copy_from_slice(&src[..2]);
+            dst[n - 2..].copy_from_slice(&src[n - 2..]);
+        }
+        1 => dst[0] = src[0],
+        _ => dst.copy_from_slice(src),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -466,7 +561,36 @@ mod tests {
                 kw: 1,
                 ..base
             },
+            // Stride 1, output rows as wide as the input's: one shifted copy a plane.
+            Conv2dShape {
+                kw: 3,
+                padding: 1,
+                ..base
+            },
+            Conv2dShape {
+                kh: 5,
+                kw: 5,
+                padding: 2,
+                groups: 2,
+                ..base
+            },
+            Conv2dShape {
+                kh: 5,
+                kw: 3,
+                padding: 1,
+                ..base
+            },
         ]
+    }
+
+    #[test]
+    fn short_copies_copy_every_length() {
+        for n in 0..40 {
+            let src: Vec<u32> = (1..=n as u32).collect();
+            let mut dst = vec![0; n];
+            copy_short(&mut dst, &src);
+            assert_eq!(dst, src, "length {n}");
+        }
     }
 
     #[test]
