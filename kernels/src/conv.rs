@@ -136,8 +136,8 @@ impl Conv2dShape {
                 for (n, dst) in images.clone().zip(dst.chunks_exact_mut(plane)) {
                     let src = &x[(n * self.c_in + g * cg + c) * hw..][..hw];
                     dst[span.clone()].copy_from_slice(&src[from..from + span.len()]);
-                    self.clear_wrapped(dst, &ohs, &ows);
                 }
+                self.clear_columns(dst, &ows);
                 continue;
             }
             for (n, dst) in images.clone().zip(dst.chunks_exact_mut(plane)) {
@@ -197,15 +197,16 @@ impl Conv2dShape {
         Some((span, delta))
     }
 
-    /// Zeroes the columns outside `ows` of the rows `ohs` of one output plane.
-    fn clear_wrapped<T: Element>(&self, plane: &mut [T], ohs: &Range<usize>, ows: &Range<usize>) {
+    /// Zeroes the columns outside `ows` in every row of `rows` (whole rows of `wo`: the
+    /// planes of a tile side by side). Rows outside a plane's valid range are zero already,
+    /// so each column is one strided pass over the whole tile, not one a plane.
+    fn clear_columns<T: Element>(&self, rows: &mut [T], ows: &Range<usize>) {
         let wo = self.wo();
-        if ows.len() == wo {
-            return;
-        }
-        for row in plane[ohs.start * wo..ohs.end * wo].chunks_exact_mut(wo) {
-            row[..ows.start].iter_mut().for_each(|v| *v = T::zero());
-            row[ows.end..].iter_mut().for_each(|v| *v = T::zero());
+        for c in (0..ows.start).chain(ows.end..wo) {
+            rows.iter_mut()
+                .skip(c)
+                .step_by(wo)
+                .for_each(|v| *v = T::zero());
         }
     }
 
@@ -246,8 +247,8 @@ impl Conv2dShape {
                 // One sum a plane, the adjoint of fill_cols' copy: the entries over the
                 // wrapped-around columns (padding) are zeroed first, so they add nothing.
                 let to = span.start.wrapping_add_signed(delta);
-                for (n, src) in src.chunks_exact_mut(plane).enumerate() {
-                    self.clear_wrapped(src, &ohs, &ows);
+                self.clear_columns(src, &ows);
+                for (n, src) in src.chunks_exact(plane).enumerate() {
                     let dst = &mut gx[(n * self.c_in + g * cg + c) * hw..][..hw];
                     let dst = &mut dst[to..to + span.len()];
                     for (d, &v) in dst.iter_mut().zip(&src[span.clone()]) {
