@@ -84,6 +84,12 @@ struct Executor {
     wake: Condvar,
     /// Helpers between announcing sleep and waking; read by pushers after a `SeqCst` fence.
     idle: AtomicUsize,
+    /// Helpers polling for work a short while before they sleep (see `spin_for_work`): a
+    /// pusher that sees one needs to wake nobody. Read by pushers after their fence.
+    spinning: AtomicUsize,
+    /// Set by a pusher that left its work to the polling helpers: they look at the passes
+    /// (under the lock) only then, so that polling reads one shared flag, not the lock.
+    wanted: AtomicBool,
     /// Set when an idle helper has been notified and has not woken yet: further pushes then
     /// spare their wake-ups (that helper scans every pass when it wakes).
     waking: AtomicBool,
@@ -97,6 +103,10 @@ struct Executor {
     /// Negative control of the split model: callers return without waiting for chunks.
     #[cfg(loom)]
     split_waits: AtomicBool,
+    /// Negative control of the polling model: a polling helper stops counting as polling
+    /// only after its last look before sleeping.
+    #[cfg(loom)]
+    poll_decrement_late: AtomicBool,
 }
 
 global! {
@@ -111,6 +121,8 @@ global! {
         }),
         wake: Condvar::new(),
         idle: AtomicUsize::new(0),
+        spinning: AtomicUsize::new(0),
+        wanted: AtomicBool::new(false),
         waking: AtomicBool::new(false),
         spawned: AtomicUsize::new(0),
         spawn_failed: AtomicBool::new(false),
@@ -118,6 +130,8 @@ global! {
         owner_helps: AtomicBool::new(true),
         #[cfg(loom)]
         split_waits: AtomicBool::new(true),
+        #[cfg(loom)]
+        poll_decrement_late: AtomicBool::new(false),
     };
 }
 
@@ -165,6 +179,17 @@ pub(super) fn unregister(id: usize) {
 /// Returns whether a sleeping helper is on its way (woken now, or by an earlier call).
 pub(super) fn want_helper() -> bool {
     let exec = executor();
+    // SeqCst: pairs with the fence in `helper_loop` (Dekker): a polling helper either finds
+    // the caller's work, or announces itself idle (before it stops counting as polling) and
+    // then sees it on its second look.
+    if exec.spinning.load(Ordering::SeqCst) > 0 {
+        // Relaxed: a hint; a poller that misses it still looks again before it sleeps.
+        // (Loaded first: the flag's line stays shared while it is set.)
+        if !exec.wanted.load(Ordering::Relaxed) {
+            exec.wanted.store(true, Ordering::Relaxed);
+        }
+        return true;
+    }
     // SeqCst: pairs with the fence in `helper_loop` (Dekker): either that helper's second look
     // sees the caller's work, or the caller sees it idle here and wakes it.
     if exec.idle.load(Ordering::SeqCst) > 0 {
@@ -263,6 +288,7 @@ pub(super) fn help_within(budget: &Budget) -> bool {
 fn helper_loop() {
     let exec = executor();
     let mut state = exec.state.lock();
+    let mut helped = false;
     loop {
         if state.shutdown {
             return;
@@ -271,14 +297,46 @@ fn helper_loop() {
             drop(state);
             pass.help();
             drop(pass);
+            helped = true;
             state = exec.state.lock();
             continue;
         }
+        // Work that comes soon after a helper's last (the next kernel's split, the next
+        // ready node) finds it polling instead of asleep.
+        let polled = std::mem::take(&mut helped);
+        if polled {
+            // SeqCst: from here until it counts as idle, a pusher that sees it leaves the
+            // work to it (`want_helper`).
+            exec.spinning.fetch_add(1, Ordering::SeqCst);
+            drop(state);
+            let found = spin_for_work(exec);
+            if let Some(pass) = found {
+                exec.spinning.fetch_sub(1, Ordering::SeqCst);
+                pass.help();
+                drop(pass);
+                helped = true;
+                state = exec.state.lock();
+                continue;
+            }
+            state = exec.state.lock();
+        }
         // SeqCst: announce, then fence, then look again (pairs with the fence a pusher issues
-        // before `want_helper` reads `idle`).
+        // before `want_helper` reads `spinning` and `idle`).
         exec.idle.fetch_add(1, Ordering::SeqCst);
+        // SeqCst: it stops counting as polling only once it counts as idle, and before the
+        // fence: a pusher whose read of `spinning` comes after the fence sees it idle and
+        // wakes it; one whose read comes before has pushed work this look finds.
+        let late = polled && poll_decrement_late();
+        if polled && !late {
+            exec.spinning.fetch_sub(1, Ordering::SeqCst);
+        }
         fence(Ordering::SeqCst);
         let idle = !state.shutdown && !state.passes.iter().any(|(_, p)| p.wants_help());
+        if late {
+            // The negative control's order: too late, a pusher may have left its work to
+            // this helper after its last look.
+            exec.spinning.fetch_sub(1, Ordering::SeqCst);
+        }
         if idle {
             state = exec.wake.wait_for(state, IDLE_NAP);
             // Relaxed: written under the lock, like the pushers' swap.
@@ -287,6 +345,34 @@ fn helper_loop() {
         // SeqCst: as for the increment.
         exec.idle.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// How long a helper that has just run out of work polls for more before it sleeps.
+#[cfg(not(loom))]
+const SPIN: Duration = Duration::from_micros(100);
+
+/// Polls the passes for one that wants help, for [`SPIN`]; the pass, if one came.
+#[cfg(not(loom))]
+fn spin_for_work(exec: &Executor) -> Option<PassRef> {
+    let until = std::time::Instant::now() + SPIN;
+    while std::time::Instant::now() < until {
+        for _ in 0..16 {
+            std::hint::spin_loop();
+        }
+        // Relaxed: the passes are then read under the lock.
+        if exec.wanted.load(Ordering::Relaxed) && exec.wanted.swap(false, Ordering::Relaxed) {
+            if let Some(pass) = exec.state.lock().pick() {
+                return Some(pass);
+            }
+        }
+    }
+    None
+}
+
+/// Under loom: one look, so the models check the polling path without spinning.
+#[cfg(loom)]
+fn spin_for_work(exec: &Executor) -> Option<PassRef> {
+    exec.state.lock().pick()
 }
 
 /// Whether owners run their pass's jobs while they wait (always, except in the loom models'
@@ -333,6 +419,32 @@ pub(super) fn split_waits() -> bool {
 pub fn set_split_waits(waits: bool) {
     // Relaxed: read later on this thread.
     executor().split_waits.store(waits, Ordering::Relaxed);
+}
+
+/// Whether a polling helper stops counting as polling too late (never, except in the
+/// polling model's negative control).
+fn poll_decrement_late() -> bool {
+    #[cfg(loom)]
+    {
+        // Relaxed: set before the model's passes start, on the same thread.
+        executor().poll_decrement_late.load(Ordering::Relaxed)
+    }
+    #[cfg(not(loom))]
+    {
+        false
+    }
+}
+
+/// Negative control of the polling model: with `true`, a helper that polled for work stops
+/// counting as polling only after its last look at the passes before it sleeps, so a pusher
+/// in between leaves its work to a helper that is about to sleep. Call at the start of each
+/// model execution.
+#[cfg(loom)]
+pub fn set_poll_decrement_late(late: bool) {
+    // Relaxed: read later by helpers the model's passes start.
+    executor()
+        .poll_decrement_late
+        .store(late, Ordering::Relaxed);
 }
 
 /// Stops and joins every helper (loom models only: loom requires every thread to finish

@@ -23,7 +23,7 @@ pub use accumulate::{canonical_sum, Accumulation, Gradient, StripedBuffers, BLOC
 pub use budget::with_threads;
 pub use executor::max_threads;
 #[cfg(loom)]
-pub use executor::{set_owner_helps, set_split_waits, shutdown};
+pub use executor::{set_owner_helps, set_poll_decrement_late, set_split_waits, shutdown};
 pub use plan::{Edge, Plan};
 
 use crate::sync::Arc;

@@ -13,6 +13,7 @@ mod failure;
 mod fold_tree;
 mod independent;
 mod nested;
+mod polling;
 mod release;
 mod split;
 mod stripes;
