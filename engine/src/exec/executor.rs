@@ -87,6 +87,10 @@ struct Executor {
     /// Helpers polling for work a short while before they sleep (see `spin_for_work`): a
     /// pusher that sees one needs to wake nobody. Read by pushers after their fence.
     spinning: AtomicUsize,
+    /// The most helpers that poll at once: one less than the cores, so that with more
+    /// threads than cores (`max_threads()` is at least 8) pollers do not take the cores of
+    /// threads with work. The others sleep at once.
+    poll_cap: usize,
     /// Set by a pusher that left its work to the polling helpers: they look at the passes
     /// (under the lock) only then, so that polling reads one shared flag, not the lock.
     wanted: AtomicBool,
@@ -123,6 +127,11 @@ global! {
         idle: AtomicUsize::new(0),
         spinning: AtomicUsize::new(0),
         wanted: AtomicBool::new(false),
+        poll_cap: if cfg!(loom) {
+            2
+        } else {
+            super::default_threads().saturating_sub(1)
+        },
         waking: AtomicBool::new(false),
         spawned: AtomicUsize::new(0),
         spawn_failed: AtomicBool::new(false),
@@ -303,11 +312,16 @@ fn helper_loop() {
         }
         // Work that comes soon after a helper's last (the next kernel's split, the next
         // ready node) finds it polling instead of asleep.
-        let polled = std::mem::take(&mut helped);
+        let mut polled = std::mem::take(&mut helped);
+        // SeqCst: from here until it counts as idle, a pusher that sees it leaves the work
+        // to it (`want_helper`). Past the cap it stops counting at once, before it counts as
+        // idle and before its fence, as a poller does (so a pusher that saw the count still
+        // has its work found by the last look below).
+        if polled && exec.spinning.fetch_add(1, Ordering::SeqCst) >= exec.poll_cap {
+            exec.spinning.fetch_sub(1, Ordering::SeqCst);
+            polled = false;
+        }
         if polled {
-            // SeqCst: from here until it counts as idle, a pusher that sees it leaves the
-            // work to it (`want_helper`).
-            exec.spinning.fetch_add(1, Ordering::SeqCst);
             drop(state);
             let found = spin_for_work(exec);
             if let Some(pass) = found {
