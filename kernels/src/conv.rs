@@ -129,6 +129,11 @@ impl Conv2dShape {
                 row % self.kw,
             );
             let (ohs, ows) = (self.valid(self.ho(), i, self.h), self.valid(wo, j, self.w));
+            if ohs.is_empty() || ows.is_empty() {
+                // This offset reads only padding (a kernel wider than the padded image):
+                // the row stays zero.
+                continue;
+            }
             if let Some((span, delta)) = self.shift(&ohs, &ows, i, j) {
                 // One copy a plane: output o reads element o + delta; the columns that
                 // wrapped around to the other edge are padding, zero again.
@@ -243,6 +248,10 @@ impl Conv2dShape {
                 row % self.kw,
             );
             let (ohs, ows) = (self.valid(self.ho(), i, self.h), self.valid(wo, j, self.w));
+            if ohs.is_empty() || ows.is_empty() {
+                // This offset read only padding: it has no gradient to give back.
+                continue;
+            }
             if let Some((span, delta)) = self.shift(&ohs, &ows, i, j) {
                 // One sum a plane, the adjoint of fill_cols' copy: the entries over the
                 // wrapped-around columns (padding) are zeroed first, so they add nothing.
@@ -579,6 +588,22 @@ mod tests {
                 kh: 5,
                 kw: 3,
                 padding: 1,
+                ..base
+            },
+            // Kernels wider than the padded image: some offsets read only padding.
+            Conv2dShape {
+                h: 3,
+                w: 1,
+                kw: 5,
+                padding: 2,
+                ..base
+            },
+            Conv2dShape {
+                h: 1,
+                w: 2,
+                kh: 5,
+                kw: 5,
+                padding: 2,
                 ..base
             },
         ]

@@ -201,6 +201,8 @@ impl<I: Slot> Offset<I> {
     fn fold<T: Element>(&self, x: &[T], planes: usize, best: &mut [T], at: &mut [I]) {
         let reads = &self.reads[..planes * self.per];
         match &self.shift {
+            // An offset that falls in the padding for every output reads nothing.
+            Some((_, inside)) if inside.is_empty() => {}
             Some((delta, inside)) => {
                 // Contiguous reads, from the first plane's first output inside to the last
                 // plane's last; the planes' edges still mask some outputs.
@@ -477,6 +479,33 @@ mod tests {
             let (got, want) = (max_pool2d(&x, &s), max_pool_by_definition(&x, &s));
             assert_eq!(got.1, want.1, "k {k} stride {stride} padding {padding}");
             assert_eq!(split::bits(&got.0), split::bits(&want.0));
+        }
+    }
+
+    #[test]
+    fn planes_no_larger_than_the_padding_pool_by_the_definition() {
+        // Stride 1 with window offsets that fall in the padding for every output (a plane
+        // 1 high or 1 wide under k = 3, p = 1; 2 high under k = 5, p = 2), one plane and
+        // groups of several.
+        for (planes, h, w, k, padding) in [
+            (1, 1, 5, 3, 1),
+            (1, 1, 1, 3, 1),
+            (3, 2, 4, 5, 2),
+            (40, 20, 2, 5, 2),
+            (300, 1, 3, 3, 1),
+        ] {
+            let s = Pool2dShape {
+                planes,
+                h,
+                w,
+                k,
+                stride: 1,
+                padding,
+            };
+            let x: Vec<f32> = (0..planes * h * w).map(|i| ((i * 7) % 5) as f32).collect();
+            let (got, want) = (max_pool2d(&x, &s), max_pool_by_definition(&x, &s));
+            assert_eq!(got.1, want.1, "{s:?}");
+            assert_eq!(split::bits(&got.0), split::bits(&want.0), "{s:?}");
         }
     }
 

@@ -4,7 +4,8 @@
 //!
 //! - `exp`: Cody–Waite range reduction `x = n·ln2 + r`, `|r| ≤ ln2/2`, with `n` rounded by
 //!   the add-and-subtract-1.5·2^p trick; `e^r` by its Taylor polynomial (the remainder is
-//!   below half an ulp), by Horner's rule, fused multiply-adds where the target has them; `2^n` built from the exponent bits in two halves so that
+//!   below half an ulp), by Horner's rule (a multiply and an add a term, never fused: a
+//!   native build and a baseline one give the same bits); `2^n` built from the exponent bits in two halves so that
 //!   subnormal and near-overflow results scale exactly.
 //! - `tanh x = sign(x) · m / (m + 2)` with `m = expm1(2|x|)`: the Taylor series of `expm1`
 //!   below 1, `e^y − 1` above (where the subtraction loses under one bit), and `|x|`
@@ -16,17 +17,6 @@ macro_rules! transcendental {
     ($exp:ident, $tanh:ident, $t:ty, $int:ty, $bits:ty, $mant:literal, $bias:literal,
      $lo:literal, $hi:literal, $ln2_hi:literal, $ln2_lo:literal, $exp_terms:literal,
      $expm1_terms:literal, $tanh_limit:literal) => {
-        /// `a·b + c`: fused where the target has FMA (one instruction), a multiply and an add
-        /// where it has not (a user's default build, where `mul_add` is a libm call).
-        #[inline(always)]
-        fn mul_add(a: $t, b: $t, c: $t) -> $t {
-            if cfg!(target_feature = "fma") {
-                a.mul_add(b, c)
-            } else {
-                a * b + c
-            }
-        }
-
         /// `[1/first!, 1/(first + 1)!, ...]`, for the Taylor series.
         const fn inverse_factorials<const N: usize>(first: usize) -> [$t; N] {
             let mut c = [1.0; N];
@@ -64,7 +54,7 @@ macro_rules! transcendental {
             let mut i = $exp_terms;
             while i > 0 {
                 i -= 1;
-                p = mul_add(p, r, INV_FACTORIAL[i]);
+                p = p * r + INV_FACTORIAL[i];
             }
             let ni = (t.to_bits() as $int).wrapping_sub(magic.to_bits() as $int);
             let n1 = ni >> 1;
@@ -86,7 +76,7 @@ macro_rules! transcendental {
             let mut i = $expm1_terms - 1;
             while i > 0 {
                 i -= 1;
-                s = mul_add(s, y, SERIES[i]);
+                s = s * y + SERIES[i];
             }
             let m = if y < 1.0 { y * s } else { $exp(y) - 1.0 };
             (m / (m + 2.0)).copysign(x)
