@@ -8,10 +8,10 @@
 //! kernels; the weights go to the system's temporary directory):
 //!
 //! ```text
-//! epoch  10: mean loss 0.1497
-//! epoch  20: mean loss 0.0818
-//! epoch  30: mean loss 0.1069
-//! test accuracy 96.39%, weights in /tmp/wide_model.safetensors
+//! epoch  10: mean loss 0.1496
+//! epoch  20: mean loss 0.0583
+//! epoch  30: mean loss 0.0091
+//! test accuracy 98.06%, weights in /tmp/wide_model.safetensors
 //! ```
 
 use backflow::nn::{
