@@ -181,11 +181,11 @@ impl Conv2dShape {
         }
     }
 
-    /// For a stride-1 convolution whose output rows are as wide as the input's, where kernel
-    /// offset `(i, j)` reads inside the image at all: output position `o` (in its plane)
-    /// reads input element `o + delta`, for the contiguous span of positions from the first
-    /// inside (row `ohs.start`, column `ows.start`) to the last; the span's positions in
-    /// columns outside `ows` wrapped around to the other edge and read padding.
+    /// For a stride-1 convolution whose output rows are as wide as the input's, and kernel
+    /// offset `(i, j)` with non-empty valid ranges `ohs`, `ows`: output position `o` (in
+    /// its plane) reads input element `o + delta`, for the contiguous span of positions
+    /// from the first inside (row `ohs.start`, column `ows.start`) to the last; the span's
+    /// positions in columns outside `ows` wrapped around to the other edge and read padding.
     fn shift(
         &self,
         ohs: &Range<usize>,
@@ -194,7 +194,7 @@ impl Conv2dShape {
         j: usize,
     ) -> Option<(Range<usize>, isize)> {
         let wo = self.wo();
-        if self.stride != 1 || wo != self.w || ohs.is_empty() || ows.is_empty() {
+        if self.stride != 1 || wo != self.w {
             return None;
         }
         let span = ohs.start * wo + ows.start..(ohs.end - 1) * wo + ows.end;

@@ -17,26 +17,26 @@ macro_rules! transcendental {
     ($exp:ident, $tanh:ident, $t:ty, $int:ty, $bits:ty, $mant:literal, $bias:literal,
      $lo:literal, $hi:literal, $ln2_hi:literal, $ln2_lo:literal, $exp_terms:literal,
      $expm1_terms:literal, $tanh_limit:literal) => {
-        /// `[1/first!, 1/(first + 1)!, ...]`, for the Taylor series.
-        const fn inverse_factorials<const N: usize>(first: usize) -> [$t; N] {
-            let mut c = [1.0; N];
+        /// The longer series' highest power.
+        const MAX_TERMS: usize = if $exp_terms > $expm1_terms {
+            $exp_terms
+        } else {
+            $expm1_terms
+        };
+
+        /// `1/k!` for `k` up to [`MAX_TERMS`]: the Taylor coefficients of `e^x`, and (from
+        /// `k = 1`) those of `expm1(y)/y`.
+        const INV_FACTORIAL: [$t; MAX_TERMS + 1] = {
+            let mut c = [1.0; MAX_TERMS + 1];
             let mut f: $t = 1.0;
-            let mut i = 2;
-            while i < first {
-                f *= i as $t;
-                i += 1;
-            }
-            let mut k = 0;
-            while k < N {
-                let i = first + k;
-                if i > 1 {
-                    f *= i as $t;
-                }
+            let mut k = 1;
+            while k <= MAX_TERMS {
+                f *= k as $t;
                 c[k] = 1.0 / f;
                 k += 1;
             }
             c
-        }
+        };
 
         /// `e^x`, vectorisable; `exp(±inf)` is `inf`/`0` and NaN stays NaN.
         #[inline(always)]
@@ -49,7 +49,6 @@ macro_rules! transcendental {
             let n = t - magic;
             let r = x - n * $ln2_hi - n * $ln2_lo;
             // Taylor, by Horner's rule over the coefficients 1/i!.
-            const INV_FACTORIAL: [$t; $exp_terms + 1] = inverse_factorials(0);
             let mut p: $t = INV_FACTORIAL[$exp_terms];
             let mut i = $exp_terms;
             while i > 0 {
@@ -71,12 +70,11 @@ macro_rules! transcendental {
             let a = if a > $tanh_limit { $tanh_limit } else { a };
             let y = 2.0 * a;
             // expm1(y) = y(1 + y/2! + y²/3! + ...) below 1, by Horner's rule.
-            const SERIES: [$t; $expm1_terms] = inverse_factorials(1);
-            let mut s: $t = SERIES[$expm1_terms - 1];
-            let mut i = $expm1_terms - 1;
-            while i > 0 {
+            let mut s: $t = INV_FACTORIAL[$expm1_terms];
+            let mut i = $expm1_terms;
+            while i > 1 {
                 i -= 1;
-                s = s * y + SERIES[i];
+                s = s * y + INV_FACTORIAL[i];
             }
             let m = if y < 1.0 { y * s } else { $exp(y) - 1.0 };
             (m / (m + 2.0)).copysign(x)
